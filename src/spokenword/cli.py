@@ -1,0 +1,159 @@
+"""The ``spokenword`` command. ``main(argv)`` returns an exit code, so tests call it in-process.
+
+Exit codes: 0 success, 1 some inputs failed (the rest were processed), 2 usage error (bad
+arguments, missing data or checkpoint, config errors).
+
+``fit``, ``validate`` and ``test`` are LightningCLI subcommands (see :mod:`spokenword.training`);
+the others are plain argparse commands defined here and in their own modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit code 2."""
+
+
+def _data_root_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data.root", dest="data_root", default=None,
+                        help="data root (default: $SPOKENWORD_DATA, else ./data); FSDD lives in <root>/fsdd/recordings")
+
+
+def _cmd_download(args) -> int:
+    from spokenword.data import resolve_root
+    from spokenword.datasets import fsdd
+
+    root = resolve_root(args.data_root)
+    if fsdd.is_installed(root) and not args.force:
+        print(f"FSDD {fsdd.VERSION} already at {fsdd.FSDD.folder(root)}")
+        return EXIT_OK
+    folder = fsdd.download(root, force=args.force)
+    print(f"FSDD {fsdd.VERSION} verified and installed at {folder}")
+    return EXIT_OK
+
+
+def _cmd_classify(args) -> int:
+    from spokenword.predict import Classifier
+
+    classifier = Classifier.from_checkpoint(args.model)
+    failed = 0
+    results = {}
+    for path, result in classifier.predict_many(args.files, top_k=args.top_k):
+        if isinstance(result, Exception):
+            failed += 1
+            print(f"error: {result}", file=sys.stderr)
+            continue
+        if args.json:
+            results[str(path)] = result
+        else:
+            print(f"{path}\t{result[0]['label']}\t{result[0]['score']:.3f}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_FAILED_INPUTS if failed else EXIT_OK
+
+
+def _cmd_evaluate(args) -> int:
+    from spokenword.datasets.folder import scan
+    from spokenword.predict import Classifier, evaluate
+
+    classifier = Classifier.from_checkpoint(args.model)
+    recordings = scan(Path(args.data))
+    result = evaluate(classifier, recordings)
+    for line in result.errors:
+        print(f"error: {line}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"accuracy {100 * result.accuracy:.2f}% on {result.count} recordings"
+              + (f" ({len(result.errors)} failed)" if result.errors else ""))
+        for label, acc in result.to_dict()["per_class_accuracy"].items():
+            print(f"  {label:>8}  {'-' if acc is None else f'{100 * acc:6.2f}%'}")
+        for speaker, acc in result.to_dict()["per_speaker_accuracy"].items():
+            print(f"  speaker {speaker}: {100 * acc:.2f}%")
+    return EXIT_FAILED_INPUTS if result.errors else EXIT_OK
+
+
+def _cmd_figures(args) -> int:
+    from spokenword import figures
+    from spokenword.data import resolve_root
+
+    paths = figures.write_all(resolve_root(args.data_root), Path(args.out), speaker=args.speaker)
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spokenword",
+        description="Spoken-word recognition. Training: spokenword fit|validate|test --config CONFIG.yaml (see --help of each).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} (spokenword {name} --help)", add_help=False)
+
+    p = sub.add_parser("download", help="download and verify FSDD v1.0.10")
+    _data_root_argument(p)
+    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("classify", help="print the predicted label of each audio file")
+    p.add_argument("model", help="checkpoint (.ckpt)")
+    p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg; any rate, mono or stereo)")
+    p.add_argument("--json", action="store_true", help="print JSON: per file a list of {label, score}")
+    p.add_argument("--top-k", type=int, default=None, help="labels per file in --json (default: all)")
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on labelled recordings")
+    p.add_argument("model", help="checkpoint (.ckpt)")
+    p.add_argument("data", help="folder (FSDD-style names, one sub-folder per label, or labels.csv) or a manifest .csv")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("figures", help="write the dataset illustrations (waveform, spectrogram, grid, MFCC)")
+    _data_root_argument(p)
+    p.add_argument("--out", default="figures", help="output folder")
+    p.add_argument("--speaker", default="jackson", help="speaker shown in the per-speaker figures")
+    p.set_defaults(func=_cmd_figures)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from spokenword.audio import AudioError
+    from spokenword.datasets import DatasetError
+    from spokenword.predict import CheckpointError
+
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            from spokenword import training
+
+            return training.run(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
+        return args.func(args)
+    except SystemExit as exit_:  # argparse / jsonargparse usage errors and --help
+        code = exit_.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+    except (UsageError, DatasetError, CheckpointError, AudioError, FileNotFoundError) as err:
+        print(f"spokenword: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("spokenword: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

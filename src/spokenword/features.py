@@ -1,0 +1,260 @@
+"""Feature extraction: pure tensor functions, plus one settings record that drives them.
+
+Shapes use ``T`` for samples (at ``sample_rate`` Hz), ``F`` for STFT frames and ``B`` for
+frequency rows. Every function works on a single clip (1-D tensor) or a batch (leading dims).
+
+The settings record :class:`FeatureSettings` is stored in every checkpoint, so inference uses
+the features the model was trained on (see :func:`extract`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How a waveform becomes a ``(1, n_bins, n_frames)`` image.
+
+    Attributes:
+        kind: ``"stft"`` (log-power STFT, the reference), ``"logmel"`` or ``"mfcc"``.
+        n_fft: FFT size (samples).
+        hop_length: STFT hop (samples). The reference: 256-point FFT with 16 samples of
+            overlap, so a hop of 240.
+        n_bins: image height: STFT bins are resized to it, mel bands / MFCC count equal it.
+        n_frames: image width (frames).
+        time_axis: ``"stretch"`` resizes the whole clip to ``n_frames`` columns (the reference),
+            ``"fixed"`` keeps one frame per hop and centre-crops or zero-pads to ``n_frames``.
+        f_min: lowest mel frequency (Hz).
+        f_max: highest mel frequency (Hz); ``None`` means the Nyquist frequency.
+        trim_db: drop leading/trailing frames quieter than this many dB below the loudest
+            frame before extracting (``None``: no trimming).
+        peak_normalize: scale each waveform to a peak of 1 before extracting.
+        utterance_norm: per-clip scaling: ``"minmax"`` to [0, 1] (a greyscale image, as the
+            reference rendered it), ``"standard"`` to mean 0 / std 1, or ``"none"``.
+    """
+
+    kind: Literal["stft", "logmel", "mfcc"] = "stft"
+    n_fft: int = 256
+    hop_length: int = 240
+    n_bins: int = 64
+    n_frames: int = 64
+    time_axis: Literal["stretch", "fixed"] = "stretch"
+    f_min: float = 0.0
+    f_max: float | None = None
+    trim_db: float | None = None
+    peak_normalize: bool = False
+    utterance_norm: Literal["minmax", "standard", "none"] = "minmax"
+
+    def __post_init__(self) -> None:
+        if self.n_fft < 8 or self.hop_length < 1 or self.n_bins < 1 or self.n_frames < 1:
+            raise ValueError(f"feature sizes must be positive (n_fft >= 8): {self}")
+        if self.kind == "stft" and self.n_bins > self.n_fft // 2 + 1 and self.time_axis == "fixed":
+            raise ValueError("n_bins cannot exceed n_fft // 2 + 1 for kind='stft'")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape of one extracted feature: ``(channels, n_bins, n_frames)``."""
+        return (1, self.n_bins, self.n_frames)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FeatureSettings":
+        return cls(**values)
+
+    def digest(self, sample_rate: int) -> str:
+        """A short hash of these settings at ``sample_rate`` (Hz), for cache keys."""
+        text = json.dumps({"sample_rate": sample_rate, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def power_spectrogram(wave: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
+    """Power STFT with a Hann window, no centre padding.
+
+    Args:
+        wave: ``(..., T)`` samples; shorter clips are zero-padded to ``n_fft``.
+    Returns:
+        ``(..., n_fft // 2 + 1, F)`` power, ``F = 1 + (T - n_fft) // hop_length``.
+    """
+    if wave.shape[-1] < n_fft:
+        wave = F.pad(wave, (0, n_fft - wave.shape[-1]))
+    lead = wave.shape[:-1]
+    flat = wave.reshape(-1, wave.shape[-1])
+    window = torch.hann_window(n_fft, dtype=wave.dtype, device=wave.device)
+    spec = torch.stft(flat, n_fft, hop_length, window=window, center=False, return_complex=True)
+    power = spec.real.square() + spec.imag.square()
+    return power.reshape(*lead, *power.shape[-2:])
+
+
+def to_db(power: torch.Tensor) -> torch.Tensor:
+    """``10 * log10(power)`` with a floor of -100 dB. Shape unchanged."""
+    return 10.0 * torch.log10(power.clamp_min(_EPS))
+
+
+def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+    """HTK mel scale: ``2595 * log10(1 + hz / 700)``."""
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+
+def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`hz_to_mel` (Hz)."""
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+def mel_filterbank(
+    n_fft: int, sample_rate: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
+    """Triangular HTK mel filters, shape ``(n_mels, n_fft // 2 + 1)``, each peaking at 1."""
+    f_max = sample_rate / 2 if f_max is None else f_max
+    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    mels = torch.linspace(
+        hz_to_mel(torch.tensor(f_min, dtype=torch.float64)).item(),
+        hz_to_mel(torch.tensor(f_max, dtype=torch.float64)).item(),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
+    edges = mel_to_hz(mels)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (freqs - lower) / (centre - lower)
+    falling = (upper - freqs) / (upper - centre)
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
+
+
+def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
+    """Orthonormal DCT-II matrix, shape ``(n_mfcc, n_mels)``."""
+    n = torch.arange(n_mels, dtype=torch.float64)
+    k = torch.arange(n_mfcc, dtype=torch.float64)[:, None]
+    basis = torch.cos(math.pi / n_mels * (n + 0.5) * k) * math.sqrt(2.0 / n_mels)
+    basis[0] /= math.sqrt(2.0)
+    return basis.float()
+
+
+def trim_silence(wave: torch.Tensor, top_db: float, frame_length: int = 256, hop_length: int = 80) -> torch.Tensor:
+    """Cut leading and trailing frames more than ``top_db`` dB below the loudest frame.
+
+    Args:
+        wave: ``(T,)`` samples.
+    Returns:
+        ``(T',)`` with ``T' <= T``; the clip is returned whole when it is shorter than a frame
+        or entirely silent.
+    """
+    if wave.ndim != 1:
+        raise ValueError(f"trim_silence expects a 1-D clip, got shape {tuple(wave.shape)}")
+    if wave.shape[-1] <= frame_length:
+        return wave
+    frames = wave.unfold(0, frame_length, hop_length)
+    energy = to_db(frames.square().mean(dim=-1))
+    loud = torch.nonzero(energy > energy.max() - top_db).flatten()
+    if loud.numel() == 0 or energy.max() <= -100.0 + 1e-3:
+        return wave
+    start = int(loud[0]) * hop_length
+    stop = min(wave.shape[-1], int(loud[-1]) * hop_length + frame_length)
+    return wave[start:stop]
+
+
+def fix_frames(spec: torch.Tensor, n_frames: int, offset: int | None = None) -> torch.Tensor:
+    """Crop or zero-pad the last axis to ``n_frames``.
+
+    Args:
+        spec: ``(..., F)``.
+        offset: first frame kept when cropping, or where the clip starts when padding;
+            ``None`` centres it.
+    Returns:
+        ``(..., n_frames)``.
+    """
+    frames = spec.shape[-1]
+    if frames == n_frames:
+        return spec
+    if frames > n_frames:
+        start = (frames - n_frames) // 2 if offset is None else max(0, min(offset, frames - n_frames))
+        return spec[..., start : start + n_frames]
+    missing = n_frames - frames
+    left = missing // 2 if offset is None else max(0, min(offset, missing))
+    return F.pad(spec, (left, missing - left), value=float(spec.min()) if spec.numel() else 0.0)
+
+
+def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear resize of the last two axes to ``(height, width)``."""
+    lead = image.shape[:-2]
+    flat = image.reshape(-1, 1, *image.shape[-2:])
+    out = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False)
+    return out.reshape(*lead, height, width)
+
+
+def normalize_utterance(image: torch.Tensor, mode: str) -> torch.Tensor:
+    """Per-clip scaling over the last two axes: ``minmax`` to [0, 1], ``standard`` to mean 0 /
+    std 1, ``none`` unchanged."""
+    if mode == "none":
+        return image
+    dims = (-2, -1)
+    if mode == "minmax":
+        low = image.amin(dim=dims, keepdim=True)
+        high = image.amax(dim=dims, keepdim=True)
+        return (image - low) / (high - low).clamp_min(1e-6)
+    if mode == "standard":
+        mean = image.mean(dim=dims, keepdim=True)
+        std = image.std(dim=dims, keepdim=True, unbiased=False)
+        return (image - mean) / std.clamp_min(1e-6)
+    raise ValueError(f"unknown utterance_norm {mode!r}; expected 'minmax', 'standard' or 'none'")
+
+
+def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
+    """Turn one clip into the model's input image.
+
+    Args:
+        wave: ``(T,)`` float samples at ``sample_rate`` Hz.
+        sample_rate: Hz; used for the mel scale.
+        settings: see :class:`FeatureSettings`.
+    Returns:
+        ``(1, settings.n_bins, settings.n_frames)`` float32, finite.
+    """
+    wave = torch.as_tensor(wave, dtype=torch.float32).flatten()
+    if settings.trim_db is not None:
+        wave = trim_silence(wave, settings.trim_db, frame_length=settings.n_fft, hop_length=settings.hop_length)
+    if settings.peak_normalize:
+        wave = wave / wave.abs().max().clamp_min(1e-6)
+    power = power_spectrogram(wave, settings.n_fft, settings.hop_length)  # (n_fft//2+1, F)
+    if settings.kind == "stft":
+        image = to_db(power)
+        rows = settings.n_bins
+    else:
+        bank = mel_filterbank(settings.n_fft, sample_rate, settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40), settings.f_min, settings.f_max)
+        image = to_db(bank @ power)
+        if settings.kind == "mfcc":
+            image = dct_matrix(settings.n_bins, bank.shape[0]) @ image
+        rows = image.shape[0]
+    if settings.time_axis == "stretch":
+        image = resize(image, settings.n_bins, settings.n_frames)
+    else:
+        if rows != settings.n_bins:
+            image = resize(image, settings.n_bins, image.shape[-1])
+        image = fix_frames(image, settings.n_frames)
+    image = normalize_utterance(image, settings.utterance_norm)
+    return image.unsqueeze(0).contiguous()
+
+
+class FeatureExtractor(torch.nn.Module):
+    """Thin module around :func:`extract` holding the settings and sample rate (Hz).
+
+    ``forward(wave)`` maps ``(T,)`` to ``(1, n_bins, n_frames)``.
+    """
+
+    def __init__(self, settings: FeatureSettings | None = None, sample_rate: int = 8000):
+        super().__init__()
+        self.settings = settings or FeatureSettings()
+        self.sample_rate = sample_rate
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return extract(wave, self.sample_rate, self.settings)

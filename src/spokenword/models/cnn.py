@@ -1,0 +1,48 @@
+"""The reference network: four ``Conv2d -> ReLU -> MaxPool2d(2)`` blocks and one linear layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SpectrogramCNN(nn.Module):
+    """The reference 4-block CNN (84,682 parameters for a 64x64 input and 10 classes).
+
+    Blocks: Conv(1->16, k5, p2), Conv(16->32, k5, p2), Conv(32->64, k3, p2), Conv(64->64, k3, p2),
+    each followed by ReLU and 2x2 max pooling; then optional dropout and ``Linear(1600 -> classes)``.
+    The padding of 2 on the 3x3 convolutions grows the map by 2, so a 64x64 image ends as 64x5x5.
+
+    Args:
+        num_classes: number of output logits.
+        in_channels: channels of the input image.
+        input_size: ``(height, width)`` of the input image (feature rows, frames).
+        dropout: dropout probability before the classifier (the reference's regulariser; 0 = off).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: tuple[int, int] = (64, 64),
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        specs = [(in_channels, 16, 5, 2), (16, 32, 5, 2), (32, 64, 3, 2), (64, 64, 3, 2)]
+        layers: list[nn.Module] = []
+        for cin, cout, kernel, pad in specs:
+            layers += [nn.Conv2d(cin, cout, kernel, padding=pad), nn.ReLU(), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, in_channels, *input_size)).numel()
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(flat, num_classes)
+        self.num_classes = num_classes
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` images to ``(N, 1600)`` flattened features (for 64x64 input)."""
+        return self.features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` images to ``(N, num_classes)`` logits."""
+        return self.head(self.dropout(self.forward_features(x)))

@@ -1,0 +1,70 @@
+"""Figures: training curves and confusion matrices of a run, and the dataset illustrations of
+``spokenword figures``. Every function writes a PNG and returns its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from spokenword.task import ACC, LOSS  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def training_curves(history: Sequence[dict], run_dir: Path) -> list[Path]:
+    """``loss.png`` and ``accuracy.png``: train and validation value per epoch."""
+    epochs = [int(row["epoch"]) + 1 for row in history]
+    out = []
+    for metric, name, ylabel in ((LOSS, "loss.png", "cross-entropy loss"), (ACC, "accuracy.png", "accuracy (%)")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for stage, style in (("train", "-o"), ("val", "-s")):
+            values = [row.get(f"{stage}/{metric}") for row in history]
+            if all(v is None for v in values):
+                continue
+            values = [np.nan if v is None else (100 * v if metric == ACC else v) for v in values]
+            ax.plot(epochs, values, style, markersize=3, label="validation" if stage == "val" else "train")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{'Loss' if metric == LOSS else 'Accuracy'} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        out.append(_save(fig, Path(run_dir) / name))
+    return out
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str = "") -> Path:
+    """Counts (left) and row-normalised recall per true class (right)."""
+    counts = np.asarray(matrix, dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    size = max(4.0, 0.45 * len(labels) + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    for ax, data, fmt, name in ((axes[0], counts, "{:.0f}", "counts"), (axes[1], normalised, "{:.2f}", "row-normalised")):
+        image = ax.imshow(data, cmap="Blues")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted label")
+        ax.set_ylabel("true label")
+        ax.set_title(f"{title} {name}".strip())
+        if len(labels) <= 20:
+            threshold = data.max() / 2 if data.size else 0
+            for i in range(data.shape[0]):
+                for j in range(data.shape[1]):
+                    if data[i, j]:
+                        ax.text(j, i, fmt.format(data[i, j]), ha="center", va="center", fontsize=7,
+                                color="white" if data[i, j] > threshold else "black")
+    return _save(fig, path)

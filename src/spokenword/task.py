@@ -1,0 +1,155 @@
+"""The LightningModule: a network, its loss, metrics, optimiser and the inference contract.
+
+The module's hyper-parameters (label names, sample rate, feature settings) and its buffers
+(normalisation mean and std of the training features) are saved in every checkpoint, so
+:class:`spokenword.predict.Classifier` rebuilds exactly the preprocessing used in training.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from spokenword.features import FeatureSettings
+from spokenword.models import SpectrogramCNN
+
+# LightningCLI stores ``net`` as its config (class_path/init_args), so keeping it in the
+# hyper-parameters is what makes ``load_from_checkpoint`` rebuild it.
+warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
+
+#: metric names, logged as ``{stage}/{name}`` (e.g. ``val/acc``); reports and plots read these.
+LOSS, ACC = "loss", "acc"
+MONITOR = f"val/{ACC}"
+
+
+def _adam(params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+class SpokenWordTask(L.LightningModule):
+    """Classification of feature images into ``labels``.
+
+    Args:
+        net: the network, ``(N, 1, H, W) -> (N, len(labels))`` logits.
+        labels: class names in output order (linked from the data module).
+        sample_rate: rate the model expects (Hz), linked from the data module.
+        features: feature settings, linked from the data module.
+        optimizer: optimiser factory (default Adam, lr 1e-3).
+        lr_scheduler: scheduler factory, or ``None``.
+        scheduler_interval: step the scheduler every ``epoch`` or every ``step``.
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | None = None,
+        labels: list[str] | None = None,
+        sample_rate: int = 8000,
+        features: FeatureSettings = FeatureSettings(),
+        optimizer: OptimizerCallable = _adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        if isinstance(features, dict):  # as stored in a checkpoint's hyper-parameters
+            features = FeatureSettings.from_dict(features)
+        self.save_hyperparameters()
+        self.hparams["features"] = features.to_dict()  # plain values: checkpoints load with weights_only
+        self.labels = list(labels) if labels is not None else [str(i) for i in range(10)]
+        self.net = net if net is not None else SpectrogramCNN(num_classes=len(self.labels))
+        self.sample_rate = sample_rate
+        self.features = features
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.scheduler_interval = scheduler_interval
+        self.label_smoothing = label_smoothing
+        self.register_buffer("feature_mean", torch.tensor(0.0))
+        self.register_buffer("feature_std", torch.tensor(1.0))
+        n = len(self.labels)
+        self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.val_acc = MulticlassAccuracy(n, average="micro")
+        self.test_metrics = MetricCollection(
+            {
+                ACC: MulticlassAccuracy(n, average="micro"),
+                "precision": MulticlassPrecision(n, average=None),
+                "recall": MulticlassRecall(n, average=None),
+                "f1": MulticlassF1Score(n, average=None),
+                "confusion": MulticlassConfusionMatrix(n),
+            }
+        )
+        self.test_results: dict | None = None
+
+    # -- inference -----------------------------------------------------------------------------
+    def set_normalization(self, mean: float, std: float) -> None:
+        """Store the training features' mean and std (applied in :meth:`forward`)."""
+        self.feature_mean.fill_(float(mean))
+        self.feature_std.fill_(max(float(std), 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Un-normalised features ``(N, 1, H, W)`` to logits ``(N, num_classes)``."""
+        return self.net((x - self.feature_mean) / self.feature_std)
+
+    # -- training ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and dm is not None and getattr(dm, "feature_mean", None) is not None:
+            self.set_normalization(dm.feature_mean, dm.feature_std)
+
+    def _step(self, batch, stage: str):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if stage == "train" else 0.0)
+        return logits, y, loss
+
+    def training_step(self, batch, batch_idx):
+        logits, y, loss = self._step(batch, "train")
+        self.train_acc(logits, y)
+        self.log(f"train/{LOSS}", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(f"train/{ACC}", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        logits, y, loss = self._step(batch, "val")
+        self.val_acc(logits, y)
+        self.log(f"val/{LOSS}", loss, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log(f"val/{ACC}", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(y))
+
+    def on_test_epoch_start(self) -> None:
+        self.test_results = None
+        self.test_metrics.reset()
+
+    def test_step(self, batch, batch_idx):
+        logits, y, loss = self._step(batch, "test")
+        self.test_metrics.update(logits, y)
+        self.log(f"test/{LOSS}", loss, on_epoch=True, batch_size=len(y), sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        values = self.test_metrics.compute()
+        self.log(f"test/{ACC}", values[ACC])
+        self.test_results = {name: value.detach().cpu() for name, value in values.items()}
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
