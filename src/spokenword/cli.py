@@ -41,9 +41,9 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_classify(args) -> int:
-    from spokenword.predict import Classifier
+    from spokenword.predict import load_classifier
 
-    classifier = Classifier.from_checkpoint(args.model)
+    classifier = load_classifier(args.model)
     failed = 0
     results = {}
     for path, result in classifier.predict_many(args.files, top_k=args.top_k):
@@ -62,9 +62,9 @@ def _cmd_classify(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from spokenword.datasets.folder import scan
-    from spokenword.predict import Classifier, evaluate
+    from spokenword.predict import evaluate, load_classifier
 
-    classifier = Classifier.from_checkpoint(args.model)
+    classifier = load_classifier(args.model)
     recordings = scan(Path(args.data))
     result = evaluate(classifier, recordings)
     for line in result.errors:

@@ -116,6 +116,17 @@ class Classifier:
         yield from flush()
 
 
+def load_classifier(path: str | os.PathLike, **kwargs):
+    """Open a trained model for inference: a ``.ckpt`` checkpoint (:class:`Classifier`) or an
+    exported ``.onnx`` model (:class:`spokenword.runtime.OnnxClassifier`, no torch needed), both
+    with the same call interface."""
+    if Path(path).suffix.lower() == ".onnx":
+        from spokenword.runtime import OnnxClassifier
+
+        return OnnxClassifier(path, **kwargs)
+    return Classifier.from_checkpoint(path, **kwargs)
+
+
 @dataclass
 class Evaluation:
     """Scores of a classifier on labelled recordings."""
