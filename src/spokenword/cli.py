@@ -41,7 +41,7 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_classify(args) -> int:
-    from spokenword.predict import load_classifier
+    from spokenword.runtime import load_classifier  # torch-free for .onnx exports
 
     classifier = load_classifier(args.model)
     failed = 0
@@ -81,6 +81,18 @@ def _cmd_evaluate(args) -> int:
     return EXIT_FAILED_INPUTS if result.errors else EXIT_OK
 
 
+def _cmd_export(args) -> int:
+    from spokenword import export
+
+    if args.int8 and args.format != "onnx":
+        raise UsageError("--int8 needs --format onnx (ONNX Runtime static quantization)")
+    paths = export.export(args.model, Path(args.out), format=args.format, int8=args.int8, data_root=args.data_root,
+                          calibration_clips=args.calibration_clips, max_seconds=args.max_seconds)
+    for path, size in export.file_sizes(paths).items():
+        print(f"{path}\t{size / 1024:.1f} KiB")
+    return EXIT_OK
+
+
 def _cmd_figures(args) -> int:
     from spokenword import figures
     from spokenword.data import resolve_root
@@ -118,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("export", help="export a checkpoint for deployment: ONNX (float or int8) or TorchScript, audio in, probabilities out")
+    p.add_argument("model", help="checkpoint (.ckpt)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), required=True, help="export format")
+    p.add_argument("--out", required=True, help="model file to write (.onnx / .pt); its metadata goes beside it as .json")
+    p.add_argument("--int8", action="store_true",
+                   help="ONNX only: int8 static quantization calibrated on FSDD training-split clips (takes 10-49)")
+    p.add_argument("--calibration-clips", type=int, default=200, help="training clips used to calibrate --int8")
+    p.add_argument("--max-seconds", type=float, default=10.0,
+                   help="fixed input length (s) recorded for fixed-shape runtimes; the graph accepts any length")
+    _data_root_argument(p)
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("figures", help="write the dataset illustrations (waveform, spectrogram, grid, MFCC)")
     _data_root_argument(p)
     p.add_argument("--out", default="figures", help="output folder")
@@ -131,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from spokenword.audio import AudioError
     from spokenword.datasets import DatasetError
-    from spokenword.predict import CheckpointError
+    from spokenword.runtime import ModelError  # CheckpointError / ExportError; torch-free
 
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
@@ -147,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse / jsonargparse usage errors and --help
         code = exit_.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
-    except (UsageError, DatasetError, CheckpointError, AudioError, FileNotFoundError) as err:
+    except (UsageError, DatasetError, ModelError, AudioError, FileNotFoundError) as err:
         print(f"spokenword: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

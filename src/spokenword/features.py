@@ -40,6 +40,10 @@ class FeatureSettings:
         trim_db: drop leading/trailing frames quieter than this many dB below the loudest
             frame before extracting (``None``: no trimming).
         peak_normalize: scale each waveform to a peak of 1 before extracting.
+        top_db: dynamic range of the dB image: values more than this many dB below the clip's
+            loudest bin are raised to that level (as librosa's ``power_to_db(top_db=...)``), so
+            near-silent bins (e.g. the band above a resampler's cut-off) do not set the image's
+            scale. ``None`` (the reference): no limit.
         utterance_norm: per-clip scaling: ``"minmax"`` to [0, 1] (a greyscale image, as the
             reference rendered it), ``"standard"`` to mean 0 / std 1, or ``"none"``.
     """
@@ -54,6 +58,7 @@ class FeatureSettings:
     f_max: float | None = None
     trim_db: float | None = None
     peak_normalize: bool = False
+    top_db: float | None = None
     utterance_norm: Literal["minmax", "standard", "none"] = "minmax"
 
     def __post_init__(self) -> None:
@@ -185,6 +190,13 @@ def fix_frames(spec: torch.Tensor, n_frames: int, offset: int | None = None) -> 
     return F.pad(spec, (left, missing - left), value=float(spec.min()) if spec.numel() else 0.0)
 
 
+def limit_range(db: torch.Tensor, top_db: float) -> torch.Tensor:
+    """Raise values more than ``top_db`` below the maximum of the last two axes to that level.
+    Shape unchanged."""
+    peak = db.amax(dim=(-2, -1), keepdim=True)
+    return torch.maximum(db, peak - top_db)
+
+
 def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Bilinear resize of the last two axes to ``(height, width)``."""
     lead = image.shape[:-2]
@@ -228,10 +240,14 @@ def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings) -> 
     power = power_spectrogram(wave, settings.n_fft, settings.hop_length)  # (n_fft//2+1, F)
     if settings.kind == "stft":
         image = to_db(power)
-        rows = settings.n_bins
+        if settings.top_db is not None:
+            image = limit_range(image, settings.top_db)
+        rows = image.shape[0]  # n_fft // 2 + 1, resized to n_bins below
     else:
         bank = mel_filterbank(settings.n_fft, sample_rate, settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40), settings.f_min, settings.f_max)
         image = to_db(bank @ power)
+        if settings.top_db is not None:
+            image = limit_range(image, settings.top_db)
         if settings.kind == "mfcc":
             image = dct_matrix(settings.n_bins, bank.shape[0]) @ image
         rows = image.shape[0]

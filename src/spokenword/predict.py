@@ -16,11 +16,12 @@ import torch
 
 from spokenword import audio
 from spokenword.features import FeatureSettings, extract
+from spokenword.runtime import ModelError
 
 Prediction = list[dict]  # [{"label": "7", "score": 0.97}, ...] sorted by score, highest first
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelError):
     """A checkpoint that cannot be used, with a message naming it and why."""
 
 
@@ -119,12 +120,11 @@ class Classifier:
 def load_classifier(path: str | os.PathLike, **kwargs):
     """Open a trained model for inference: a ``.ckpt`` checkpoint (:class:`Classifier`) or an
     exported ``.onnx`` model (:class:`spokenword.runtime.OnnxClassifier`, no torch needed), both
-    with the same call interface."""
-    if Path(path).suffix.lower() == ".onnx":
-        from spokenword.runtime import OnnxClassifier
+    with the same call interface. The dispatch lives in :func:`spokenword.runtime.load_classifier`
+    (torch-free, so the ONNX path never imports torch)."""
+    from spokenword.runtime import load_classifier as load
 
-        return OnnxClassifier(path, **kwargs)
-    return Classifier.from_checkpoint(path, **kwargs)
+    return load(path, **kwargs)
 
 
 @dataclass

@@ -1,0 +1,352 @@
+"""Deployment exports of a checkpoint: ONNX (float or int8) and TorchScript, front end included.
+
+Every export maps raw audio to class probabilities:
+
+* inputs ``audio``: float32 ``(N, T)``, mono samples at the model's sample rate (Hz), and
+  ``length``: int64 ``(N,)``, the true number of samples of each clip;
+* padding rule: clips of a batch are zero-padded at the end to the longest (any ``T >= 1``); a
+  fixed-shape runtime pads every clip to ``max_samples`` (metadata). Samples at or after
+  ``length`` are ignored, so the result equals that of the unpadded clip;
+* output ``probabilities``: float32 ``(N, num_classes)`` in label order.
+
+The graph holds the whole front end of :func:`spokenword.features.extract` (STFT, dB, mel/DCT,
+resizing or cropping the time axis to the clip's own length, per-utterance scaling), the training
+normalisation and the network. Silence trimming (``trim_db``), whose output length depends on the
+data, is the one step left outside: :func:`spokenword.runtime.host_steps` applies it before the
+graph. Label names, sample rate, feature settings and normalisation statistics travel with the model
+(ONNX ``metadata_props["spokenword"]``, TorchScript extra file ``spokenword.json``) and in a JSON
+file beside it (same content, see :func:`export_metadata`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import spokenword
+from spokenword import runtime
+from spokenword.features import FeatureSettings, dct_matrix, mel_filterbank
+from spokenword.predict import load_task
+
+ONNX_OPSET = 18
+#: default clip length a fixed-shape runtime allocates (s); the graph itself accepts any length.
+DEFAULT_MAX_SECONDS = 10.0
+#: precision of the in-graph STFT (see :class:`FrontEnd`).
+STFT_DTYPE = torch.float64
+#: TorchScript extra file holding the metadata.
+TORCHSCRIPT_METADATA = "spokenword.json"
+
+
+def _interpolation(src: torch.Tensor, dst: int, size: int) -> torch.Tensor:
+    """Half-pixel linear interpolation weights (``align_corners=False``, as ``F.interpolate``).
+
+    Args:
+        src: ``(N,)`` float source lengths (``>= 1``), one per clip.
+        dst: output length.
+        size: rows of the returned matrix (``>= max(src)``); rows past a clip's length get 0.
+    Returns:
+        ``(N, size, dst)``: ``resized = values @ weights`` for values ``(N, ..., size)``.
+    """
+    scale = (src / dst)[:, None]  # (N, 1)
+    pos = ((torch.arange(dst, dtype=torch.float32) + 0.5)[None] * scale - 0.5).clamp_min(0.0)  # (N, dst)
+    lo = torch.floor(pos)
+    hi = torch.minimum(lo + 1.0, src[:, None] - 1.0)
+    frac = pos - lo
+    index = torch.arange(size, dtype=torch.float32)[None, :, None]  # (1, size, 1)
+    return (index == lo[:, None, :]).float() * (1.0 - frac)[:, None, :] + (index == hi[:, None, :]).float() * frac[:, None, :]
+
+
+class FrontEnd(nn.Module):
+    """:func:`spokenword.features.extract` on a padded batch, in export-friendly tensor ops.
+
+    ``forward(audio (N, T) float32, length (N,) int64) -> (N, 1, n_bins, n_frames)``. Trimming is not
+    included (see module docstring); every other setting is.
+    """
+
+    def __init__(self, settings: FeatureSettings, sample_rate: int):
+        super().__init__()
+        self.n_fft, self.hop, self.n_bins, self.n_frames = settings.n_fft, settings.hop_length, settings.n_bins, settings.n_frames
+        self.kind, self.stretch, self.norm = settings.kind, settings.time_axis == "stretch", settings.utterance_norm
+        self.peak = settings.peak_normalize
+        top_db = getattr(settings, "top_db", None)  # dynamic range limit (dB), when the settings have one
+        self.top_db: float | None = None if top_db is None else float(top_db)
+        self.register_buffer("window", torch.hann_window(settings.n_fft, dtype=STFT_DTYPE), persistent=False)
+        rows = settings.n_fft // 2 + 1
+        bank, dct = torch.zeros(0, rows), torch.zeros(0, 0)
+        if settings.kind != "stft":
+            n_mels = settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40)
+            bank = mel_filterbank(settings.n_fft, sample_rate, n_mels, settings.f_min, settings.f_max)
+            rows = n_mels
+            if settings.kind == "mfcc":
+                dct = dct_matrix(settings.n_bins, n_mels)
+                rows = settings.n_bins
+        self.rows = rows  # feature rows before resizing to n_bins
+        self.register_buffer("bank", bank, persistent=False)
+        self.register_buffer("dct", dct, persistent=False)
+
+    def forward(self, audio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        n_samples = audio.shape[-1]
+        valid = torch.arange(n_samples, device=audio.device)[None, :] < length[:, None]
+        audio = torch.where(valid, audio, torch.zeros_like(audio))
+        if self.peak:
+            audio = audio / audio.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6)
+        audio = F.pad(audio, (0, self.n_fft))  # clips shorter than n_fft get one zero-padded frame
+        spec = torch.stft(audio.to(self.window.dtype), self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+        power = (spec.real.square() + spec.imag.square()).float()  # (N, K, F_all)
+        if self.kind == "stft":
+            image = 10.0 * torch.log10(power.clamp_min(1e-10))
+        else:
+            image = 10.0 * torch.log10(torch.matmul(self.bank, power).clamp_min(1e-10))
+        frames = (length.clamp_min(self.n_fft) - self.n_fft) // self.hop + 1  # (N,) true frame counts
+        total = image.shape[-1]
+        frame_ok = (torch.arange(total, device=image.device)[None, :] < frames[:, None])[:, None, :]  # (N, 1, total)
+        if self.top_db is not None:  # dynamic range limit below the loudest bin of the clip's own frames
+            peak = torch.where(frame_ok, image, torch.full_like(image, -1e30)).amax(dim=(-2, -1), keepdim=True)
+            image = torch.maximum(image, peak - self.top_db)
+        if self.kind == "mfcc":
+            image = torch.matmul(self.dct, image)
+        if self.rows != self.n_bins:  # same-size width: only the rows are interpolated
+            image = F.interpolate(image.unsqueeze(1), size=(self.n_bins, total), mode="bilinear", align_corners=False).squeeze(1)
+        if self.stretch:
+            image = torch.matmul(image, _interpolation(frames.float(), self.n_frames, total))
+        else:
+            image = self._fix_frames(image, frames, frame_ok)
+        return self._normalize(image).unsqueeze(1)
+
+    def _fix_frames(self, image: torch.Tensor, frames: torch.Tensor, frame_ok: torch.Tensor) -> torch.Tensor:
+        """Centre crop / centre pad with the clip's minimum, as ``features.fix_frames``."""
+        n = self.n_frames
+        offset = (frames - n).clamp_min(0) // 2 - (n - frames).clamp_min(0) // 2  # (N,)
+        source = torch.arange(n, device=image.device)[None, :] + offset[:, None]  # (N, n)
+        inside = (source >= 0) & (source < frames[:, None])
+        index = torch.arange(image.shape[-1], device=image.device)[None, :, None]
+        select = ((index == source[:, None, :]) & inside[:, None, :]).float()  # (N, total, n)
+        floor = torch.where(frame_ok, image, torch.full_like(image, float("inf"))).amin(dim=(-2, -1), keepdim=True)
+        return torch.where(inside[:, None, :], torch.matmul(image, select), floor)
+
+    def _normalize(self, image: torch.Tensor) -> torch.Tensor:
+        if self.norm == "minmax":
+            low = image.amin(dim=(-2, -1), keepdim=True)
+            high = image.amax(dim=(-2, -1), keepdim=True)
+            return (image - low) / (high - low).clamp_min(1e-6)
+        if self.norm == "standard":
+            mean = image.mean(dim=(-2, -1), keepdim=True)
+            std = (image - mean).square().mean(dim=(-2, -1), keepdim=True).sqrt()
+            return (image - mean) / std.clamp_min(1e-6)
+        return image
+
+
+class WaveformClassifier(nn.Module):
+    """Front end + training normalisation + network + softmax:
+    ``(audio (N, T), length (N,)) -> probabilities (N, num_classes)``."""
+
+    def __init__(self, task, front_end: FrontEnd):
+        super().__init__()
+        self.front_end = front_end
+        self.net = task.net
+        self.register_buffer("mean", task.feature_mean.detach().clone().float())
+        self.register_buffer("std", task.feature_std.detach().clone().float())
+
+    def forward(self, audio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        features = (self.front_end(audio, length) - self.mean) / self.std
+        return torch.softmax(self.net(features), dim=-1)
+
+
+def waveform_classifier(checkpoint: str | os.PathLike) -> tuple[WaveformClassifier, object]:
+    """The eval-mode :class:`WaveformClassifier` of a checkpoint, and its task."""
+    task = load_task(checkpoint)
+    model = WaveformClassifier(task, FrontEnd(task.features, task.sample_rate)).eval()
+    return model, task
+
+
+def export_metadata(task, checkpoint, *, max_seconds: float, precision: str) -> dict:
+    """The versioned description that travels with an export (all read from the checkpoint)."""
+    return {
+        "format": runtime.METADATA_FORMAT,
+        "version": runtime.METADATA_VERSION,
+        "spokenword_version": spokenword.__version__,
+        "source_checkpoint": Path(checkpoint).name,
+        "precision": precision,
+        "labels": list(task.labels),
+        "sample_rate": int(task.sample_rate),
+        "features": task.features.to_dict(),
+        "normalization": {"mean": float(task.feature_mean), "std": float(task.feature_std)},
+        "inputs": {
+            runtime.AUDIO_INPUT: "float32 (N, T): mono samples at sample_rate Hz, zero-padded at the end to a common T",
+            runtime.LENGTH_INPUT: "int64 (N,): true samples per clip; samples at or after it are ignored",
+        },
+        "outputs": {runtime.PROBS_OUTPUT: "float32 (N, num_classes): class probabilities in label order"},
+        "max_samples": int(round(max_seconds * task.sample_rate)),
+        "host_steps": ["trim_silence"] if task.features.trim_db is not None else [],
+    }
+
+
+def _example(sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    audio = torch.randn(2, sample_rate) * 0.1
+    return audio, torch.tensor([sample_rate, sample_rate // 2], dtype=torch.int64)
+
+
+def sidecar_path(model: Path) -> Path:
+    """Where the JSON metadata of an export goes: ``model.onnx`` -> ``model.onnx.json``."""
+    return Path(model).with_name(Path(model).name + ".json")
+
+
+def _write_sidecar(out: Path, metadata: dict) -> Path:
+    sidecar = sidecar_path(out)
+    sidecar.write_text(json.dumps(metadata, indent=2) + "\n")
+    return sidecar
+
+
+def _set_onnx_metadata(path: Path, metadata: dict) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:  # the exporter's per-node stack traces: a third of the file
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del model.graph.value_info[:]  # intermediate shapes: optional, ONNX Runtime infers them
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = runtime.METADATA_KEY, json.dumps(metadata)
+    model.doc_string = f"spokenword {metadata['precision']} export of {metadata['source_checkpoint']}: audio -> probabilities"
+    onnx.save(model, str(path))
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str = "torch.onnx"):
+    """Silence the exporter's / quantizer's progress lines and warnings (not the user's concern)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_onnx(checkpoint, out, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> Path:
+    """Write the float32 ONNX export of ``checkpoint`` to ``out`` (and ``out`` with ``.json``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model, task = waveform_classifier(checkpoint)
+    batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=2)
+    with torch.no_grad(), _quiet():
+        program = torch.onnx.export(
+            model, _example(task.sample_rate), dynamo=True, opset_version=ONNX_OPSET, verbose=False,
+            input_names=[runtime.AUDIO_INPUT, runtime.LENGTH_INPUT], output_names=[runtime.PROBS_OUTPUT],
+            dynamic_shapes=({0: batch, 1: samples}, {0: batch}),
+        )
+    program.save(str(out))
+    metadata = export_metadata(task, checkpoint, max_seconds=max_seconds, precision="float32")
+    _set_onnx_metadata(out, metadata)
+    _write_sidecar(out, metadata)
+    return out
+
+
+class _CalibrationReader:
+    """Feeds ONNX Runtime's calibrator one clip at a time (``audio`` (1, T), ``length`` (1,))."""
+
+    def __init__(self, waves: Sequence[np.ndarray]):
+        self._items = iter([dict(zip((runtime.AUDIO_INPUT, runtime.LENGTH_INPUT), runtime.pad_batch([w]))) for w in waves])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> Path:
+    """Post-training static int8 quantization (QDQ, per-channel weights, MinMax calibration) of the
+    network's convolutions and linear layer; the front end stays float32.
+
+    Args:
+        float_model: an ``.onnx`` from :func:`export_onnx`.
+        calibration_waves: ``(T,)`` float32 clips at the model's rate, after
+            :func:`spokenword.runtime.host_steps` (training data, never the test split).
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    out = Path(out)
+    metadata = runtime.read_metadata(float_model)
+    with _quiet(""):  # the quantizer logs its advice on the root logger
+        quantize_static(
+            str(float_model), str(out), _CalibrationReader(calibration_waves),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv", "Gemm", "MaxPool", "Relu"], calibrate_method=CalibrationMethod.MinMax,
+        )
+    metadata["precision"] = "int8"
+    metadata["calibration_clips"] = len(calibration_waves)
+    _set_onnx_metadata(out, metadata)
+    _write_sidecar(out, metadata)
+    return out
+
+
+def export_torchscript(checkpoint, out, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> Path:
+    """Write a TorchScript export (``torch.jit.load(out)(audio, length)``) with its metadata as the
+    extra file ``spokenword.json`` and beside it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model, task = waveform_classifier(checkpoint)
+    metadata = export_metadata(task, checkpoint, max_seconds=max_seconds, precision="float32")
+    with torch.no_grad():
+        example = torch.zeros(1, *task.features.shape)
+        model.net = torch.jit.trace(model.net, example)  # any nn.Module network; shapes are fixed
+        scripted = torch.jit.script(model)
+    torch.jit.save(scripted, str(out), _extra_files={TORCHSCRIPT_METADATA: json.dumps(metadata)})
+    _write_sidecar(out, metadata)
+    return out
+
+
+def calibration_waves(root, sample_rate: int, settings: dict, *, clips: int = 200) -> list[np.ndarray]:
+    """``clips`` training-split FSDD recordings (official split: takes 10-49), evenly spread over
+    the sorted list, decoded and passed through the host-side steps."""
+    from spokenword import audio
+    from spokenword.data import make_split
+    from spokenword.datasets import FSDD
+
+    train = make_split(FSDD().recordings(Path(root)), "official").train
+    step = max(1, len(train) // clips)
+    chosen = train[::step][:clips]
+    return [runtime.host_steps(audio.load(r.path, sample_rate), settings) for r in chosen]
+
+
+def export(checkpoint, out, *, format: str, int8: bool = False, data_root=None,
+           calibration_clips: int = 200, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Path]:
+    """What ``spokenword export`` does; returns the files written (model, then its JSON)."""
+    out = Path(out)
+    if format == "torchscript":
+        if int8:
+            raise ValueError("--int8 is for --format onnx (ONNX Runtime static quantization)")
+        path = export_torchscript(checkpoint, out, max_seconds=max_seconds)
+        return [path, sidecar_path(path)]
+    if format != "onnx":
+        raise ValueError(f"unknown format {format!r}; expected 'onnx' or 'torchscript'")
+    if not int8:
+        path = export_onnx(checkpoint, out, max_seconds=max_seconds)
+        return [path, sidecar_path(path)]
+    from spokenword.data import resolve_root
+
+    float_path = out.with_name(out.stem + ".float32.onnx")
+    export_onnx(checkpoint, float_path, max_seconds=max_seconds)
+    meta = runtime.read_metadata(float_path)
+    waves = calibration_waves(resolve_root(data_root), meta["sample_rate"], meta["features"], clips=calibration_clips)
+    path = quantize_onnx(float_path, out, waves)
+    float_path.unlink()
+    sidecar_path(float_path).unlink()
+    return [path, sidecar_path(path)]
+
+
+def file_sizes(paths: Iterable[Path]) -> dict[str, int]:
+    """Bytes per file."""
+    return {str(p): Path(p).stat().st_size for p in paths}

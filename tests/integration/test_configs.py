@@ -1,0 +1,67 @@
+"""Every YAML in configs/ parses and instantiates (model, data module, trainer) without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from spokenword import training
+from spokenword.cli import main
+from spokenword.data import AudioDataModule
+from spokenword.datasets import DatasetError
+from spokenword.task import SpokenWordTask
+
+pytestmark = pytest.mark.integration
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_the_reference_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {"fsdd_cnn.yaml", "fsdd_cnn_dropout.yaml", "AudioClassification_cnn.yaml"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_parses(config, capsys):
+    assert main(["fit", "--config", str(config), "--print_config"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["model"]["net"]["class_path"]
+    assert resolved["data"]["split"] in {"official", "reference", "speakers"}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_instantiates(config, fsdd_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # loggers and caches with relative paths land here
+    try:
+        cli = training.SpokenWordCLI(
+            SpokenWordTask, AudioDataModule, run=False, auto_configure_optimizers=False,
+            trainer_defaults=training.trainer_defaults(),
+            args=["--config", str(config), "--data.root", str(fsdd_root), "--data.cache_dir", str(tmp_path / "cache")],
+        )
+    except DatasetError as err:  # a config for a corpus that is not on this machine
+        pytest.skip(f"{config.name}: its data is not available here ({err})")
+    model, data = cli.model, cli.datamodule
+    assert isinstance(model.net, torch.nn.Module)
+    assert model.labels == data.labels and model.sample_rate == data.sample_rate and model.features == data.features
+    logits = model.net(torch.zeros(2, *data.features.shape))
+    assert logits.shape == (2, data.num_classes)
+    assert cli.trainer.max_epochs >= 1
+    optimizers = model.configure_optimizers()
+    assert optimizers  # an optimiser (and scheduler) can be built from the config
+
+
+def test_reference_protocol_and_dropout_configs_say_what_they_change(capsys):
+    def resolved(name: str) -> dict:
+        assert main(["fit", "--config", str(CONFIGS[0].parent / name), "--print_config"]) == 0
+        return yaml.safe_load(capsys.readouterr().out)
+
+    reference, dropout, base = (resolved(n) for n in ("AudioClassification_cnn.yaml", "fsdd_cnn_dropout.yaml", "fsdd_cnn.yaml"))
+    assert reference["data"]["split"] == "reference" and reference["trainer"]["max_epochs"] == 30
+    assert dropout["data"]["split"] == "official" and dropout["model"]["net"]["init_args"]["dropout"] > 0
+    for config in (reference, dropout):
+        assert config["data"]["features"] == base["data"]["features"]
+        assert config["model"]["optimizer"] == base["model"]["optimizer"]
+        assert config["data"]["batch_size"] == base["data"]["batch_size"] == 256

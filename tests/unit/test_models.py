@@ -1,0 +1,41 @@
+"""The reference CNN: parameter count, shapes, dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spokenword.models import SpectrogramCNN
+
+
+def test_reference_cnn_has_84682_parameters():
+    assert sum(p.numel() for p in SpectrogramCNN().parameters()) == 84_682
+    assert sum(p.numel() for p in SpectrogramCNN(dropout=0.5).parameters()) == 84_682  # dropout adds none
+
+
+def test_output_and_feature_shapes():
+    model = SpectrogramCNN().eval()
+    x = torch.randn(3, 1, 64, 64)
+    assert model.forward_features(x).shape == (3, 1600)
+    assert model(x).shape == (3, 10)
+    assert SpectrogramCNN(num_classes=35, input_size=(40, 101))(torch.randn(2, 1, 40, 101)).shape == (2, 35)
+
+
+def test_blocks_follow_the_reference():
+    convs = [m for m in SpectrogramCNN().modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (1, 16, (5, 5), (2, 2)), (16, 32, (5, 5), (2, 2)), (32, 64, (3, 3), (2, 2)), (64, 64, (3, 3), (2, 2))]
+    assert SpectrogramCNN().head.in_features == 1600
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_dropout_is_configurable_and_only_active_in_training(p):
+    torch.manual_seed(0)
+    model = SpectrogramCNN(dropout=p)
+    assert model.dropout.p == p
+    x = torch.randn(4, 1, 64, 64)
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    same = torch.allclose(model(x), model(x))
+    assert same == (p == 0.0)
