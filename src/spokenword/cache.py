@@ -25,7 +25,7 @@ from spokenword.datasets.base import DatasetError
 from spokenword.features import FeatureSettings, extract
 
 #: bump when feature code changes in a way that changes its output
-FEATURE_CODE_VERSION = 1
+FEATURE_CODE_VERSION = 2
 
 
 def files_digest(paths: Sequence[Path]) -> str:

@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -268,22 +269,27 @@ class _CalibrationReader:
 
 def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> Path:
     """Post-training static int8 quantization (QDQ, per-channel weights, MinMax calibration) of the
-    network's convolutions and linear layer; the front end stays float32.
+    network's convolutions (but the first) and linear layer; the front end stays float.
 
     Args:
         float_model: an ``.onnx`` from :func:`export_onnx`.
         calibration_waves: ``(T,)`` float32 clips at the model's rate, after
             :func:`spokenword.runtime.host_steps` (training data, never the test split).
     """
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     out = Path(out)
     metadata = runtime.read_metadata(float_model)
+    # the first convolution sees one input channel: int8 saves nothing there and its extra
+    # quantize/dequantize steps cost time (measured ~0.1 ms of ~0.85 ms per clip)
+    first_conv = next((n.name for n in onnx.load(str(float_model)).graph.node if n.op_type == "Conv"), None)
     with _quiet(""):  # the quantizer logs its advice on the root logger
         quantize_static(
             str(float_model), str(out), _CalibrationReader(calibration_waves),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             op_types_to_quantize=["Conv", "Gemm", "MaxPool", "Relu"], calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=[first_conv] if first_conv else [],
         )
     metadata["precision"] = "int8"
     metadata["calibration_clips"] = len(calibration_waves)
@@ -337,13 +343,12 @@ def export(checkpoint, out, *, format: str, int8: bool = False, data_root=None,
         return [path, sidecar_path(path)]
     from spokenword.data import resolve_root
 
-    float_path = out.with_name(out.stem + ".float32.onnx")
-    export_onnx(checkpoint, float_path, max_seconds=max_seconds)
-    meta = runtime.read_metadata(float_path)
-    waves = calibration_waves(resolve_root(data_root), meta["sample_rate"], meta["features"], clips=calibration_clips)
-    path = quantize_onnx(float_path, out, waves)
-    float_path.unlink()
-    sidecar_path(float_path).unlink()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as work:
+        float_path = export_onnx(checkpoint, Path(work) / "float32.onnx", max_seconds=max_seconds)
+        meta = runtime.read_metadata(float_path)
+        waves = calibration_waves(resolve_root(data_root), meta["sample_rate"], meta["features"], clips=calibration_clips)
+        path = quantize_onnx(float_path, out, waves)
     return [path, sidecar_path(path)]
 
 
