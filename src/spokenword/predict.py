@@ -78,6 +78,11 @@ class Classifier:
         """``(T,)`` waveform to the model's input ``(1, n_bins, n_frames)``."""
         return extract(torch.from_numpy(np.asarray(wave, dtype=np.float32)), self.sample_rate, self.features)
 
+    def spectrogram(self, wave: np.ndarray) -> np.ndarray:
+        """``(T,)`` waveform to the ``(1, n_bins, n_frames)`` feature image the model sees (numpy),
+        the same method :class:`spokenword.runtime.OnnxClassifier` has."""
+        return self.featurize(wave).numpy()
+
     @torch.inference_mode()
     def probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` features to ``(N, num_classes)`` probabilities."""

@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from spokenword.datasets.base import Corpus, DatasetError, Recording
 
@@ -186,6 +185,8 @@ def download(
 
 
 def _fetch(url: str, destination: Path, *, progress: bool) -> None:
+    from tqdm.auto import tqdm  # only here, so inference-only installs need no tqdm
+
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(destination, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
