@@ -8,10 +8,22 @@ Splits (``split``):
   (test recordings used for model selection); every report labels it as such.
 * ``speakers``: ``test_speakers`` held out as test; validation = takes 5-9 of the other speakers
   (or ``val_speakers`` when given), train = the rest.
+* ``corpus``: the corpus's own partition (each :class:`~spokenword.datasets.Recording`'s ``subset``):
+  Speech Commands' ``validation_list.txt`` / ``testing_list.txt``, AudioMNIST's speaker-disjoint
+  assignment, a manifest's ``subset`` column. ``official`` and ``reference`` need FSDD-style take
+  numbers; ``corpus`` is the split for every other corpus.
 
-Features are computed once per run and cached on disk (see :mod:`spokenword.cache`), never per
-epoch. Normalisation statistics (mean and std of the training features) are computed on the
-training split only and handed to the model, which stores them in its checkpoint.
+Features are computed once (in ``prepare_data``, so once per node under DDP) and cached on disk
+(see :mod:`spokenword.cache`), never per epoch. Batches are read from the cache file on demand
+(:class:`CachedFeatures`), so the process's memory stays flat as the corpus grows; ``cache_dtype:
+float16`` halves the cache. Normalisation statistics (mean and std of the training features) are
+computed on the training split only, streaming over the cache, and handed to the model, which
+stores them in its checkpoint.
+
+Under distributed training (``trainer.strategy: ddp``) Lightning gives each process a
+``DistributedSampler`` for training; validation and test use :class:`UnpaddedDistributedSampler`,
+which splits the recordings across processes without the padding a ``DistributedSampler`` adds, so
+every recording is evaluated exactly once and the synced metrics equal single-process ones.
 """
 
 from __future__ import annotations
@@ -25,13 +37,14 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from spokenword.cache import FeatureCache
+from spokenword.cache import CACHE_DTYPES, FeatureCache, FeatureRows
 from spokenword.datasets import FSDD, Corpus, DatasetError, Recording
 from spokenword.features import FeatureSettings
 
-SplitName = Literal["official", "reference", "speakers"]
+SplitName = Literal["official", "reference", "speakers", "corpus"]
 DATA_ENV = "SPOKENWORD_DATA"
 CACHE_ENV = "SPOKENWORD_CACHE"
 
@@ -68,6 +81,19 @@ def make_split(
     val_speakers: list[str] | None = None,
 ) -> Split:
     """Divide ``recordings`` into train / validation / test (see module docstring). Deterministic."""
+    if split in ("official", "reference") and recordings and all(r.take < 0 for r in recordings):
+        raise DatasetError(f"split {split!r} needs FSDD-style take numbers; use split 'corpus' or 'speakers' for this corpus")
+    if split == "corpus":
+        parts = {name: [r for r in recordings if r.subset == name] for name in ("train", "val", "test")}
+        if not parts["train"] or not parts["test"]:
+            raise DatasetError("split 'corpus' needs a corpus that marks train and test recordings (Speech Commands lists, AudioMNIST, a manifest's subset column)")
+        return Split(
+            "corpus",
+            train=parts["train"],
+            val=parts["val"],
+            test=parts["test"],
+            protocol="the corpus's own partition (test never used for selection)",
+        )
     if split == "official":
         return Split(
             "official",
@@ -109,7 +135,47 @@ def make_split(
             test=test,
             protocol=f"held-out speakers {held} as test; validation from other speakers",
         )
-    raise ValueError(f"unknown split {split!r}; expected 'official', 'reference' or 'speakers'")
+    raise ValueError(f"unknown split {split!r}; expected 'official', 'reference', 'speakers' or 'corpus'")
+
+
+class CachedFeatures(Dataset):
+    """``(features (N, 1, H, W) float32, label index (N,))`` batches read from a cache entry.
+
+    ``__getitems__`` fetches a whole batch at once (DataLoader calls it with the batch's indices);
+    use :func:`whole_batch` as the DataLoader's ``collate_fn``.
+    """
+
+    def __init__(self, rows: FeatureRows, targets: torch.Tensor):
+        self.rows = rows
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.rows[[index]][0]), self.targets[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.rows[indices]), self.targets[torch.as_tensor(indices, dtype=torch.long)]
+
+
+def whole_batch(batch):
+    """Collate for :class:`CachedFeatures`: its ``__getitems__`` already returns the stacked batch."""
+    return batch
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Evaluation sampler under DDP: rank ``r`` of ``w`` takes indices ``r, r + w, ...``, no padding
+    and no duplicates, so ranks may get one sample fewer than others (fine for evaluation, where no
+    gradients are synchronised; torchmetrics sync the counts exactly)."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int | None = None, rank: int | None = None):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.num_samples = len(range(self.rank, len(dataset), self.num_replicas))
+        self.total_size = len(dataset)
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
 
 
 class AudioDataModule(L.LightningDataModule):
@@ -127,6 +193,7 @@ class AudioDataModule(L.LightningDataModule):
         eval_batch_size: validation/test batch size.
         num_workers: DataLoader workers (features are in memory, so 0 is usually fastest).
         cache_dir: feature cache folder; default ``$SPOKENWORD_CACHE`` or ``./.cache/spokenword``.
+        cache_dtype: ``float32`` or ``float16`` (half the disk and page cache; batches are float32).
     """
 
     def __init__(
@@ -142,6 +209,7 @@ class AudioDataModule(L.LightningDataModule):
         eval_batch_size: int = 512,
         num_workers: int = 0,
         cache_dir: str | None = None,
+        cache_dtype: Literal["float32", "float16"] = "float32",
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["corpus", "features"])  # features travel with the model
@@ -155,8 +223,11 @@ class AudioDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
+        if cache_dtype not in CACHE_DTYPES:
+            raise ValueError(f"cache_dtype {cache_dtype!r} not supported; expected one of {CACHE_DTYPES}")
+        self.cache_dtype = cache_dtype
         self.cache = FeatureCache(resolve_cache_dir(cache_dir))
-        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._datasets: dict[str, CachedFeatures] = {}
         self.feature_mean: float | None = None
         self.feature_std: float | None = None
 
@@ -180,7 +251,12 @@ class AudioDataModule(L.LightningDataModule):
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def prepare_data(self) -> None:
+        """Fetch the corpus if it can be, and fill the feature cache (one process per node)."""
         self.corpus.prepare(self.root)
+        for part in ("train", "val", "test"):
+            records = getattr(self.split, part)
+            if records:
+                self._features(part, records)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -188,33 +264,42 @@ class AudioDataModule(L.LightningDataModule):
         if stage == "fit" or "train" in parts:
             parts = tuple(dict.fromkeys(parts + ("train",)))
         for part in parts:
-            if part not in self._tensors:
-                self._tensors[part] = self._load(part)
-        if "train" in self._tensors and self.feature_mean is None:
-            x = self._tensors["train"][0]
-            self.feature_mean = float(x.mean())
-            self.feature_std = float(x.std())
+            self.dataset(part)
+        if "train" in self._datasets and self.feature_mean is None:
+            self.feature_mean, self.feature_std = self._datasets["train"].rows.mean_std()
 
-    def _load(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _features(self, part: str, records: list[Recording]) -> np.memmap:
+        paths = [r.path for r in records]
+        return self.cache.features(paths, self.sample_rate, self.features, desc=part, dtype=self.cache_dtype)
+
+    def _load(self, part: str) -> CachedFeatures:
         records: list[Recording] = getattr(self.split, part)
         if not records:
             raise DatasetError(f"the {part} part of split {self.split_name!r} is empty")
         index = {label: i for i, label in enumerate(self.labels)}
-        x = self.cache.features([r.path for r in records], self.sample_rate, self.features, desc=part)
         y = torch.tensor([index[r.label] for r in records], dtype=torch.long)
-        return torch.from_numpy(np.array(x)), y  # a private copy of the memory-mapped cache
+        return CachedFeatures(FeatureRows(self._features(part, records)), y)
 
-    def dataset(self, part: str) -> Dataset:
-        """The ``TensorDataset`` of one part (``train``, ``val`` or ``test``), loading it if needed."""
-        if part not in self._tensors:
-            self._tensors[part] = self._load(part)
-        return TensorDataset(*self._tensors[part])
+    def dataset(self, part: str) -> CachedFeatures:
+        """The dataset of one part (``train``, ``val`` or ``test``), reading the cache on demand."""
+        if part not in self._datasets:
+            self._datasets[part] = self._load(part)
+        return self._datasets[part]
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("train"), batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=False)
+        return DataLoader(
+            self.dataset("train"), batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+            collate_fn=whole_batch, drop_last=False,
+        )
+
+    def _eval_dataloader(self, part: str) -> DataLoader:
+        data = self.dataset(part)
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        sampler = UnpaddedDistributedSampler(data) if distributed else None
+        return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, num_workers=self.num_workers, collate_fn=whole_batch)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("val"), batch_size=self.eval_batch_size, num_workers=self.num_workers)
+        return self._eval_dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("test"), batch_size=self.eval_batch_size, num_workers=self.num_workers)
+        return self._eval_dataloader("test")

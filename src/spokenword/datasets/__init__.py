@@ -7,5 +7,7 @@ training live in :mod:`spokenword.data`.
 from spokenword.datasets.base import Corpus, DatasetError, Recording
 from spokenword.datasets.fsdd import FSDD
 from spokenword.datasets.folder import LabelledFolder
+from spokenword.datasets.audiomnist import AudioMNIST
+from spokenword.datasets.speech_commands import SpeechCommands
 
-__all__ = ["Corpus", "DatasetError", "FSDD", "LabelledFolder", "Recording"]
+__all__ = ["AudioMNIST", "Corpus", "DatasetError", "FSDD", "LabelledFolder", "Recording", "SpeechCommands"]

@@ -20,12 +20,16 @@ class Recording:
         label: class name (e.g. ``"7"``).
         speaker: speaker id, or ``""`` when unknown.
         take: index of the take for this speaker and label (FSDD: 0-49), or -1 when unknown.
+        subset: the corpus's own partition, ``"train"``, ``"val"`` or ``"test"`` (e.g. Speech
+            Commands' validation/testing lists), or ``""`` when the corpus defines none; used by the
+            data module's ``split: corpus``.
     """
 
     path: Path
     label: str
     speaker: str = ""
     take: int = -1
+    subset: str = ""
 
 
 class Corpus(abc.ABC):

@@ -11,11 +11,14 @@ from spokenword.datasets.fsdd import parse_name
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
 MANIFEST_NAME = "labels.csv"
+#: values of a manifest's optional ``subset`` column (the corpus's own partition; "" = none)
+SUBSETS = ("", "train", "val", "test")
 
 
 def read_manifest(csv_path: Path) -> list[Recording]:
-    """Rows ``path,label[,speaker]`` (a header row naming them is required); paths are relative to
-    the CSV's folder; other columns are ignored."""
+    """Rows ``path,label[,speaker][,subset]`` (a header row naming them is required); paths are
+    relative to the CSV's folder; ``subset`` (train/val/test) is the manifest's own partition, used by
+    ``split: corpus``; other columns are ignored."""
     csv_path = Path(csv_path)
     try:
         with open(csv_path, newline="", encoding="utf-8") as handle:
@@ -31,7 +34,12 @@ def read_manifest(csv_path: Path) -> list[Recording]:
     for number, row in enumerate(rows, start=2):
         if not row.get("path") or row.get("label") in (None, ""):
             raise DatasetError(f"{csv_path}, line {number}: empty path or label")
-        out.append(Recording(path=base / row["path"], label=str(row["label"]).strip(), speaker=(row.get("speaker") or "").strip()))
+        subset = (row.get("subset") or "").strip()
+        if subset not in SUBSETS:
+            raise DatasetError(f"{csv_path}, line {number}: subset {subset!r} is not one of train, val, test")
+        out.append(
+            Recording(path=base / row["path"], label=str(row["label"]).strip(), speaker=(row.get("speaker") or "").strip(), subset=subset)
+        )
     return out
 
 

@@ -1,0 +1,159 @@
+"""How cost grows with corpus size: feature extraction, cache size, epoch time and peak memory.
+
+For each size, a synthetic corpus of 1-s 16 kHz speech-like clips (harmonic tones with a pitch
+glide, formant-like band emphasis, an amplitude envelope and noise; one word = one pitch/formant
+pattern) is generated deterministically in the folder-per-label layout under a temporary folder,
+then, in a fresh child process per size (so peak RSS is that size's alone):
+
+* features are extracted into the cache (clips/s, all worker processes),
+* one training epoch of the reference CNN reads batches from the cache (seconds per epoch),
+* the child's peak RSS (``ru_maxrss``) over both is reported, with the cache size on disk.
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 3000 30000 100000 --workers 2
+
+Targets (issue 6): >= 2,000 clips/s extraction on 2 cores; peak RSS at 100k <= 1.5x that at 3k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE = 16000
+WORDS = 10
+#: 16 kHz log-mel images, as for Speech Commands
+FEATURES = {"kind": "logmel", "n_fft": 512, "hop_length": 160, "n_bins": 64, "n_frames": 64, "time_axis": "fixed"}
+
+
+def clip(word: int, index: int) -> np.ndarray:
+    """One second of speech-like audio for ``word`` (0-9), varied by ``index``: int16 (16000,)."""
+    rng = np.random.default_rng(word * 1_000_003 + index)
+    t = np.arange(RATE) / RATE
+    f0 = 100 + 15 * word + rng.uniform(-10, 10)
+    pitch = f0 * (1 + 0.2 * np.sin(2 * np.pi * (0.5 + 0.1 * word) * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / RATE
+    formants = (300 + 70 * word, 1200 + 110 * word, 2500 + 40 * word)
+    wave = np.zeros(RATE)
+    for h in range(1, 30):
+        freq = h * pitch
+        gain = sum(np.exp(-(((freq - f) / 150.0) ** 2)) for f in formants) / h**0.5
+        wave += gain * np.sin(h * phase)
+    start, length = rng.uniform(0.05, 0.3), rng.uniform(0.4, 0.6)
+    envelope = np.clip(np.minimum((t - start) / 0.05, (start + length - t) / 0.08), 0, 1)
+    wave = wave * envelope + 0.01 * rng.standard_normal(RATE)
+    return (wave / np.abs(wave).max() * 0.8 * 32767).astype(np.int16)
+
+
+def generate(folder: Path, size: int) -> None:
+    """``size`` clips in ``folder/word{k}/speaker{s}_nohash_{i}.wav``; reused if already complete."""
+    done = folder / ".complete"
+    if done.exists():
+        return
+    per_word = -(-size // WORDS)
+    written = 0
+    for word in range(WORDS):
+        (folder / f"word{word}").mkdir(parents=True, exist_ok=True)
+        for i in range(per_word):
+            if written == size:
+                break
+            sf.write(folder / f"word{word}" / f"s{i % 50:02d}_nohash_{i}.wav", clip(word, i), RATE, subtype="PCM_16")
+            written += 1
+    done.touch()
+
+
+def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool) -> dict:
+    """Runs in a child process: extraction, one epoch, peak RSS."""
+    import torch
+
+    from spokenword.cache import FeatureCache
+    from spokenword.data import AudioDataModule
+    from spokenword.datasets import SpeechCommands
+    from spokenword.features import FeatureSettings
+    from spokenword.models import SpectrogramCNN
+
+    torch.set_num_threads(workers)
+    settings = FeatureSettings(**FEATURES)
+    dm = AudioDataModule(root=str(folder.parent), corpus=SpeechCommands(folder.name), split="corpus", sample_rate=RATE,
+                         features=settings, cache_dir=str(cache_dir), cache_dtype=dtype, batch_size=256)
+    dm.cache = FeatureCache(cache_dir, workers=workers)
+    paths = [r.path for r in dm.split.train]
+    start = time.perf_counter()
+    dm.prepare_data()  # extracts every part into the cache
+    extract_s = time.perf_counter() - start
+    n = len(dm.recordings)
+    dm.setup("fit")
+    result = {"clips": n, "extract_s": extract_s, "clips_per_s": n / extract_s,
+              "cache_mb": sum(p.stat().st_size for p in cache_dir.glob("*.npy")) / 2**20}
+    if epoch:
+        net = SpectrogramCNN(num_classes=dm.num_classes)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        mean, std = dm.feature_mean, dm.feature_std
+        start = time.perf_counter()
+        for x, y in dm.train_dataloader():
+            loss = torch.nn.functional.cross_entropy(net((x - mean) / std), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        result["epoch_s"] = time.perf_counter() - start
+        result["train_clips"] = len(paths)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[3000, 30000, 100000])
+    parser.add_argument("--workers", type=int, default=2, help="extraction processes and torch threads")
+    parser.add_argument("--dtype", default="float16", choices=["float32", "float16"])
+    parser.add_argument("--no-epoch", action="store_true", help="skip the training epoch")
+    parser.add_argument("--dir", type=Path, default=None, help="where corpora are generated (default: a temp dir, removed)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        out = measure(Path(args.child[0]), Path(args.child[1]), args.workers, args.dtype, not args.no_epoch)
+        print(json.dumps(out))
+        return
+    base = args.dir or Path(tempfile.mkdtemp(prefix="spokenword-scale-"))
+    rows = []
+    try:
+        for size in args.sizes:
+            folder = base / f"corpus{size}"
+            start = time.perf_counter()
+            generate(folder, size)
+            generated = time.perf_counter() - start
+            cache = base / f"cache{size}"
+            shutil.rmtree(cache, ignore_errors=True)
+            cmd = [sys.executable, __file__, "--child", str(folder), str(cache), "--workers", str(args.workers), "--dtype", args.dtype]
+            if args.no_epoch:
+                cmd.append("--no-epoch")
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["generate_s"] = generated
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"\nworkers={args.workers} cache_dtype={args.dtype} features={FEATURES} load={os.getloadavg()[0]:.1f}")
+    print(f"{'clips':>8} {'extract clips/s':>16} {'cache MB':>9} {'train clips':>12} {'s/epoch':>8} {'peak RSS MB':>12} {'RSS / first':>11}")
+    for row in rows:
+        print(f"{row['clips']:>8} {row['clips_per_s']:>16.0f} {row['cache_mb']:>9.1f} {row.get('train_clips', 0):>12} "
+              f"{row.get('epoch_s', float('nan')):>8.1f} {row['peak_rss_mb']:>12.0f} {row['peak_rss_mb'] / rows[0]['peak_rss_mb']:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
