@@ -19,6 +19,7 @@ Targets (issue 6): >= 2,000 clips/s extraction on 2 cores; peak RSS at 100k <= 1
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -34,13 +35,15 @@ import soundfile as sf
 
 RATE = 16000
 WORDS = 10
+VARIANTS = 8
 #: 16 kHz log-mel images, as for Speech Commands
 FEATURES = {"kind": "logmel", "n_fft": 512, "hop_length": 160, "n_bins": 64, "n_frames": 64, "time_axis": "fixed"}
 
 
-def clip(word: int, index: int) -> np.ndarray:
-    """One second of speech-like audio for ``word`` (0-9), varied by ``index``: int16 (16000,)."""
-    rng = np.random.default_rng(word * 1_000_003 + index)
+@functools.lru_cache(maxsize=WORDS * VARIANTS)
+def _voiced(word: int, variant: int) -> np.ndarray:
+    """A voiced 'word': harmonics of a gliding pitch shaped by three formants, float64 (RATE,)."""
+    rng = np.random.default_rng(word * 1_000_003 + variant)
     t = np.arange(RATE) / RATE
     f0 = 100 + 15 * word + rng.uniform(-10, 10)
     pitch = f0 * (1 + 0.2 * np.sin(2 * np.pi * (0.5 + 0.1 * word) * t))
@@ -48,13 +51,20 @@ def clip(word: int, index: int) -> np.ndarray:
     formants = (300 + 70 * word, 1200 + 110 * word, 2500 + 40 * word)
     wave = np.zeros(RATE)
     for h in range(1, 30):
-        freq = h * pitch
-        gain = sum(np.exp(-(((freq - f) / 150.0) ** 2)) for f in formants) / h**0.5
+        gain = sum(np.exp(-(((h * pitch - f) / 150.0) ** 2)) for f in formants) / h**0.5
         wave += gain * np.sin(h * phase)
+    return wave / np.abs(wave).max()
+
+
+def clip(word: int, index: int) -> np.ndarray:
+    """One second of speech-like audio for ``word``, varied by ``index`` (one of a few voicings, a
+    random onset and length, level and background noise): int16 (RATE,)."""
+    rng = np.random.default_rng(word * 1_000_003 + index + 7)
+    t = np.arange(RATE) / RATE
     start, length = rng.uniform(0.05, 0.3), rng.uniform(0.4, 0.6)
     envelope = np.clip(np.minimum((t - start) / 0.05, (start + length - t) / 0.08), 0, 1)
-    wave = wave * envelope + 0.01 * rng.standard_normal(RATE)
-    return (wave / np.abs(wave).max() * 0.8 * 32767).astype(np.int16)
+    wave = _voiced(word, index % VARIANTS) * envelope * rng.uniform(0.3, 0.9) + 0.01 * rng.standard_normal(RATE)
+    return (np.clip(wave, -1, 1) * 32767).astype(np.int16)
 
 
 def generate(folder: Path, size: int) -> None:
@@ -64,13 +74,21 @@ def generate(folder: Path, size: int) -> None:
         return
     per_word = -(-size // WORDS)
     written = 0
+    lists: dict[str, list[str]] = {"validation_list.txt": [], "testing_list.txt": []}
     for word in range(WORDS):
         (folder / f"word{word}").mkdir(parents=True, exist_ok=True)
         for i in range(per_word):
             if written == size:
                 break
-            sf.write(folder / f"word{word}" / f"s{i % 50:02d}_nohash_{i}.wav", clip(word, i), RATE, subtype="PCM_16")
+            name = f"word{word}/s{i % 50:02d}_nohash_{i}.wav"  # 50 speakers; 8x: validation, 9x: test
+            sf.write(folder / name, clip(word, i), RATE, subtype="PCM_16")
+            if i % 10 == 8:
+                lists["validation_list.txt"].append(name)
+            elif i % 10 == 9:
+                lists["testing_list.txt"].append(name)
             written += 1
+    for list_name, names in lists.items():
+        (folder / list_name).write_text("".join(f"{n}\n" for n in names))
     done.touch()
 
 

@@ -119,7 +119,7 @@ class SpokenWordTask(L.LightningModule):
     def training_step(self, batch, batch_idx):
         logits, y, loss = self._step(batch, "train")
         self.train_acc(logits, y)
-        self.log(f"train/{LOSS}", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(f"train/{LOSS}", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log(f"train/{ACC}", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -140,7 +140,7 @@ class SpokenWordTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         values = self.test_metrics.compute()
-        self.log(f"test/{ACC}", values[ACC])
+        self.log(f"test/{ACC}", values[ACC], sync_dist=True)  # already synced by torchmetrics: a no-op mean
         self.test_results = {name: value.detach().cpu() for name, value in values.items()}
 
     def configure_optimizers(self):

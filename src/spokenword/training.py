@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -51,6 +52,20 @@ class EpochHistory(Callback):
         self.seconds = float(state_dict.get("seconds", 0.0))
 
 
+class ChannelsLast(Callback):
+    """Keeps the network's weights in channels-last memory format during fit (a speed-up for CPU
+    oneDNN convolutions, most with ``trainer.precision: bf16-mixed``; see benchmarks/train_speed.py).
+
+    The weights' values are unchanged, so checkpoints and exports are the same either way.
+    """
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        pl_module.to(memory_format=torch.channels_last)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        pl_module.to(memory_format=torch.contiguous_format)
+
+
 class SpokenWordCLI(LightningCLI):
     """LightningCLI with spokenword's links, defaults and reports."""
 
@@ -80,8 +95,10 @@ class SpokenWordCLI(LightningCLI):
     def _write_report(self, checkpoint: str | None) -> None:
         from spokenword import report
 
+        run_dir = Path(self.trainer.log_dir or ".")  # a collective under DDP: every process asks
+        if not self.trainer.is_global_zero:  # under DDP every process tests (metrics sync); one writes
+            return
         history = next((c for c in self.trainer.callbacks if isinstance(c, EpochHistory)), None)
-        run_dir = Path(self.trainer.log_dir or ".")
         if self.subcommand == "test" and checkpoint:
             run_dir = Path(checkpoint).resolve().parent.parent
         result = report.build(self.trainer, self.model, self.datamodule, history, checkpoint)
