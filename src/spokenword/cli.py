@@ -93,6 +93,26 @@ def _cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _cmd_transcribe(args) -> int:
+    from spokenword.predict import load_classifier
+    from spokenword.transcribe import Transcriber
+
+    transcriber = Transcriber(load_classifier(args.model), threshold=args.threshold)
+    failed = 0
+    results = {}
+    for path, result in transcriber.transcribe_many(args.files):
+        if isinstance(result, Exception):
+            failed += 1
+            print(f"error: {result}", file=sys.stderr)
+        elif args.json:
+            results[str(path)] = result.to_dict()
+        else:
+            print(f"{path}\t{result.text}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_FAILED_INPUTS if failed else EXIT_OK
+
+
 def _cmd_figures(args) -> int:
     from spokenword import figures
     from spokenword.data import resolve_root
@@ -141,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed input length (s) recorded for fixed-shape runtimes; the graph accepts any length")
     _data_root_argument(p)
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("transcribe", help="turn recordings of several spoken digits into digit strings")
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("files", nargs="+", help="audio files (any format soundfile reads, any rate)")
+    p.add_argument("--json", action="store_true", help="print JSON: text plus per-word label, score, start/end (s)")
+    p.add_argument("--threshold", type=float, default=0.5, help="words scored lower are printed as '?' (default 0.5)")
+    p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("figures", help="write the dataset illustrations (waveform, spectrogram, grid, MFCC)")
     _data_root_argument(p)

@@ -24,12 +24,13 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from spokenword.augment import FeatureAugment, mixup
 from spokenword.features import FeatureSettings
 from spokenword.models import SpectrogramCNN
 
 # LightningCLI stores ``net`` as its config (class_path/init_args), so keeping it in the
 # hyper-parameters is what makes ``load_from_checkpoint`` rebuild it.
-warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
+warnings.filterwarnings("ignore", message="Attribute '(net|augment)' is an instance of `nn.Module`")
 
 #: metric names, logged as ``{stage}/{name}`` (e.g. ``val/acc``); reports and plots read these.
 LOSS, ACC = "loss", "acc"
@@ -52,6 +53,9 @@ class SpokenWordTask(L.LightningModule):
         lr_scheduler: scheduler factory, or ``None``.
         scheduler_interval: step the scheduler every ``epoch`` or every ``step``.
         label_smoothing: cross-entropy label smoothing.
+        augment: feature-batch augmentation applied to training batches only (see
+            :mod:`spokenword.augment`), or ``None``.
+        mixup_alpha: mixup Beta parameter for training batches (0 = off).
     """
 
     def __init__(
@@ -64,6 +68,8 @@ class SpokenWordTask(L.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         label_smoothing: float = 0.0,
+        augment: FeatureAugment | None = None,
+        mixup_alpha: float = 0.0,
     ):
         super().__init__()
         if isinstance(features, dict):  # as stored in a checkpoint's hyper-parameters
@@ -78,6 +84,8 @@ class SpokenWordTask(L.LightningModule):
         self.scheduler_factory = lr_scheduler
         self.scheduler_interval = scheduler_interval
         self.label_smoothing = label_smoothing
+        self.augment = augment
+        self.mixup_alpha = mixup_alpha
         self.register_buffer("feature_mean", torch.tensor(0.0))
         self.register_buffer("feature_std", torch.tensor(1.0))
         n = len(self.labels)
@@ -117,7 +125,18 @@ class SpokenWordTask(L.LightningModule):
         return logits, y, loss
 
     def training_step(self, batch, batch_idx):
-        logits, y, loss = self._step(batch, "train")
+        x, y = batch
+        if self.augment is not None:
+            x = self.augment(x)
+        if self.mixup_alpha > 0:
+            x, y, partner, lam = mixup(x, y, self.mixup_alpha)
+            logits = self(x)
+            smoothing = self.label_smoothing
+            loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + (1 - lam) * F.cross_entropy(
+                logits, partner, label_smoothing=smoothing
+            )
+        else:
+            logits, y, loss = self._step((x, y), "train")
         self.train_acc(logits, y)
         self.log(f"train/{LOSS}", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log(f"train/{ACC}", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))

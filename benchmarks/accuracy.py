@@ -1,0 +1,223 @@
+"""Accuracy benchmark: train and score one config under honest protocols (issue 3).
+
+    python benchmarks/accuracy.py CONFIG [--protocols official,loso,noise] [--seeds 0 1 2]
+        [--folds SPEAKER ...] [--epochs N] [--out benchmarks/results/NAME]
+
+Protocols (FSDD, through the project's own training path, ``spokenword fit``):
+
+* ``official``: test = takes 0-4, validation = takes 5-9 (model selection), train = takes 10-49;
+  one run per seed; mean +- std of test accuracy.
+* ``loso``: leave one speaker out: each speaker in turn is the test set, validation = the other
+  speakers' takes 5-9 (``data.split: speakers``); mean, worst and per-speaker accuracy.
+* ``noise``: the first official-seed checkpoint scored on the official test split with white noise
+  and babble (a sum of 5 training-split recordings of other speakers) mixed at 20, 10 and 5 dB SNR
+  (deterministic seeds), through :class:`spokenword.predict.Classifier`'s preprocessing.
+
+Every unit (a seed, a fold, the noise scores) is saved as its own JSON under ``OUT/units`` and
+skipped when present, so runs are resumable and several processes can share ``OUT`` (e.g. one
+fold each). ``OUT/accuracy.json`` and ``OUT/accuracy.md`` are rebuilt from whatever units exist.
+Also reported: parameters, training wall time (s) and inference time per clip (ms, 1 thread,
+file to probabilities).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SNRS_DB = (20, 10, 5)
+NOISES = ("white", "babble")
+BABBLE_TALKERS = 5
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def train_unit(config: str, out: Path, name: str, seed: int, overrides: list[str]) -> dict:
+    """One ``spokenword fit`` run (config + overrides); returns its report's key figures."""
+    from spokenword.training import run
+
+    run_dir = out / "runs" / name / "version_0"
+    argv = [
+        "fit", "--config", config, f"--seed_everything={seed}",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        f"--trainer.logger.init_args.save_dir={out / 'runs'}", f"--trainer.logger.init_args.name={name}",
+        "--trainer.logger.init_args.version=0", *overrides,
+    ]
+    run(argv)
+    report = json.loads((run_dir / "report.json").read_text())
+    return {
+        "name": name, "seed": seed, "split": report["split"], "protocol": report["protocol"],
+        "test_acc": report["test"]["acc"], "test_count": report["test"]["count"],
+        "val_best_acc": report["validation"]["best_acc"], "parameters": report["parameters"],
+        "epochs": report["epochs"], "training_seconds": report["training_seconds"],
+        "checkpoint": report["checkpoint"],
+    }
+
+
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``clean + g * noise`` with ``g`` chosen so that the power ratio is ``snr_db`` (both (T,))."""
+    noise = np.resize(noise, clean.shape).astype(np.float64)
+    p_clean = float(np.mean(clean.astype(np.float64) ** 2)) + 1e-12
+    p_noise = float(np.mean(noise**2)) + 1e-12
+    gain = np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
+    return (clean + gain * noise).astype(np.float32)
+
+
+def babble(rng: np.random.Generator, pool: list[np.ndarray], length: int) -> np.ndarray:
+    """Sum of ``BABBLE_TALKERS`` random clips from ``pool``, each tiled to ``length`` samples and
+    scaled to unit power."""
+    out = np.zeros(length)
+    for i in rng.choice(len(pool), size=BABBLE_TALKERS, replace=False):
+        clip = np.resize(pool[i], length).astype(np.float64)
+        out += clip / (np.sqrt(np.mean(clip**2)) + 1e-12)
+    return out
+
+
+def noise_unit(checkpoint: str, root: str | None) -> dict:
+    """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB``."""
+    import torch
+
+    from spokenword.data import make_split, resolve_root
+    from spokenword.datasets import FSDD
+    from spokenword.predict import Classifier
+
+    clf = Classifier.from_checkpoint(checkpoint)
+    split = make_split(FSDD().recordings(resolve_root(root)), "official")
+    labels = {label: i for i, label in enumerate(clf.labels)}
+    clean = [clf.waveform(r.path) for r in split.test]
+    truth = np.array([labels[r.label] for r in split.test])
+    scores = {}
+
+    def accuracy(waves: list[np.ndarray]) -> float:
+        features = torch.stack([clf.featurize(w) for w in waves])
+        return float((clf.probabilities(features).argmax(-1).numpy() == truth).mean())
+
+    scores["clean"] = accuracy(clean)
+    for kind in NOISES:
+        for snr in SNRS_DB:
+            rng = np.random.default_rng(1000 * snr + (0 if kind == "white" else 1))
+            noisy = []
+            for rec, wave in zip(split.test, clean):
+                if kind == "white":
+                    noise = rng.standard_normal(len(wave))
+                else:  # other speakers' training recordings only: never the test clips
+                    pool_ids = [i for i, r in enumerate(split.train) if r.speaker != rec.speaker]
+                    picks = rng.choice(pool_ids, size=BABBLE_TALKERS, replace=False)
+                    noise = babble(rng, [clf.waveform(split.train[i].path) for i in picks], len(wave))
+                noisy.append(mix_at_snr(wave, noise, snr))
+            scores[f"{kind}_{snr}dB"] = accuracy(noisy)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    for rec in split.test[:100]:
+        clf(rec.path)
+    ms = 1000 * (time.perf_counter() - start) / 100
+    return {"checkpoint": checkpoint, "count": len(split.test), "accuracy": scores, "inference_ms_per_clip": ms}
+
+
+def summarize(out: Path, config: str) -> dict:
+    """Aggregate ``OUT/units/*.json`` into ``accuracy.json`` and ``accuracy.md``; returns the summary."""
+    units = {p.stem: json.loads(p.read_text()) for p in sorted((out / "units").glob("*.json"))}
+    official = [u for k, u in units.items() if k.startswith("official-seed")]
+    loso = {k.removeprefix("loso-"): u for k, u in units.items() if k.startswith("loso-")}
+    noise = units.get("noise")
+    summary: dict = {"config": config, "units": units}
+    rows = []
+    if official:
+        accs = [u["test_acc"] for u in official]
+        summary["official"] = {
+            "seeds": [u["seed"] for u in official], "test_acc": accs, "mean": statistics.mean(accs),
+            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        }
+        rows.append(("official split, test takes 0-4, seeds " + ",".join(str(u["seed"]) for u in official),
+                     f"{100 * summary['official']['mean']:.2f} ± {100 * summary['official']['std']:.2f}%"))
+    if loso:
+        accs = {s: u["test_acc"] for s, u in loso.items()}
+        worst = min(accs, key=accs.get)
+        summary["loso"] = {"per_speaker": accs, "mean": statistics.mean(accs.values()), "worst": [worst, accs[worst]],
+                           "folds": len(accs)}
+        rows.append((f"LOSO mean ({len(accs)} folds)", f"{100 * summary['loso']['mean']:.2f}%"))
+        rows.append(("LOSO worst speaker", f"{100 * accs[worst]:.2f}% ({worst})"))
+        rows.append(("LOSO per speaker", ", ".join(f"{s} {100 * a:.1f}" for s, a in sorted(accs.items()))))
+    if noise:
+        summary["noise"] = noise
+        a = noise["accuracy"]
+        for kind in NOISES:
+            rows.append((f"noise: {kind} at " + "/".join(str(s) for s in SNRS_DB) + " dB SNR",
+                         " / ".join(f"{100 * a[f'{kind}_{s}dB']:.1f}%" for s in SNRS_DB)))
+        rows.append(("inference per clip (file -> probabilities, 1 thread)", f"{noise['inference_ms_per_clip']:.2f} ms"))
+    trained = official + list(loso.values())
+    if trained:
+        summary["parameters"] = trained[0]["parameters"]
+        summary["training_seconds_mean"] = statistics.mean(u["training_seconds"] for u in trained)
+        rows.append(("parameters", f"{summary['parameters']:,}"))
+        rows.append(("training wall time per run (mean, 2 cores shared)", f"{summary['training_seconds_mean']:.0f} s"))
+    lines = [f"### {config}", "", "| protocol | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
+    _write_json(out / "accuracy.json", summary)
+    (out / "accuracy.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--protocols", default="official,loso,noise")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--folds", nargs="+", default=None, help="LOSO speakers (default: all)")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results/CONFIG-NAME)")
+    parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
+    parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs (smoke runs)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for this process")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out or Path("benchmarks/results") / Path(args.config).stem)
+    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    unknown = set(protocols) - {"official", "loso", "noise"}
+    if unknown:
+        parser.error(f"unknown protocols {sorted(unknown)}")
+    common = [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
+    if args.root:
+        common.append(f"--data.root={args.root}")
+    if "official" in protocols or "noise" in protocols:
+        seeds = args.seeds if "official" in protocols else args.seeds[:1]
+        for seed in seeds:
+            path = out / "units" / f"official-seed{seed}.json"
+            if not path.exists():
+                _write_json(path, train_unit(args.config, out, f"official-seed{seed}", seed,
+                                             ["--data.split=official", *common]))
+    if "loso" in protocols:
+        from spokenword.data import resolve_root
+        from spokenword.datasets import FSDD
+
+        speakers = args.folds or sorted({r.speaker for r in FSDD().recordings(resolve_root(args.root))})
+        for speaker in speakers:
+            path = out / "units" / f"loso-{speaker}.json"
+            if not path.exists():
+                _write_json(path, train_unit(args.config, out, f"loso-{speaker}", args.seeds[0],
+                                             ["--data.split=speakers", f"--data.test_speakers=[{speaker}]", *common]))
+    if "noise" in protocols:
+        path = out / "units" / "noise.json"
+        if not path.exists():
+            source = json.loads((out / "units" / f"official-seed{args.seeds[0]}.json").read_text())
+            _write_json(path, noise_unit(source["checkpoint"], args.root))
+    summarize(out, args.config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
