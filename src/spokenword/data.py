@@ -253,7 +253,9 @@ class AudioDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Fetch the corpus if it can be, and fill the feature cache (one process per node)."""
         self.corpus.prepare(self.root)
-        for part in ("train", "val", "test"):
+        fn = self.trainer.state.fn if self.trainer is not None else None
+        wanted = {"validate": ("val",), "test": ("test",), "predict": ("test",)}.get(str(getattr(fn, "value", "")), ("train", "val", "test"))
+        for part in wanted:
             records = getattr(self.split, part)
             if records:
                 self._features(part, records)

@@ -56,7 +56,7 @@ class VadSettings:
     stop_db: float = 3.0
     range_db: float = 40.0
     min_word_ms: float = 100.0
-    min_gap_ms: float = 40.0
+    min_gap_ms: float = 30.0
     pad_ms: float = 40.0
     floor_s: float = 5.0
     floor_percentile: float = 10.0
@@ -87,7 +87,7 @@ class StreamingSegmenter:
             low, high = self.s.band_hz
             high = min(high, 0.45 * self.rate)
             if 0 < low < high:
-                self._sos = signal.butter(4, [low, high], btype="bandpass", fs=self.rate, output="sos")
+                self._sos = signal.butter(2, [low, high], btype="bandpass", fs=self.rate, output="sos")
                 self._zi = np.zeros((self._sos.shape[0], 2))
         self._filtered = np.zeros(0, dtype=np.float32)  # band-passed copy of _buffer, for levels
         self._buffer = np.zeros(0, dtype=np.float32)  # samples from _buffer_start on
