@@ -85,8 +85,9 @@ def babble(rng: np.random.Generator, pool: list[np.ndarray], length: int) -> np.
     return out
 
 
-def noise_unit(checkpoint: str, root: str | None) -> dict:
-    """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB``."""
+def noise_unit(checkpoint: str, root: str | None, clips: int | None = None) -> dict:
+    """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB`` (the first
+    ``clips`` test recordings when given: smoke runs)."""
     import torch
 
     from spokenword.data import make_split, resolve_root
@@ -95,9 +96,10 @@ def noise_unit(checkpoint: str, root: str | None) -> dict:
 
     clf = Classifier.from_checkpoint(checkpoint)
     split = make_split(FSDD().recordings(resolve_root(root)), "official")
+    test = split.test[:clips] if clips else split.test
     labels = {label: i for i, label in enumerate(clf.labels)}
-    clean = [clf.waveform(r.path) for r in split.test]
-    truth = np.array([labels[r.label] for r in split.test])
+    clean = [clf.waveform(r.path) for r in test]
+    truth = np.array([labels[r.label] for r in test])
     scores = {}
 
     def accuracy(waves: list[np.ndarray]) -> float:
@@ -109,7 +111,7 @@ def noise_unit(checkpoint: str, root: str | None) -> dict:
         for snr in SNRS_DB:
             rng = np.random.default_rng(1000 * snr + (0 if kind == "white" else 1))
             noisy = []
-            for rec, wave in zip(split.test, clean):
+            for rec, wave in zip(test, clean):
                 if kind == "white":
                     noise = rng.standard_normal(len(wave))
                 else:  # other speakers' training recordings only: never the test clips
@@ -120,10 +122,11 @@ def noise_unit(checkpoint: str, root: str | None) -> dict:
             scores[f"{kind}_{snr}dB"] = accuracy(noisy)
     torch.set_num_threads(1)
     start = time.perf_counter()
-    for rec in split.test[:100]:
+    timed = test[:100]
+    for rec in timed:
         clf(rec.path)
-    ms = 1000 * (time.perf_counter() - start) / 100
-    return {"checkpoint": checkpoint, "count": len(split.test), "accuracy": scores, "inference_ms_per_clip": ms}
+    ms = 1000 * (time.perf_counter() - start) / len(timed)
+    return {"checkpoint": checkpoint, "count": len(test), "accuracy": scores, "inference_ms_per_clip": ms}
 
 
 def summarize(out: Path, config: str) -> dict:
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
     parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs (smoke runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for this process")
+    parser.add_argument("--cache-dir", default=None, help="feature cache folder (data.cache_dir)")
+    parser.add_argument("--noise-clips", type=int, default=None, help="score only the first N test clips under noise (smoke runs)")
     args = parser.parse_args(argv)
     import torch
 
@@ -193,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     common = [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
     if args.root:
         common.append(f"--data.root={args.root}")
+    if args.cache_dir:
+        common.append(f"--data.cache_dir={args.cache_dir}")
     if "official" in protocols or "noise" in protocols:
         seeds = args.seeds if "official" in protocols else args.seeds[:1]
         for seed in seeds:
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         path = out / "units" / "noise.json"
         if not path.exists():
             source = json.loads((out / "units" / f"official-seed{args.seeds[0]}.json").read_text())
-            _write_json(path, noise_unit(source["checkpoint"], args.root))
+            _write_json(path, noise_unit(source["checkpoint"], args.root, args.noise_clips))
     summarize(out, args.config)
     return 0
 

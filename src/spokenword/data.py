@@ -191,7 +191,7 @@ class AudioDataModule(L.LightningDataModule):
         features: feature settings (stored in the checkpoint through the model).
         batch_size: training batch size.
         eval_batch_size: validation/test batch size.
-        num_workers: DataLoader workers (features are in memory, so 0 is usually fastest).
+        num_workers: DataLoader workers (batches are read from the feature cache; 0 is usually fastest).
         cache_dir: feature cache folder; default ``$SPOKENWORD_CACHE`` or ``./.cache/spokenword``.
         cache_dtype: ``float32`` or ``float16`` (half the disk and page cache; batches are float32).
     """

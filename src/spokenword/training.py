@@ -17,6 +17,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from spokenword.checkpointing import AtomicCheckpointIO, ResumeHint, RngState, resolve_resume
 from spokenword.data import AudioDataModule
 from spokenword.task import MONITOR, SpokenWordTask
 
@@ -76,6 +77,18 @@ class SpokenWordCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
         parser.add_argument("--report", type=bool, default=True, help="write report.json and plots after fit/test")
 
+    def before_instantiate_classes(self) -> None:
+        """Resolve ``--ckpt_path last`` (fit) and reject a checkpoint that is not spokenword's
+        before any data is prepared."""
+        config = self.config[self.subcommand]
+        if self.subcommand == "fit":
+            resolve_resume(config)
+        ckpt = config.get("ckpt_path")
+        if ckpt and ckpt not in ("best", "last", "hpc", "registry"):
+            from spokenword.predict import load_task
+
+            load_task(ckpt)  # raises CheckpointError naming the file and the problem
+
     def after_fit(self) -> None:
         if self.trainer.interrupted or not self.config[self.subcommand].get("report", True):
             return
@@ -112,7 +125,10 @@ def trainer_defaults() -> dict:
         "callbacks": [
             ModelCheckpoint(monitor=MONITOR, mode="max", save_last=True, filename="best-{epoch:02d}"),
             EpochHistory(),
+            RngState(),
+            ResumeHint(),
         ],
+        "plugins": [AtomicCheckpointIO()],
         "deterministic": True,
         "accelerator": "auto",
         "devices": 1,
@@ -120,15 +136,41 @@ def trainer_defaults() -> dict:
 
 
 def run(argv: list[str]) -> int:
-    """Run a LightningCLI subcommand (``fit``, ``validate``, ``test``) with ``argv``."""
-    SpokenWordCLI(
-        SpokenWordTask,
-        AudioDataModule,
-        seed_everything_default=0,
-        trainer_defaults=trainer_defaults(),
-        save_config_kwargs={"overwrite": True},
-        args=argv,
-        auto_configure_optimizers=False,
-    )
+    """Run a LightningCLI subcommand (``fit``, ``validate``, ``test``) with ``argv``.
+
+    ``test``/``validate`` given ``--ckpt_path RUN/checkpoints/X.ckpt`` and no ``--config`` use the
+    run's ``RUN/config.yaml``. Returns 130 when fit is stopped with Ctrl-C (after printing how to
+    resume, see :class:`~spokenword.checkpointing.ResumeHint`).
+    """
+    argv = _with_run_config(list(argv))
+    defaults = trainer_defaults()
+    hint = next(c for c in defaults["callbacks"] if isinstance(c, ResumeHint))
+    try:
+        SpokenWordCLI(
+            SpokenWordTask,
+            AudioDataModule,
+            seed_everything_default=0,
+            trainer_defaults=defaults,
+            save_config_kwargs={"overwrite": True},
+            args=argv,
+            auto_configure_optimizers=False,
+        )
+    except SystemExit:
+        if hint.interrupted:
+            return 130
+        raise
     return 0
+
+
+def _with_run_config(argv: list[str]) -> list[str]:
+    if not argv or argv[0] not in ("test", "validate"):
+        return argv
+    if any(a in ("-c", "--config") or a.startswith("--config=") for a in argv) or any(a in ("-h", "--help") for a in argv):
+        return argv
+    ckpt = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--ckpt_path"), None)
+    ckpt = ckpt or next((a.split("=", 1)[1] for a in argv if a.startswith("--ckpt_path=")), None)
+    if not ckpt:
+        return argv
+    config = Path(ckpt).resolve().parent.parent / "config.yaml"
+    return [argv[0], "--config", str(config), *argv[1:]] if config.is_file() else argv
 

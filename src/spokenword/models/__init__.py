@@ -5,5 +5,7 @@ to ``(N, num_classes)`` logits; ``forward_features`` returns the pooled features
 """
 
 from spokenword.models.cnn import SpectrogramCNN
+from spokenword.models.resnet import ResNetSmall
+from spokenword.models.rnn import FrameRNN
 
-__all__ = ["SpectrogramCNN"]
+__all__ = ["FrameRNN", "ResNetSmall", "SpectrogramCNN"]

@@ -1,0 +1,60 @@
+"""Smoke run of benchmarks/accuracy.py: one seed, one LOSO fold, one epoch, a few noisy clips."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", REPO / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bench = load_benchmark()
+    out = tmp_path / "bench"
+    argv = [
+        str(REPO / "configs" / "fsdd_cnn_augment.yaml"), "--protocols", "official,loso,noise", "--seeds", "0",
+        "--folds", "theo", "--epochs", "1", "--root", str(fsdd_root), "--cache-dir", str(tmp_path / "cache"),
+        "--noise-clips", "20", "--out", str(out),
+    ]
+    assert bench.main(argv) == 0
+    units = sorted(p.name for p in (out / "units").glob("*.json"))
+    assert units == ["loso-theo.json", "noise.json", "official-seed0.json"]
+    summary = json.loads((out / "accuracy.json").read_text())
+    assert 0.0 <= summary["official"]["mean"] <= 1.0 and summary["official"]["seeds"] == [0]
+    assert set(summary["loso"]["per_speaker"]) == {"theo"} and summary["loso"]["worst"][0] == "theo"
+    noise = summary["noise"]["accuracy"]
+    assert set(noise) == {"clean"} | {f"{k}_{s}dB" for k in ("white", "babble") for s in (20, 10, 5)}
+    assert summary["noise"]["count"] == 20 and summary["noise"]["inference_ms_per_clip"] > 0
+    assert summary["parameters"] == 84_682
+    table = (out / "accuracy.md").read_text()
+    assert "| official split" in table and "| LOSO worst speaker | " in table and "babble" in table
+
+    # resumable: a second call finds every unit and trains nothing
+    stamp = {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")}
+    assert bench.main(argv) == 0
+    assert {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")} == stamp
+
+
+def test_mixing_at_a_given_snr():
+    import numpy as np
+
+    bench = load_benchmark()
+    rng = np.random.default_rng(0)
+    clean = np.sin(np.linspace(0, 200, 4000)).astype(np.float32)
+    noisy = bench.mix_at_snr(clean, rng.standard_normal(4000), 10.0)
+    noise = noisy - clean
+    snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
+    assert abs(snr - 10.0) < 0.01
