@@ -50,13 +50,22 @@ class RngState(Callback):
     """Saves python, numpy and torch RNG states in checkpoints; restores them on load."""
 
     def state_dict(self) -> dict:
-        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        # plain ints and tensors only, so ``torch.load(weights_only=True)`` still opens the checkpoint
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        return {
+            "python": [int(v) for v in random.getstate()[1]],
+            "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "torch": torch.get_rng_state(),
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "python" in state_dict:
-            random.setstate(state_dict["python"])
+            random.setstate((3, tuple(int(v) for v in state_dict["python"]), None))
         if "numpy" in state_dict:
-            np.random.set_state(state_dict["numpy"])
+            n = state_dict["numpy"]
+            np.random.set_state(("MT19937", np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+                                 n["cached_gaussian"]))
         if "torch" in state_dict:
             torch.set_rng_state(torch.as_tensor(state_dict["torch"], dtype=torch.uint8))
 

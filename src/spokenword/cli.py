@@ -123,6 +123,15 @@ def _cmd_figures(args) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args) -> int:
+    from spokenword.serve.app import serve
+
+    if args.max_seconds <= 0 or args.max_upload_mb <= 0:
+        raise UsageError("--max-seconds and --max-upload-mb must be positive")
+    serve(args.model, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spokenword",
@@ -174,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="figures", help="output folder")
     p.add_argument("--speaker", default="jackson", help="speaker shown in the per-speaker figures")
     p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("serve", help="web page and HTTP API (POST /predict) around one model, served by uvicorn")
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="longer clips are refused with 413 (default 10)")
+    p.add_argument("--max-upload-mb", type=float, default=5.0, help="larger uploads are refused with 413 (default 5 MB)")
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

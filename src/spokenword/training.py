@@ -17,7 +17,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from spokenword.checkpointing import AtomicCheckpointIO, ResumeHint, RngState, resolve_resume
+from spokenword.checkpointing import ResumeHint, RngState, resolve_resume
 from spokenword.data import AudioDataModule
 from spokenword.task import MONITOR, SpokenWordTask
 
@@ -84,7 +84,7 @@ class SpokenWordCLI(LightningCLI):
         if self.subcommand == "fit":
             resolve_resume(config)
         ckpt = config.get("ckpt_path")
-        if ckpt and ckpt not in ("best", "last", "hpc", "registry"):
+        if ckpt and ckpt not in _CKPT_KEYWORDS:
             from spokenword.predict import load_task
 
             load_task(ckpt)  # raises CheckpointError naming the file and the problem
@@ -106,7 +106,7 @@ class SpokenWordCLI(LightningCLI):
             self._write_report(self.config[self.subcommand].get("ckpt_path"))
 
     def _write_report(self, checkpoint: str | None) -> None:
-        from spokenword import report
+        from spokenword import provenance, report
 
         run_dir = Path(self.trainer.log_dir or ".")  # a collective under DDP: every process asks
         if not self.trainer.is_global_zero:  # under DDP every process tests (metrics sync); one writes
@@ -115,6 +115,8 @@ class SpokenWordCLI(LightningCLI):
         if self.subcommand == "test" and checkpoint:
             run_dir = Path(checkpoint).resolve().parent.parent
         result = report.build(self.trainer, self.model, self.datamodule, history, checkpoint)
+        result["provenance"] = provenance.collect(self.datamodule, self.model)
+        provenance.write(result["provenance"], run_dir)
         report.write(result, run_dir)
         print(report.summary(result, run_dir))
 
@@ -128,7 +130,7 @@ def trainer_defaults() -> dict:
             RngState(),
             ResumeHint(),
         ],
-        "plugins": [AtomicCheckpointIO()],
+        "plugins": [{"class_path": "spokenword.checkpointing.AtomicCheckpointIO"}],
         "deterministic": True,
         "accelerator": "auto",
         "devices": 1,
@@ -143,6 +145,11 @@ def run(argv: list[str]) -> int:
     resume, see :class:`~spokenword.checkpointing.ResumeHint`).
     """
     argv = _with_run_config(list(argv))
+    ckpt = _ckpt_argument(argv)
+    if ckpt and ckpt not in _CKPT_KEYWORDS:  # before LightningCLI reads its hyperparameters
+        from spokenword.predict import load_task
+
+        load_task(ckpt)  # raises CheckpointError naming the file and the problem
     defaults = trainer_defaults()
     hint = next(c for c in defaults["callbacks"] if isinstance(c, ResumeHint))
     try:
@@ -167,10 +174,17 @@ def _with_run_config(argv: list[str]) -> list[str]:
         return argv
     if any(a in ("-c", "--config") or a.startswith("--config=") for a in argv) or any(a in ("-h", "--help") for a in argv):
         return argv
-    ckpt = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--ckpt_path"), None)
-    ckpt = ckpt or next((a.split("=", 1)[1] for a in argv if a.startswith("--ckpt_path=")), None)
+    ckpt = _ckpt_argument(argv)
     if not ckpt:
         return argv
     config = Path(ckpt).resolve().parent.parent / "config.yaml"
     return [argv[0], "--config", str(config), *argv[1:]] if config.is_file() else argv
 
+
+_CKPT_KEYWORDS = ("best", "last", "hpc", "registry")
+
+
+def _ckpt_argument(argv: list[str]) -> str | None:
+    """The value of ``--ckpt_path`` in ``argv`` (``None`` when absent)."""
+    ckpt = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--ckpt_path"), None)
+    return ckpt or next((a.split("=", 1)[1] for a in argv if a.startswith("--ckpt_path=")), None)

@@ -82,3 +82,32 @@ def test_transcribe_handles_every_malformed_input(corpus, trained_checkpoint, ca
     for case in short:
         assert (str(case.path) in results) == (case.expect == "ok"), f"{case.name}: {err}"
     _check_rejections(err, short)
+
+
+def test_serve_answers_every_malformed_upload(corpus, trained_checkpoint):
+    """The web service: each file's bytes POSTed to /predict get 200 with labels or a 4xx whose
+    detail is one line naming the upload; never a 500. Paths that are not files (directory,
+    missing) cannot be uploaded and are left out."""
+    from fastapi.testclient import TestClient
+
+    from spokenword.predict import Classifier
+    from spokenword.serve.app import create_app
+
+    client = TestClient(create_app(Classifier.from_checkpoint(trained_checkpoint)), raise_server_exceptions=False)
+    tried = 0
+    for case in corpus:
+        if not case.path.is_file():
+            continue
+        tried += 1
+        files = {"file": (case.path.name, case.path.read_bytes(), "audio/wav")}
+        response = client.post("/predict", files=files)
+        if case.name == "10-minutes":  # over the service's 10 s / 5 MB limits
+            assert response.status_code == 413, response.text
+        elif case.expect == "ok":
+            assert response.status_code == 200, f"{case.name}: {response.text}"
+            assert response.json()["label"] == response.json()["top_k"][0]["label"]
+        else:
+            assert 400 <= response.status_code < 500, f"{case.name}: {response.status_code} {response.text}"
+            detail = response.json()["detail"]
+            assert isinstance(detail, str) and "\n" not in detail and case.path.name in detail, f"{case.name}: {detail}"
+    assert tried == len(corpus) - 2

@@ -1,0 +1,172 @@
+"""Load benchmark of ``spokenword serve``: N requests from C concurrent keep-alive clients.
+
+Starts the server on 127.0.0.1 (free port) as a subprocess, posts a 1-second clip (16-bit wav at
+the model's rate) to ``/predict`` and prints a table: requests/s, p50/p99 latency (ms), errors and
+server RSS (MB) before/after. Bounded in count (``--requests``) and time (``--max-seconds``); the
+server is always stopped. The clients are raw asyncio HTTP/1.1 connections in one process, so the
+load generator itself costs little CPU next to the server.
+
+    python benchmarks/serve_load.py MODEL.ckpt [--requests 10000] [--concurrency 16] [--max-seconds 120]
+
+Targets (issue 4, 2 cores): 0 errors, p99 <= 50 ms, >= 300 req/s, RSS growth <= 50 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import psutil
+import soundfile as sf
+
+TARGETS = {"errors": 0, "p99_ms": 50.0, "requests_per_s": 300.0, "rss_growth_mb": 50.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_second_clip(rate: int, source: str | None) -> bytes:
+    """A 1-second 16-bit mono wav at ``rate`` Hz: ``source`` padded/cut to 1 s, else a synthetic vowel-like tone."""
+    if source:
+        from spokenword.audio import load
+
+        wave = load(source, rate)
+    else:
+        t = np.arange(rate // 2) / rate
+        wave = (0.4 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 900 * t) * np.hanning(len(t))).astype(np.float32)
+    wave = np.pad(wave, (0, max(0, rate - len(wave))))[:rate]
+    out = io.BytesIO()
+    sf.write(out, wave, rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def start_server(model: str, port: int) -> subprocess.Popen:
+    code = "from spokenword.cli import main; raise SystemExit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, "serve", model, "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not answer /health within 120 s")
+
+
+async def client(port: int, request: bytes, jobs: list[int], latencies: list[float], errors: list[str],
+                 deadline: float) -> None:
+    """One keep-alive connection posting ``request`` until ``jobs`` is empty or the deadline passes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while jobs and time.monotonic() < deadline:
+            jobs.pop()
+            start = time.perf_counter()
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                              if line.startswith(b"content-length:"))
+                body = await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, StopIteration, ValueError) as err:
+                errors.append(f"{type(err).__name__}: {err}")
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            latencies.append(time.perf_counter() - start)
+            if status != 200 or b'"label"' not in body:
+                errors.append(f"HTTP {status}: {body[:200]!r}")
+    finally:
+        writer.close()
+
+
+async def load(port: int, clip: bytes, requests: int, concurrency: int, max_seconds: float):
+    request = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
+               f"Content-Length: {len(clip)}\r\n\r\n").encode() + clip
+    jobs, latencies, errors = list(range(requests)), [], []
+    start = time.perf_counter()
+    deadline = time.monotonic() + max_seconds
+    await asyncio.gather(*(client(port, request, jobs, latencies, errors, deadline) for _ in range(concurrency)))
+    return latencies, errors, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-seconds", type=float, default=180.0, help="stop sending after this long (s)")
+    parser.add_argument("--warmup", type=int, default=200, help="requests sent (and not measured) first")
+    parser.add_argument("--clip", default=None, help="audio file used as the 1-second clip (default: synthetic)")
+    args = parser.parse_args(argv)
+
+    from spokenword.predict import load_classifier
+
+    rate = load_classifier(args.model).sample_rate
+    clip = one_second_clip(rate, args.clip)
+    port = free_port()
+    server = start_server(args.model, port)
+    try:
+        proc = psutil.Process(server.pid)
+        rss_start = proc.memory_info().rss
+        asyncio.run(load(port, clip, args.warmup, args.concurrency, 60))
+        rss_before = proc.memory_info().rss
+        cpu_before = proc.cpu_times()
+        latencies, errors, elapsed = asyncio.run(load(port, clip, args.requests, args.concurrency, args.max_seconds))
+        cpu_after = proc.cpu_times()
+        rss_after = proc.memory_info().rss
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    done = len(latencies)
+    ms = np.array(latencies) * 1000 if done else np.array([float("nan")])
+    figures = {
+        "answered": done,
+        "errors": len(errors),
+        "seconds": elapsed,
+        "requests_per_s": done / elapsed,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "server_cpu_s": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+        "rss_at_start_mb": rss_start / 2**20,
+        "rss_before_mb": rss_before / 2**20,
+        "rss_after_mb": rss_after / 2**20,
+        "rss_growth_mb": (rss_after - rss_before) / 2**20,
+    }
+    print(f"spokenword serve load: {args.requests} requests x {len(clip)} B 1-s clip, {args.concurrency} clients, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'metric':<18}{'value':>12}  target")
+    for key, value in figures.items():
+        target = TARGETS.get(key)
+        verdict = ""
+        if target is not None:
+            ok = value >= target if key == "requests_per_s" else value <= target
+            verdict = f"{'>=' if key == 'requests_per_s' else '<='} {target:g}  {'ok' if ok else 'MISSED'}"
+        print(f"{key:<18}{value:>12.1f}  {verdict}" if isinstance(value, float) else f"{key:<18}{value:>12}  {verdict}")
+    for line in sorted(set(errors))[:5]:
+        print("error:", line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

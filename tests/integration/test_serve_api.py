@@ -1,0 +1,183 @@
+"""The web service API in-process (TestClient) with the session's 3-epoch checkpoint and real FSDD clips."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import tone
+
+pytestmark = pytest.mark.integration
+
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 8000, fmt: str = "WAV") -> bytes:
+    out = io.BytesIO()
+    sf.write(out, samples, rate, format=fmt)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def classifier(trained_checkpoint: Path):
+    from spokenword.predict import load_classifier
+
+    return load_classifier(trained_checkpoint, max_seconds=10)
+
+
+@pytest.fixture(scope="module")
+def client(classifier):
+    from fastapi.testclient import TestClient
+
+    from spokenword.serve import create_app
+
+    with TestClient(create_app(classifier, max_upload_bytes=1_000_000, max_seconds=10)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def test_files(fsdd_recordings: Path) -> list[Path]:
+    """20 official-test-split clips (takes 0-4): every digit, two speakers each, varied takes."""
+    files = []
+    for digit in range(10):
+        for i, speaker in enumerate(SPEAKERS[digit % 3::3][:2]):
+            path = fsdd_recordings / f"{digit}_{speaker}_{(digit + i) % 5}.wav"
+            if path.exists():
+                files.append(path)
+    assert len(files) >= 18
+    return files
+
+
+def test_health_labels_docs_and_page(client, classifier):
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/labels").json() == {"labels": list(classifier.labels)}
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text and "cdn" not in page.text.lower()
+    for asset in ("app.js", "style.css"):
+        assert client.get(f"/static/{asset}").status_code == 200
+
+
+def test_labels_agree_with_classifier_and_beat_chance(client, classifier, test_files):
+    correct = 0
+    for i, path in enumerate(test_files):
+        data = path.read_bytes()
+        # alternate the two ways of sending a file
+        response = (client.post("/predict", content=data, headers={"content-type": "audio/wav"}) if i % 2
+                    else client.post("/predict", files={"file": (path.name, data, "audio/wav")}))
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        expected = classifier(path)
+        assert answer["label"] == expected[0]["label"]
+        assert answer["score"] == pytest.approx(expected[0]["score"], abs=1e-5)
+        assert [r["label"] for r in answer["top_k"]] == [r["label"] for r in expected]
+        assert answer["sample_rate"] == classifier.sample_rate
+        assert answer["duration_s"] == pytest.approx(sf.info(path).duration, abs=0.01)
+        assert answer["silent"] is False
+        correct += answer["label"] == path.name.split("_")[0]
+    assert correct / len(test_files) >= 0.5, f"{correct}/{len(test_files)} correct (chance is 0.1)"
+
+
+def test_any_format_rate_and_channels(client, classifier, fsdd_recordings):
+    import soxr
+
+    wave, rate = sf.read(fsdd_recordings / "3_theo_0.wav", dtype="float32")
+    expected = classifier((wave, rate))[0]["label"]
+    stereo44 = np.stack([soxr.resample(wave, rate, 44100)] * 2, axis=1)
+    for body in (wav_bytes(stereo44, 44100), wav_bytes(wave, rate, "FLAC"), wav_bytes(wave, rate, "OGG")):
+        answer = client.post("/predict", content=body).json()
+        assert answer["label"] == expected
+        assert answer["sample_rate"] == classifier.sample_rate
+
+
+def test_top_k_and_spectrogram(client, classifier, fsdd_recordings):
+    answer = client.post("/predict?top_k=3&spectrogram=true", content=(fsdd_recordings / "5_lucas_1.wav").read_bytes()).json()
+    assert len(answer["top_k"]) == 3
+    image = np.array(answer["spectrogram"])
+    wave = classifier.waveform(fsdd_recordings / "5_lucas_1.wav")
+    np.testing.assert_allclose(image, classifier.spectrogram(wave)[0], atol=1e-3)
+
+
+def test_silent_clip_is_answered_and_flagged(client):
+    answer = client.post("/predict", content=wav_bytes(np.zeros(8000, dtype=np.float32))).json()
+    assert answer["silent"] is True and answer["label"]
+    quiet = client.post("/predict", content=wav_bytes(tone(1.0, amplitude=0.001))).json()
+    assert quiet["silent"] is True
+    loud = client.post("/predict", content=wav_bytes(tone(1.0, amplitude=0.5))).json()
+    assert loud["silent"] is False
+
+
+def long_body(seconds: float) -> bytes:
+    return wav_bytes(np.zeros(int(seconds * 8000), dtype=np.float32))
+
+
+@pytest.mark.parametrize("send, status, words", [
+    (dict(content=b""), 400, "empty request"),
+    (dict(content=b"definitely not audio " * 10), 422, "not a readable audio file"),
+    (dict(content=wav_bytes(tone(1.0))[:30]), 422, "not a readable audio file"),
+    (dict(content=long_body(12.0)), 413, "limit is 10 s"),
+    (dict(files={"upload": ("a.wav", wav_bytes(tone(0.5)), "audio/wav")}), 422, "no file field 'file'"),
+    (dict(data={"file": "just text"}, files={"other": ("a.txt", b"x")}), 422, "no file field 'file'"),
+    (dict(files={"file": ("empty.wav", b"", "audio/wav")}), 400, "empty"),
+    (dict(files={"file": ("notes.txt", b"hello there", "text/plain")}), 422, "notes.txt"),
+    (dict(content=b"x" * 1_000_001), 413, "limit is 1.0 MB"),
+    (dict(content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}), 422, "file"),
+])
+def test_bad_input_is_a_4xx_with_a_message(client, send, status, words):
+    response = client.post("/predict", **send)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and words in detail
+    assert "BytesIO" not in detail and "Traceback" not in detail
+
+
+def test_oversized_stream_without_length_is_refused_before_reading_it_whole(client):
+    """Chunked body, no Content-Length: the app must stop reading once past the limit (raw ASGI)."""
+    import asyncio
+    import json
+
+    app, chunk, total = client.app, b"\0" * 100_000, 100  # 10 MB offered, limit 1 MB
+    received, sent = [], []
+
+    async def receive():
+        received.append(1)
+        return {"type": "http.request", "body": chunk, "more_body": len(received) < total}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"test"), (b"transfer-encoding", b"chunked")], "client": ("t", 1), "server": ("t", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 413 and "limit is 1.0 MB" in json.loads(body)["detail"]
+    assert len(received) <= 12, f"read {len(received)} of {total} chunks before refusing"
+
+
+def test_bad_query_is_a_4xx(client, fsdd_recordings):
+    data = (fsdd_recordings / "1_nicolas_2.wav").read_bytes()
+    assert client.post("/predict?top_k=0", content=data).status_code == 422
+    assert client.post("/predict?top_k=abc", content=data).status_code == 422
+
+
+def test_concurrent_requests_from_threads(client, classifier, test_files):
+    expected = {p: classifier(p)[0]["label"] for p in test_files[:8]}
+    jobs = [p for p in test_files[:8] for _ in range(4)]
+
+    def post(path: Path):
+        r = client.post("/predict", content=path.read_bytes())
+        return path, r.status_code, r.json()["label"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(post, jobs))
+    assert len(results) == len(jobs)
+    for path, status, label in results:
+        assert status == 200 and label == expected[path]
