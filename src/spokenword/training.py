@@ -77,6 +77,25 @@ class SpokenWordCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
         parser.add_argument("--report", type=bool, default=True, help="write report.json and plots after fit/test")
 
+    #: model arguments filled from the data module by the links above, so not options of their own
+    LINKED = ("labels", "sample_rate", "features")
+
+    def _parse_ckpt_path(self) -> None:
+        """As LightningCLI's (the checkpoint's hyperparameters become the model's config), minus the
+        linked values, which LightningCLI's own version rejects as unknown options."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = dict(torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {}))
+        for key in ("_instantiator", *self.LINKED):
+            hparams.pop(key, None)
+        net = hparams.get("net")
+        if isinstance(net, dict) and isinstance(net.get("init_args"), dict):
+            net["init_args"] = {k: v for k, v in net["init_args"].items() if k != "num_classes"}
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+
     def before_instantiate_classes(self) -> None:
         """Resolve ``--ckpt_path last`` (fit) and reject a checkpoint that is not spokenword's
         before any data is prepared."""

@@ -93,7 +93,9 @@ def test_missing_checkpoint_is_named(capsys, tmp_path):
 def test_test_finds_run_config_from_checkpoint(trained_checkpoint, capsys):
     """``spokenword test --ckpt_path RUN/checkpoints/x.ckpt`` without --config uses RUN/config.yaml."""
     run = trained_checkpoint.parent.parent
+    before = (run / "report.json").stat().st_mtime_ns
     code, err = _run(["test", "--ckpt_path", str(trained_checkpoint), "--trainer.enable_progress_bar", "false",
                       "--trainer.logger.init_args.save_dir", str(run.parent.parent / "retest")], capsys)
     assert code == 0, err[-2000:]
-    assert (run / "report.json").is_file()
+    assert (run / "report.json").stat().st_mtime_ns > before  # re-tested with the run's own config
+    assert "Parsing of ckpt_path hyperparameters failed" not in err

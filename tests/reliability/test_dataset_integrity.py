@@ -35,6 +35,8 @@ def _archive(tmp_path: Path, *, flip: bool = False) -> tuple[bytes, str]:
     for digit in range(3):
         write_wav(source / "recordings" / f"{digit}_george_0.wav", tone(0.05, freq=300.0 + 100 * digit))
     digest = fsdd.content_digest(source / "recordings")
+    # incompressible padding outside recordings/: the slow server then takes ~5 s to send it all
+    (source / "padding.bin").write_bytes(np.random.default_rng(0).bytes(50_000))
     if flip:
         wav = source / "recordings" / "1_george_0.wav"
         data = bytearray(wav.read_bytes())
@@ -98,10 +100,12 @@ def test_killed_download_is_never_taken_as_installed(tmp_path, slow_server):
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     try:
         deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > 0 for p in root.glob(".fsdd-download-*/fsdd.tar.gz")):
+        while not list(root.glob(".fsdd-download-*/fsdd.tar.gz")):
             assert proc.poll() is None, "download ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        time.sleep(1.0)  # mid-transfer: the server needs ~5 s for the whole archive
+        assert proc.poll() is None, "download ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
