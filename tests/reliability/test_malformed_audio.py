@@ -111,3 +111,41 @@ def test_serve_answers_every_malformed_upload(corpus, trained_checkpoint):
             detail = response.json()["detail"]
             assert isinstance(detail, str) and "\n" not in detail and case.path.name in detail, f"{case.name}: {detail}"
     assert tried == len(corpus) - 2
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_checkpoint, tmp_path_factory):
+    """The session checkpoint exported with ``spokenword export --format onnx``."""
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    assert main(["export", str(trained_checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    return out
+
+
+def test_onnx_classify_handles_every_malformed_input(corpus, onnx_model, trained_checkpoint, capsys):
+    """The exported model (torch-free front end in :mod:`spokenword.runtime`) accepts and rejects
+    exactly what the checkpoint does, with the same one-line messages."""
+    code = main(["classify", str(onnx_model), *[str(c.path) for c in corpus], "--json"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FAILED_INPUTS
+    results = json.loads(out)
+    for case in corpus:
+        assert (str(case.path) in results) == (case.expect == "ok"), f"{case.name}: {err}"
+    _check_rejections(err, corpus)
+    assert main(["classify", str(onnx_model.with_name("absent.onnx")), str(corpus[0].path)]) == EXIT_USAGE
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_onnx_evaluate_handles_every_malformed_input(corpus, onnx_model, tmp_path, capsys):
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        for case in corpus:
+            writer.writerow([str(case.path), "3"])
+    code = main(["evaluate", str(onnx_model), str(manifest), "--json"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_FAILED_INPUTS, err
+    result = json.loads(out)
+    assert result["count"] == sum(c.expect == "ok" for c in corpus)
+    assert result["failed"] == sum(c.expect == "error" for c in corpus)
+    _check_rejections(err, corpus)

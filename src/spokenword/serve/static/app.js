@@ -72,7 +72,9 @@ async function classify(blob, name) {
   say(`Classifying ${name}...`);
   let response, answer;
   try {
-    response = await fetch("/predict?spectrogram=true", { method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" } });
+    // the bytes, not the Blob: same request, and its body is visible to tools that inspect traffic
+    const body = await blob.arrayBuffer();
+    response = await fetch("/predict?spectrogram=true", { method: "POST", body, headers: { "Content-Type": blob.type || "application/octet-stream" } });
     answer = await response.json();
   } catch (err) {
     say(`Could not reach the server: ${err}`, "error");
