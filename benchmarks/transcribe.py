@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             "real_time_factor": elapsed / audio_seconds,
         }
     print(f"Connected digits: {args.count} strings from FSDD test takes 0-4, seed {args.seed}, model {args.model}")
-    print(f"| condition | digit error rate | string accuracy | '?' marks | real-time factor |")
-    print(f"|---|---|---|---|---|")
+    print("| condition | digit error rate | string accuracy | '?' marks | real-time factor |")
+    print("|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {100 * r['digit_error_rate']:.2f}% | {100 * r['string_accuracy']:.1f}% | "
               f"{r['uncertain_marks']} | {r['real_time_factor']:.3f} |")

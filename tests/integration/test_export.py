@@ -15,7 +15,7 @@ import onnx
 import pytest
 import torch
 
-from spokenword import export, features, runtime
+from spokenword import export, runtime
 from spokenword.cli import main
 from spokenword.data import make_split
 from spokenword.datasets import FSDD
@@ -61,24 +61,9 @@ def reference(trained_checkpoint: Path, test_split):
     return classifier, waves, probs
 
 
-def _reference_stft_error_db() -> float:
-    """Worst dB error of ``features.power_spectrogram`` (the PyTorch reference) against float64,
-    on a loud tone over faint noise (speech-like dynamic range)."""
-    rng = np.random.default_rng(1)
-    wave = (0.5 * np.sin(np.arange(8000) * 0.3) + 1e-4 * rng.standard_normal(8000)).astype(np.float32)
-    got = features.power_spectrogram(torch.from_numpy(wave), 256, 240).double().numpy()
-    exact = runtime.power_spectrogram(wave, 256, 240)
-    return float(np.abs(runtime.to_db(got) - runtime.to_db(exact)).max())
-
-
-#: The exports compute the STFT in float64 (spokenword.export.STFT_DTYPE) and agree with float64
-#: to ~1e-6 in probability. The PyTorch reference (features.power_spectrogram) runs torch.stft in
-#: float32, off by up to ~4e-3 dB in quiet bins; on the under-trained 3-epoch fixture model that
-#: alone moves probabilities by up to ~1.3e-4 (3.6e-5 on a fully trained one). PARITY_TOLERANCE
-#: holds with either reference; the issue's 1e-4 is asserted in the strict xfail below, which
-#: passes once the reference STFT is float64 too.
-PARITY_TOLERANCE = 3e-4
-REFERENCE_IS_FLOAT64 = _reference_stft_error_db() < 1e-4
+#: The issue's bound. Exports and features.power_spectrogram both compute the STFT in float64,
+#: so they agree to ~1e-6 in probability (the float32 STFT used to cost up to 1.3e-4).
+PARITY_TOLERANCE = 1e-4
 
 
 def _assert_parity(probs: np.ndarray, expected: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> None:
@@ -115,13 +100,11 @@ def test_onnx_matches_pytorch_on_the_whole_test_split(exports, reference):
     assert np.abs(single - batched[:40]).max() <= 1e-6  # padding changes nothing
 
 
-@pytest.mark.xfail(not REFERENCE_IS_FLOAT64, strict=True,
-                   reason="the PyTorch reference STFT (features.power_spectrogram) is float32; see PARITY_TOLERANCE")
 @pytest.mark.parametrize("kind", ["onnx", "torchscript"])
 def test_exports_match_pytorch_within_1e_4(kind, exports, reference):
     _, waves, expected = reference
     run = _onnx_probabilities if kind == "onnx" else _torchscript_probabilities
-    _assert_parity(run(exports[kind], waves), expected, tolerance=1e-4)
+    _assert_parity(run(exports[kind], waves), expected)
 
 
 def test_onnx_classifier_interface_matches_the_checkpoint_one(exports, reference, test_split):
