@@ -99,7 +99,7 @@ class SpokenWordCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Resolve ``--ckpt_path last`` (fit) and reject a checkpoint that is not spokenword's
         before any data is prepared."""
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         if self.subcommand == "fit":
             resolve_resume(config)
         ckpt = config.get("ckpt_path")
