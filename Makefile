@@ -14,7 +14,7 @@ TORCH ?= torch==2.13.0
 # (README "Accuracy"); `make train CONFIG=configs/fsdd_cnn.yaml` trains the plain reference.
 CONFIG ?= configs/fsdd_cnn_augment.yaml
 SHARED_DATA := $(wildcard ../shared/data/fsdd/recordings)
-SPOKENWORD_DATA ?= $(if $(SHARED_DATA),../shared/data,data)
+SPOKENWORD_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data),$(abspath data))
 export SPOKENWORD_DATA
 
 .PHONY: install train test benchmark clean

@@ -31,7 +31,7 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 8000, subtype: str | 
 @pytest.fixture(scope="session")
 def fsdd_root() -> Path:
     """The data root holding ``fsdd/recordings`` (skips when FSDD is not available)."""
-    root = Path(os.environ.get("SPOKENWORD_DATA") or REPO.parent / "shared" / "data")
+    root = Path(os.environ.get("SPOKENWORD_DATA") or REPO.parent / "shared" / "data").resolve()
     if not (root / "fsdd" / "recordings").is_dir():
         pytest.skip(f"FSDD not found under {root}; set SPOKENWORD_DATA")
     return root
