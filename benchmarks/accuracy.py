@@ -1,7 +1,8 @@
 """Accuracy benchmark: train and score one config under honest protocols (issue 3).
 
-    python benchmarks/accuracy.py CONFIG [--protocols official,loso,noise] [--seeds 0 1 2]
+    python benchmarks/accuracy.py CONFIG [--protocols official loso noise] [--seeds 0 1 2]
         [--folds SPEAKER ...] [--epochs N] [--out benchmarks/results/NAME]
+    python benchmarks/accuracy.py --compare benchmarks/results/NAME ...   # configs side by side
 
 Protocols (FSDD, through the project's own training path, ``spokenword fit``):
 
@@ -173,10 +174,42 @@ def summarize(out: Path, config: str) -> dict:
     return summary
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def compare(outs: list[Path]) -> str:
+    """One Markdown row per results folder (its ``accuracy.json``): the configs side by side.
+    Partial protocols are marked with the number of seeds/folds they hold."""
+    lines = [
+        "| config | params | official test (seeds) | LOSO mean (folds) | LOSO worst | white 20/10/5 dB | babble 20/10/5 dB "
+        "| train s/run | ms/clip |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for out in outs:
+        s = json.loads((Path(out) / "accuracy.json").read_text())
+        off, loso, noise = s.get("official"), s.get("loso"), s.get("noise")
+        cells = [
+            f"`{s['config']}`", f"{s.get('parameters', 0):,}",
+            f"{_percent(off['mean'])} ± {_percent(off['std'])} ({len(off['seeds'])})" if off else "–",
+            f"{_percent(loso['mean'])} ({loso['folds']}/6)" if loso else "–",
+            f"{_percent(loso['worst'][1])} ({loso['worst'][0]})" if loso else "–",
+        ]
+        for kind in NOISES:
+            cells.append(" / ".join(_percent(noise["accuracy"][f"{kind}_{db}dB"]) for db in SNRS_DB) if noise else "–")
+        cells.append(f"{s['training_seconds_mean']:.0f}" if "training_seconds_mean" in s else "–")
+        cells.append(f"{noise['inference_ms_per_clip']:.1f}" if noise else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config")
-    parser.add_argument("--protocols", default="official,loso,noise")
+    parser.add_argument("config", nargs="?", help="the experiment to train and score")
+    parser.add_argument("--compare", nargs="+", metavar="OUT", default=None,
+                        help="print one comparison table of these results folders (trains nothing)")
+    parser.add_argument("--protocols", nargs="+", default=["official,loso,noise"],
+                        help="official loso noise (space- or comma-separated)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", nargs="+", default=None, help="LOSO speakers (default: all)")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results/CONFIG-NAME)")
@@ -186,12 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="feature cache folder (data.cache_dir)")
     parser.add_argument("--noise-clips", type=int, default=None, help="score only the first N test clips under noise (smoke runs)")
     args = parser.parse_args(argv)
+    if args.compare:
+        print(compare([Path(o) for o in args.compare]))
+        return 0
+    if not args.config:
+        parser.error("a CONFIG (or --compare OUT ...) is required")
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out or Path("benchmarks/results") / Path(args.config).stem)
-    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    protocols = [p.strip() for item in args.protocols for p in item.split(",") if p.strip()]
     unknown = set(protocols) - {"official", "loso", "noise"}
     if unknown:
         parser.error(f"unknown protocols {sorted(unknown)}")

@@ -47,6 +47,10 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert bench.main(argv) == 0
     assert {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")} == stamp
 
+    # the comparison table marks a partial LOSO with its fold count
+    row = bench.compare([out]).splitlines()[-1]
+    assert "fsdd_cnn_augment.yaml" in row and "(1/6)" in row and "(theo)" in row
+
 
 def test_mixing_at_a_given_snr():
     import numpy as np
@@ -58,3 +62,11 @@ def test_mixing_at_a_given_snr():
     noise = noisy - clean
     snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
     assert abs(snr - 10.0) < 0.01
+
+
+def test_protocols_are_space_or_comma_separated_and_unknown_ones_are_a_usage_error(capsys):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([str(REPO / "configs" / "fsdd_cnn_robust.yaml"), "--protocols", "official", "loso,bogus"])
+    assert exit_info.value.code == 2
+    assert "unknown protocols ['bogus']" in capsys.readouterr().err
