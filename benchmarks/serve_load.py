@@ -1,12 +1,15 @@
 """Load benchmark of ``spokenword serve``: N requests from C concurrent keep-alive clients.
 
-Starts the server on 127.0.0.1 (free port) as a subprocess, posts a 1-second clip (16-bit wav at
-the model's rate) to ``/predict`` and prints a table: requests/s, p50/p99 latency (ms), errors and
-server RSS (MB) before/after. Bounded in count (``--requests``) and time (``--max-seconds``); the
-server is always stopped. The clients are raw asyncio HTTP/1.1 connections in one process, so the
-load generator itself costs little CPU next to the server.
+Starts the server on 127.0.0.1 (free port) as a subprocess (``spokenword.serve.serve``, the code
+behind ``spokenword serve``: with no options, exactly its defaults), posts a 1-second clip (16-bit wav
+at the model's rate) to ``/predict`` and prints a table: requests/s, p50/p99 latency (ms), errors and
+server RSS (MB) before/after, with the machine (CPU model, count) and the load average before and
+after. Bounded in count (``--requests``) and time (``--max-seconds``); traffic goes to 127.0.0.1
+only; the server is always stopped. The clients are raw asyncio HTTP/1.1 connections in one
+process, so the load generator itself costs little CPU next to the server.
 
-    python benchmarks/serve_load.py MODEL.ckpt [--requests 10000] [--concurrency 16] [--max-seconds 120]
+    python benchmarks/serve_load.py MODEL.ckpt [--requests 10000] [--concurrency 16] [--max-seconds 180]
+        [--runtime auto|onnx|torch] [--batch-ms 2 | --no-batch] [--http httptools|h11] [--loop uvloop|asyncio]
 
 Targets (issue 4, 2 cores): 0 errors, p99 <= 50 ms, >= 300 req/s, RSS growth <= 50 MB.
 """
@@ -16,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -51,11 +56,24 @@ def one_second_clip(rate: int, source: str | None) -> bytes:
     return out.getvalue()
 
 
-def start_server(model: str, port: int) -> subprocess.Popen:
-    code = "from spokenword.cli import main; raise SystemExit(main())"
-    proc = subprocess.Popen([sys.executable, "-c", code, "serve", model, "--port", str(port)],
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def start_server(model: str, port: int, options: dict) -> subprocess.Popen:
+    code = ("import json, sys; from spokenword.serve import serve; "
+            "serve(sys.argv[1], port=int(sys.argv[2]), log_level='warning', **json.loads(sys.argv[3]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, model, str(port), json.dumps(options)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
@@ -66,7 +84,7 @@ def start_server(model: str, port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise SystemExit("server did not answer /health within 120 s")
+    raise SystemExit("server did not answer /health within 180 s")
 
 
 async def client(port: int, request: bytes, jobs: list[int], latencies: list[float], errors: list[str],
@@ -114,21 +132,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=180.0, help="stop sending after this long (s)")
     parser.add_argument("--warmup", type=int, default=200, help="requests sent (and not measured) first")
     parser.add_argument("--clip", default=None, help="audio file used as the 1-second clip (default: synthetic)")
+    parser.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto", help="as spokenword serve --runtime")
+    parser.add_argument("--batch-ms", type=float, default=None, help="micro-batching window (ms; default: the server's)")
+    parser.add_argument("--no-batch", action="store_true", help="one thread-pool call per request, no micro-batching")
+    parser.add_argument("--max-batch", type=int, default=None, help="most requests per batch (default: the server's)")
+    parser.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto", help="uvicorn HTTP parser")
+    parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="uvicorn event loop")
     args = parser.parse_args(argv)
 
-    from spokenword.predict import load_classifier
-
-    rate = load_classifier(args.model).sample_rate
-    clip = one_second_clip(rate, args.clip)
+    options = {"runtime": args.runtime, "http": args.http, "loop": args.loop}
+    if args.no_batch:
+        options["batch_ms"] = None
+    elif args.batch_ms is not None:
+        options["batch_ms"] = args.batch_ms
+    if args.max_batch is not None:
+        options["max_batch"] = args.max_batch
+    load_at_start = load_average()
     port = free_port()
-    server = start_server(args.model, port)
+    server = start_server(args.model, port, options)
     try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+            health = json.load(r)
+        clip = one_second_clip(int(health["sample_rate"]), args.clip)
         proc = psutil.Process(server.pid)
         rss_start = proc.memory_info().rss
         asyncio.run(load(port, clip, args.warmup, args.concurrency, 60))
         rss_before = proc.memory_info().rss
         cpu_before = proc.cpu_times()
+        load_before = load_average()
         latencies, errors, elapsed = asyncio.run(load(port, clip, args.requests, args.concurrency, args.max_seconds))
+        load_after = load_average()
         cpu_after = proc.cpu_times()
         rss_after = proc.memory_info().rss
     finally:
@@ -153,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         "rss_after_mb": rss_after / 2**20,
         "rss_growth_mb": (rss_after - rss_before) / 2**20,
     }
-    print(f"spokenword serve load: {args.requests} requests x {len(clip)} B 1-s clip, {args.concurrency} clients, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"spokenword serve load: {args.requests} requests x {len(clip)} B 1-s clip, {args.concurrency} clients "
+          f"on the same machine; runtime {health.get('runtime')}; server options {json.dumps(options)}")
+    print(f"device: CPU {cpu_model()}, {os.cpu_count()} CPUs, {len(os.sched_getaffinity(0))} usable by this process")
+    print(f"load average (1/5/15 min): before the server started {load_at_start}; "
+          f"before the run {load_before}; after it {load_after}")
     print(f"{'metric':<18}{'value':>12}  target")
     for key, value in figures.items():
         target = TARGETS.get(key)

@@ -128,7 +128,8 @@ def _cmd_serve(args) -> int:
 
     if args.max_seconds <= 0 or args.max_upload_mb <= 0:
         raise UsageError("--max-seconds and --max-upload-mb must be positive")
-    serve(args.model, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb)
+    serve(args.model, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
+          runtime=args.runtime)
     return EXIT_OK
 
 
@@ -190,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="longer clips are refused with 413 (default 10)")
     p.add_argument("--max-upload-mb", type=float, default=5.0, help="larger uploads are refused with 413 (default 5 MB)")
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="auto (default): a .ckpt is exported to ONNX at startup and run by ONNX Runtime, or by PyTorch "
+                        "when the export extras are missing; onnx: the same, missing extras are an error; torch: PyTorch")
     p.set_defaults(func=_cmd_serve)
     return parser
 

@@ -1,11 +1,13 @@
 """The web page in a real headless Chromium (Debian's package, driven by Playwright) against uvicorn.
 
-The microphone is Chromium's fake capture device fed from an FSDD test clip (padded with silence;
-the device loops it). ``make test`` installs Chromium (``python -m tests.setup_browser``).
+The microphone is Chromium's fake capture device fed from a wav file (the device loops it): one
+FSDD test clip padded with silence for the one-digit mode, a multi-digit number made of test clips
+(takes 0-4) for the continuous mode. ``make test`` installs Chromium (``python -m tests.setup_browser``).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -65,36 +67,56 @@ def confident_clip(classifier, fsdd_recordings: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory, confident_clip):
+def playwright():
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium, "
                     "or `python -m tests.setup_browser` as root; `make test` does it)")
     from playwright.sync_api import sync_playwright
 
-    # the fake microphone: the word with 0.8 s of silence either side, at 48 kHz 16-bit
+    with sync_playwright() as p:
+        yield p
+
+
+def launch(playwright, mic: Path):
+    """Headless Chromium whose (looping) fake microphone plays ``mic``."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def write_mic(path: Path, wave: np.ndarray, rate: int) -> Path:
+    """The fake microphone's file: 48 kHz 16-bit, as a sound card would deliver."""
     import soxr
 
+    sf.write(path, soxr.resample(wave, rate, 48000), 48000, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, tmp_path_factory, confident_clip):
+    # the fake microphone: the word with 0.8 s of silence either side
     wave, rate = sf.read(confident_clip[0], dtype="float32")
-    wave = soxr.resample(wave, rate, 48000)
-    pad = np.zeros(int(0.8 * 48000), dtype=np.float32)
-    mic = tmp_path_factory.mktemp("mic") / "mic.wav"
-    sf.write(mic, np.concatenate([pad, wave, pad]), 48000, subtype="PCM_16")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={mic}", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
+    pad = np.zeros(int(0.8 * rate), dtype=np.float32)
+    chromium = launch(playwright, write_mic(tmp_path_factory.mktemp("mic") / "mic.wav", np.concatenate([pad, wave, pad]), rate))
+    yield chromium
+    chromium.close()
 
 
-@pytest.fixture
-def page(browser, server_url):
+def open_page(browser, server_url, init_script: str | None = None):
     context = browser.new_context()
+    if init_script:
+        context.add_init_script(init_script)
     page = context.new_page()
     outside = []
     page.on("request", lambda r: None if r.url.startswith(server_url) else outside.append(r.url))
     page.goto(server_url)
+    return context, page, outside
+
+
+@pytest.fixture
+def page(browser, server_url):
+    context, page, outside = open_page(browser, server_url)
     yield page
     assert not outside, f"the page fetched from outside the app: {outside}"
     context.close()
@@ -153,3 +175,112 @@ def test_silent_and_bad_files_get_a_message(page, tmp_path):
     page.set_input_files("#file", str(junk))
     page.wait_for_function("document.querySelector('#message').classList.contains('error')", timeout=20_000)
     assert "notes.wav" in page.inner_text("#message") and "not a readable audio file" in page.inner_text("#message")
+
+
+# -- continuous mode -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def spoken_number(classifier, fsdd_recordings: Path, tmp_path_factory) -> tuple[Path, str]:
+    """A 4-digit number of test-split clips (takes 0-4; different digits and speakers) the model gets
+    right, 0.6 s apart, 0.8 s of silence before and after, as the fake microphone's file; and its
+    digits, which the offline transcriber (the live endpoint's settings) also reads from it."""
+    from spokenword.serve.live import live_vad
+    from spokenword.transcribe import Transcriber
+
+    transcriber = Transcriber(classifier, vad=live_vad())
+    rate = classifier.sample_rate
+    gap = np.zeros(int(0.6 * rate), np.float32)
+    digits, parts, used = "", [np.zeros(int(0.8 * rate), np.float32)], set()
+    for name in CANDIDATES:
+        digit, speaker = name.split("_")[:2]
+        if digit in digits or speaker in used:
+            continue
+        top = classifier(fsdd_recordings / name)[0]
+        if top["label"] != digit or top["score"] < 0.9:
+            continue
+        wave = classifier.waveform(fsdd_recordings / name)
+        alone = np.concatenate([gap, wave, gap])
+        if transcriber.transcribe_samples(alone, rate).text != digit:
+            continue
+        digits += digit
+        used = {speaker}  # no speaker twice in a row
+        parts += [wave, gap]
+        if len(digits) == 4:
+            break
+    assert len(digits) == 4, f"only {len(digits)} usable clips"
+    parts.append(np.zeros(int(0.2 * rate), np.float32))
+    wave = np.concatenate(parts)
+    assert transcriber.transcribe_samples(wave, rate).text == digits
+    return write_mic(tmp_path_factory.mktemp("number") / "number.wav", wave, rate), digits
+
+
+@pytest.fixture(scope="module")
+def live_browser(playwright, spoken_number):
+    chromium = launch(playwright, spoken_number[0])
+    yield chromium
+    chromium.close()
+
+
+def test_continuous_mode_shows_digits_as_they_are_spoken(live_browser, server_url, spoken_number, tmp_path):
+    _, digits = spoken_number
+    context, page, outside = open_page(live_browser, server_url)
+    page.click("#mode-continuous")
+    assert page.is_visible("#live") and page.inner_text("#record").endswith("Listen")
+    page.click("#record")
+    # the fake microphone loops the file and may start anywhere in it: wait for one whole pass
+    page.wait_for_function(f"document.querySelector('#transcript').textContent.includes({json.dumps(digits)})",
+                           timeout=40_000)
+    shown = page.inner_text("#transcript").replace("\n", "").replace(" ", "")
+    assert digits in shown
+    assert page.locator("#transcript .word").count() == len(shown)
+    assert "Listening" in page.inner_text("#message")
+    page.screenshot(path=str(tmp_path / "continuous.png"), full_page=True)
+    timings = page.evaluate("window.spokenwordLive.timings")
+    assert len(timings) >= len(digits) and all(t["latency_ms"] is not None for t in timings)
+    page.click("#record")  # stop: the server sends the last word and closes
+    page.wait_for_function("document.querySelector('#message').textContent.startsWith('Stopped.')", timeout=10_000)
+    assert "error" not in page.get_attribute("#message", "class")
+    assert page.inner_text("#history li").endswith("(continuous)")
+    assert page.inner_text("#record").endswith("Listen")
+    assert not outside, f"the page fetched from outside the app: {outside}"
+    latency = sorted(t["latency_ms"] for t in timings)
+    print(f"continuous mode showed {shown}; digits {digits}; frame-to-event latency median "
+          f"{latency[len(latency) // 2]:.0f} ms, max {latency[-1]:.0f} ms")
+    context.close()
+
+
+def test_continuous_mode_says_when_the_microphone_is_denied(browser, server_url):
+    denied = ("navigator.mediaDevices.getUserMedia = () => "
+              "Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));")
+    context, page, _ = open_page(browser, server_url, init_script=denied)
+    page.click("#mode-continuous")
+    page.click("#record")
+    page.wait_for_function("document.querySelector('#message').classList.contains('error')", timeout=10_000)
+    assert "Microphone access was denied" in page.inner_text("#message")
+    assert page.inner_text("#record").endswith("Listen")
+    context.close()
+
+
+def test_continuous_mode_says_when_the_connection_is_lost(browser, server_url):
+    """The WebSocket is answered by a stand-in that accepts the stream, then drops it."""
+    context, page, _ = open_page(browser, server_url)
+    frames = []
+
+    def server(ws):
+        def on_message(message):
+            if isinstance(message, str):
+                ws.send(json.dumps({"type": "ready", "sample_rate": 8000}))
+            else:
+                frames.append(len(message))
+                if len(frames) == 10:
+                    ws.close(code=1001, reason="server restarting")
+
+        ws.on_message(on_message)
+
+    page.route_web_socket("**/ws/transcribe", server)
+    page.click("#mode-continuous")
+    page.click("#record")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('Connection lost')", timeout=20_000)
+    message = page.inner_text("#message")
+    assert "code 1001: server restarting" in message and "Press Listen to try again" in message
+    assert len(frames) >= 10 and page.inner_text("#record").endswith("Listen")
+    context.close()

@@ -1,4 +1,5 @@
-"""The web service API in-process (TestClient) with the session's 3-epoch checkpoint and real FSDD clips."""
+"""The web service API in-process (TestClient) with the session's 3-epoch checkpoint and real FSDD clips,
+served by PyTorch and by ONNX Runtime (the checkpoint exported at load time, as ``spokenword serve`` does)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ def wav_bytes(samples: np.ndarray, rate: int = 8000, fmt: str = "WAV") -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def classifier(trained_checkpoint: Path):
-    from spokenword.predict import load_classifier
+@pytest.fixture(scope="module", params=["torch", "onnx"])
+def classifier(request, trained_checkpoint: Path):
+    from spokenword.serve.app import load_model
 
-    return load_classifier(trained_checkpoint, max_seconds=10)
+    loaded, runtime = load_model(trained_checkpoint, request.param, max_seconds=10)
+    assert runtime == request.param
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +57,14 @@ def test_files(fsdd_recordings: Path) -> list[Path]:
 
 
 def test_health_labels_docs_and_page(client, classifier):
-    assert client.get("/health").json()["status"] == "ok"
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["runtime"] == ("onnx" if hasattr(classifier, "session") else "torch")
     assert client.get("/labels").json() == {"labels": list(classifier.labels)}
     assert "/predict" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "/static/app.js" in page.text and "cdn" not in page.text.lower()
-    for asset in ("app.js", "style.css"):
+    for asset in ("app.js", "style.css", "pcm-worklet.js"):
         assert client.get(f"/static/{asset}").status_code == 200
 
 
@@ -181,3 +185,148 @@ def test_concurrent_requests_from_threads(client, classifier, test_files):
     assert len(results) == len(jobs)
     for path, status, label in results:
         assert status == 200 and label == expected[path]
+
+
+# -- micro-batching ------------------------------------------------------------------------------
+def post_all(client, bodies: list[bytes], workers: int = 12) -> list:
+    def post(body: bytes):
+        return client.post("/predict", content=body)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(post, bodies))
+
+
+def test_batched_answers_equal_unbatched_ones(classifier, test_files):
+    from fastapi.testclient import TestClient
+
+    from spokenword.serve import create_app
+
+    bodies = [p.read_bytes() for p in test_files[:12]] * 2
+    with TestClient(create_app(classifier, batch_ms=None)) as single:
+        alone = [r.json() for r in post_all(single, bodies)]
+        assert single.app.state.batcher is None
+    app = create_app(classifier, batch_ms=50, max_batch=8)  # a wide window: concurrent requests share batches
+    with TestClient(app) as batched:
+        together = [r.json() for r in post_all(batched, bodies)]
+    assert max(app.state.batcher.sizes) > 1, f"no batch formed: {app.state.batcher.sizes}"
+    assert max(app.state.batcher.sizes) <= 8
+    assert sum(app.state.batcher.sizes) == len(bodies)
+    for a, b in zip(alone, together):
+        assert a["label"] == b["label"] and [r["label"] for r in a["top_k"]] == [r["label"] for r in b["top_k"]]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+        assert {k: v for k, v in a.items() if k not in ("score", "top_k")} == {k: v for k, v in b.items() if k not in ("score", "top_k")}
+
+
+def test_a_bad_upload_does_not_spoil_its_batch(classifier, test_files):
+    from fastapi.testclient import TestClient
+
+    from spokenword.serve import create_app
+
+    good = [p.read_bytes() for p in test_files[:6]]
+    bad = [b"not audio at all" * 4, wav_bytes(tone(1.0))[:30], long_body(12.0)]
+    app = create_app(classifier, batch_ms=50)
+    with TestClient(app) as c:
+        responses = post_all(c, good[:3] + bad + good[3:])
+    assert max(app.state.batcher.sizes) > 1
+    statuses = [r.status_code for r in responses]
+    assert statuses == [200] * 3 + [422, 422, 413] + [200] * 3
+    for response, body in zip(responses[:3] + responses[6:], good):
+        assert response.json()["label"] == classifier(body)[0]["label"]
+    assert "not a readable audio file" in responses[3].json()["detail"]
+
+
+def test_micro_batcher_groups_and_fails_per_batch():
+    import asyncio
+
+    from spokenword.serve.batching import MicroBatcher
+
+    calls = []
+
+    def run(items):
+        calls.append(list(items))
+        if "boom" in items:
+            raise RuntimeError("model failed")
+        return [ValueError(f"bad {i}") if i < 0 else i * 10 for i in items]
+
+    async def scenario():
+        batcher = MicroBatcher(run, window_s=0.05, max_batch=3)
+        results = await asyncio.gather(*(batcher.submit(i) for i in (1, 2, -3, 4, 5)), return_exceptions=True)
+        failed = await asyncio.gather(batcher.submit("boom"), batcher.submit(7), return_exceptions=True)
+        return batcher, results, failed
+
+    batcher, results, failed = asyncio.run(scenario())
+    assert calls[:2] == [[1, 2, -3], [4, 5]]  # full at 3, the rest when the window ends
+    assert results[:2] == [10, 20] and results[3:] == [40, 50]
+    assert isinstance(results[2], ValueError) and str(results[2]) == "bad -3"
+    assert all(isinstance(r, RuntimeError) for r in failed)
+    assert batcher.sizes == [3, 2, 2]
+    with pytest.raises(ValueError):
+        MicroBatcher(run, window_s=-1)
+
+
+# -- runtime choice ------------------------------------------------------------------------------
+def test_runtimes_agree(trained_checkpoint, test_files):
+    from spokenword.predict import Classifier
+    from spokenword.runtime import OnnxClassifier
+    from spokenword.serve.app import load_model
+
+    torch_clf, used = load_model(trained_checkpoint, "torch")
+    assert isinstance(torch_clf, Classifier) and used == "torch"
+    onnx_clf, used = load_model(trained_checkpoint)  # the default: exported at load time
+    assert isinstance(onnx_clf, OnnxClassifier) and used == "onnx"
+    assert onnx_clf.session.get_session_options().intra_op_num_threads == 1
+    assert onnx_clf.labels == torch_clf.labels and onnx_clf.sample_rate == torch_clf.sample_rate
+    for path in test_files:
+        a, b = torch_clf(path)[0], onnx_clf(path)[0]
+        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_runtime_choice_errors_and_fallback(trained_checkpoint, tmp_path, monkeypatch, caplog):
+    import spokenword.export
+    from spokenword.predict import Classifier
+    from spokenword.runtime import ModelError
+    from spokenword.serve import app as serve_app
+
+    with pytest.raises(ModelError, match="--runtime torch needs the .ckpt"):
+        serve_app.load_model(tmp_path / "model.onnx", "torch")
+    with pytest.raises(ModelError, match="unknown runtime 'tpu'"):
+        serve_app.load_model(trained_checkpoint, "tpu")
+    not_a_checkpoint = tmp_path / "junk.ckpt"
+    not_a_checkpoint.write_bytes(b"junk")
+    with pytest.raises(ModelError, match="not a spokenword checkpoint"):  # not hidden by a fallback
+        serve_app.load_model(not_a_checkpoint)
+
+    # export extras missing: auto falls back to torch with a logged line, onnx refuses
+    monkeypatch.setattr(serve_app, "_missing", lambda modules: ["onnxscript"])
+    with pytest.raises(ModelError, match=r"pip install 'spokenword\[export\]'"):
+        serve_app.load_model(trained_checkpoint, "onnx")
+    with caplog.at_level("WARNING", logger="spokenword.serve"):
+        clf, used = serve_app.load_model(trained_checkpoint, "auto")
+    assert isinstance(clf, Classifier) and used == "torch"
+    assert "ONNX export extras missing (onnxscript)" in caplog.text and "PyTorch" in caplog.text
+    monkeypatch.undo()
+
+    # the export itself fails (e.g. a network the exporter cannot handle)
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(spokenword.export, "export_onnx", broken)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="spokenword.serve"):
+        clf, used = serve_app.load_model(trained_checkpoint)
+    assert used == "torch" and "ONNX export of" in caplog.text and "unsupported operator" in caplog.text
+    with pytest.raises(ModelError, match="ONNX export failed"):
+        serve_app.load_model(trained_checkpoint, "onnx")
+
+
+def test_cli_passes_the_runtime_flag(trained_checkpoint, monkeypatch, capsys):
+    from spokenword import cli
+    from spokenword.serve import app as serve_app
+
+    seen = []
+    monkeypatch.setattr(serve_app, "serve", lambda model, **kwargs: seen.append(kwargs))
+    assert cli.main(["serve", str(trained_checkpoint)]) == 0
+    assert cli.main(["serve", str(trained_checkpoint), "--runtime", "torch"]) == 0
+    assert [k["runtime"] for k in seen] == ["auto", "torch"]
+    assert cli.main(["serve", str(trained_checkpoint), "--runtime", "gpu"]) == 2
+    assert "invalid choice: 'gpu'" in capsys.readouterr().err

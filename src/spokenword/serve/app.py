@@ -1,37 +1,54 @@
 """The web service: a FastAPI app around one loaded classifier.
 
-:func:`create_app` takes an already loaded classifier (``spokenword.predict.load_classifier``:
-a ``.ckpt`` :class:`~spokenword.predict.Classifier` or an exported ``.onnx`` model), so the model
-is loaded once per process and every request uses the classifier's own preprocessing
-(``waveform`` -> ``featurize`` -> ``probabilities`` -> ``rank``); nothing here re-implements it.
-Other routers (e.g. a WebSocket endpoint) can be passed in ``routers``.
+:func:`create_app` takes an already loaded classifier (:func:`load_model`: an exported ``.onnx``
+model, or a ``.ckpt`` checkpoint exported to ONNX at startup, or the checkpoint's PyTorch
+:class:`~spokenword.predict.Classifier`), so the model is loaded once per process and every
+request uses the classifier's own preprocessing (``waveform`` -> ``featurize`` -> ``probabilities``
+-> ``rank``); nothing here re-implements it.
 
 Routes: ``POST /predict`` (multipart field ``file`` or the raw file as the body), ``GET /health``,
-``GET /labels``, the page at ``/`` (assets under ``/static``, all served locally) and the OpenAPI
-docs at ``/docs``. Every user mistake is answered with a 4xx and ``{"detail": "..."}``.
+``GET /labels``, the live transcription WebSocket ``/ws/transcribe`` (:mod:`spokenword.serve.live`),
+the page at ``/`` (assets under ``/static``, all served locally) and the OpenAPI docs at ``/docs``.
+Every user mistake is answered with a 4xx and ``{"detail": "..."}``.
+
+Concurrent ``/predict`` requests are micro-batched (:class:`~spokenword.serve.batching.MicroBatcher`):
+those arriving within ``batch_ms`` share one decode-and-infer call in a worker thread, so the
+event loop only parses HTTP.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import math
 import re
+import tempfile
+import time
 from pathlib import Path
-from typing import AsyncIterator, Iterable
+from typing import AsyncIterator, Iterable, Sequence
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from spokenword.audio import AudioError
+from spokenword.runtime import ModelError
+from spokenword.serve.batching import MicroBatcher
 
 STATIC = Path(__file__).with_name("static")
+logger = logging.getLogger("spokenword.serve")
 
 #: A clip whose loudest sample is below this level (dB relative to full scale) is reported as
 #: ``"silent": true``: the model still answers, but the page says no speech was heard.
 SILENCE_DBFS = -40.0
+
+#: ``--runtime`` choices: ``auto`` = ONNX Runtime when the export extras are installed, else PyTorch.
+RUNTIMES = ("auto", "onnx", "torch")
+#: what the in-memory export needs (the ``export`` extra).
+EXPORT_MODULES = ("onnx", "onnxscript", "onnxruntime")
 
 UPLOAD_FIELD = "file"
 _OPENING = re.compile(r"Error opening <[^>]*>: ")
@@ -49,6 +66,17 @@ _PREDICT_BODY = {
         },
     }
 }
+_RANKED = {"type": "array", "items": {"type": "object", "properties": {"label": {"type": "string"}, "score": {"type": "number"}}}}
+_PREDICT_ANSWER = {200: {"description": "The prediction", "content": {"application/json": {"schema": {
+    "type": "object",
+    "required": ["label", "score", "top_k", "duration_s", "sample_rate", "silent", "peak_dbfs"],
+    "properties": {
+        "label": {"type": "string"}, "score": {"type": "number"}, "top_k": _RANKED,
+        "duration_s": {"type": "number"}, "sample_rate": {"type": "integer"}, "silent": {"type": "boolean"},
+        "peak_dbfs": {"type": ["number", "null"]},
+        "spectrogram": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                        "description": "only with ?spectrogram=true: n_bins rows x n_frames"},
+    }}}}}}
 
 
 def peak_dbfs(wave: np.ndarray) -> float:
@@ -108,8 +136,20 @@ async def _audio_bytes(request: Request, max_upload_bytes: int) -> tuple[bytes, 
     return body, "request body"
 
 
+def _stack(features: Sequence):
+    """A batch of ``featurize`` outputs as the classifier's ``probabilities`` takes it: a tensor
+    ``(N, 1, H, W)`` for the PyTorch :class:`~spokenword.predict.Classifier`, the list of waveforms
+    for :class:`~spokenword.runtime.OnnxClassifier` (it pads them itself)."""
+    if hasattr(features[0], "unsqueeze"):  # torch tensors: torch is loaded already
+        import torch
+
+        return torch.stack(list(features))
+    return list(features)
+
+
 def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: float | None = 10.0,
-               routers: Iterable[APIRouter] = ()) -> FastAPI:
+               routers: Iterable[APIRouter] = (), batch_ms: float | None = 2.0, max_batch: int = 16,
+               live=True) -> FastAPI:
     """Build the app around ``classifier`` (loaded once by the caller).
 
     Args:
@@ -118,16 +158,22 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         max_upload_bytes: larger uploads are refused with 413 before being read whole.
         max_seconds: longer clips are refused with 413 (the classifier may also check it from the
             file header when loaded with ``max_seconds=``); None for no limit.
-        routers: extra routers to include (e.g. a streaming WebSocket mode).
+        routers: extra routers to include.
+        batch_ms: micro-batching window (ms): ``/predict`` requests arriving within it share one
+            model call; ``None`` runs each request on its own (one thread-pool call per request).
+        max_batch: most requests per batch.
+        live: the ``/ws/transcribe`` endpoint: True (default limits), a
+            :class:`~spokenword.serve.live.LiveSettings`, or False for none.
     """
     app = FastAPI(title="spokenword", version="1",
-                  description="Spoken digit recognition: POST an audio clip to /predict.")
+                  description="Spoken digit recognition: POST an audio clip to /predict, "
+                              "or stream microphone audio to the WebSocket /ws/transcribe.")
     app.state.classifier = classifier
     labels = list(classifier.labels)
     rate = int(classifier.sample_rate)
+    runtime = "onnx" if hasattr(classifier, "session") else "torch"  # OnnxClassifier holds an ORT session
 
-    def infer(data: bytes, name: str, top_k: int | None, spectrogram: bool) -> dict:
-        """CPU work of one request (runs in the thread pool)."""
+    def decode(data: bytes, name: str) -> np.ndarray:
         try:
             wave = classifier.waveform(data)
         except AudioError as err:
@@ -139,37 +185,71 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
             raise HTTPException(413, f"{name}: clip is {duration:.1f} s long; the limit is {max_seconds:g} s")
         if len(wave) == 0:
             raise HTTPException(422, f"{name}: the clip holds no samples")
-        features = classifier.featurize(wave)
-        ranked = classifier.rank(classifier.probabilities(features[None])[0], top_k)
+        return wave
+
+    def describe(wave: np.ndarray, probs, top_k: int | None) -> dict:
+        ranked = classifier.rank(probs, top_k)
         level = peak_dbfs(wave)
-        answer = {
+        return {
             "label": ranked[0]["label"],
             "score": ranked[0]["score"],
             "top_k": ranked,
-            "duration_s": round(duration, 4),
+            "duration_s": round(len(wave) / rate, 4),
             "sample_rate": rate,
             "silent": level < SILENCE_DBFS,
             "peak_dbfs": round(level, 1) if math.isfinite(level) else None,
         }
-        if spectrogram:
-            image = np.asarray(features)[0]
+
+    def infer(data: bytes, name: str, top_k: int | None, spectrogram: bool) -> dict:
+        """One request on its own (runs in the thread pool)."""
+        wave = decode(data, name)
+        answer = describe(wave, classifier.probabilities(_stack([classifier.featurize(wave)]))[0], top_k)
+        if spectrogram:  # only when asked: for an ONNX model it is computed outside the graph
+            image = np.asarray(classifier.spectrogram(wave))[0]
             answer["spectrogram"] = np.round(image.astype(np.float64), 3).tolist()
         return answer
 
-    @app.post("/predict", openapi_extra=_PREDICT_BODY, summary="Classify one audio clip")
-    async def predict(request: Request, top_k: int | None = None, spectrogram: bool = False) -> dict:
-        """Returns ``{label, score, top_k: [{label, score}], duration_s, sample_rate, silent}``;
+    def infer_batch(items: Sequence[tuple[bytes, str, int | None]]) -> list:
+        """Several requests in one model call (runs in the thread pool); a failing item's
+        HTTPException is its result and does not affect the others."""
+        results: list = [None] * len(items)
+        waves, features, rows = [], [], []
+        for i, (data, name, _) in enumerate(items):
+            try:
+                wave = decode(data, name)
+            except HTTPException as err:
+                results[i] = err
+                continue
+            waves.append(wave)
+            features.append(classifier.featurize(wave))
+            rows.append(i)
+        if rows:
+            probs = classifier.probabilities(_stack(features))
+            for row, wave, p in zip(rows, waves, probs):
+                results[row] = describe(wave, p, items[row][2])
+        return results
+
+    batcher = MicroBatcher(infer_batch, batch_ms / 1000.0, max_batch) if batch_ms is not None else None
+    app.state.batcher = batcher
+
+    @app.post("/predict", openapi_extra=_PREDICT_BODY, summary="Classify one audio clip", responses=_PREDICT_ANSWER)
+    async def predict(request: Request, top_k: int | None = None, spectrogram: bool = False) -> JSONResponse:
+        """Returns ``{label, score, top_k: [{label, score}], duration_s, sample_rate, silent, peak_dbfs}``;
         ``sample_rate`` is the rate the model heard (Hz), ``duration_s`` the clip length (s).
         ``?spectrogram=true`` adds the feature image the model saw (n_bins rows x n_frames)."""
         if top_k is not None and top_k < 1:
             raise HTTPException(422, "top_k must be at least 1")
         data, name = await _audio_bytes(request, max_upload_bytes)
-        return await run_in_threadpool(infer, data, name, top_k, spectrogram)
+        if batcher is None or spectrogram:
+            answer = await run_in_threadpool(infer, data, name, top_k, spectrogram)
+        else:
+            answer = await batcher.submit((data, name, top_k))
+        return JSONResponse(answer)
 
     @app.get("/health", summary="Liveness and model summary")
     def health() -> dict:
         return {"status": "ok", "labels": len(labels), "sample_rate": rate,
-                "max_seconds": max_seconds, "max_upload_bytes": max_upload_bytes}
+                "max_seconds": max_seconds, "max_upload_bytes": max_upload_bytes, "runtime": runtime}
 
     @app.get("/labels", summary="Class names in model output order")
     def get_labels() -> dict:
@@ -180,25 +260,116 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if live:
+        from spokenword.serve.live import LiveSettings, live_router
+
+        app.include_router(live_router(classifier, live if isinstance(live, LiveSettings) else LiveSettings()))
     for router in routers:
         app.include_router(router)
     return app
 
 
-def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
-          max_upload_mb: float = 5.0, log_level: str = "info") -> None:
-    """Load ``model`` once and run the app with uvicorn until interrupted."""
-    import uvicorn
+def _missing(modules: Iterable[str]) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
 
-    from spokenword.predict import load_classifier
 
-    try:  # one intra-op thread per request: requests run in parallel threads instead
+def _one_thread_torch() -> None:
+    try:  # one intra-op thread per inference: requests run in parallel threads instead
         import torch
 
         torch.set_num_threads(1)
     except ImportError:  # an .onnx model needs no torch
         pass
-    classifier = load_classifier(model, max_seconds=max_seconds)
-    app = create_app(classifier, max_upload_bytes=int(max_upload_mb * 1e6), max_seconds=max_seconds)
-    print(f"spokenword serve: {model} ({len(classifier.labels)} labels) on http://{host}:{port}/  (API docs: /docs)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def load_model(model: str | Path, runtime: str = "auto", *, max_seconds: float | None = 10.0,
+               threads: int = 1) -> tuple[object, str]:
+    """Open ``model`` for serving; returns ``(classifier, runtime used)``.
+
+    * ``.onnx`` export: ONNX Runtime (``runtime`` ``auto`` or ``onnx``).
+    * ``.ckpt`` checkpoint with ``auto`` or ``onnx``: exported to ONNX at startup with
+      :func:`spokenword.export.export_onnx` (into a temporary folder, deleted once the session has
+      loaded it) and run by :class:`~spokenword.runtime.OnnxClassifier`: the same graph and
+      host-side steps as ``spokenword export``. With ``auto``, missing export extras or a failed
+      export fall back to the PyTorch :class:`~spokenword.predict.Classifier` with a logged warning;
+      with ``onnx`` they are an error.
+    * ``torch``: the checkpoint's PyTorch :class:`~spokenword.predict.Classifier`.
+
+    ``threads``: intra-op threads per inference (ONNX Runtime session, or torch's global setting).
+    Raises :class:`~spokenword.runtime.ModelError` with a one-line message for unusable choices.
+    """
+    from spokenword.runtime import OnnxClassifier
+
+    path = Path(model)
+    if runtime not in RUNTIMES:
+        raise ModelError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if path.suffix.lower() == ".onnx":
+        if runtime == "torch":
+            raise ModelError(f"{path}: an ONNX export runs on ONNX Runtime; --runtime torch needs the .ckpt checkpoint")
+        return OnnxClassifier(path, max_seconds=max_seconds, threads=threads), "onnx"
+    if runtime != "torch":
+        missing = _missing(EXPORT_MODULES)
+        if missing and runtime == "onnx":
+            raise ModelError(f"--runtime onnx needs {', '.join(missing)}: pip install 'spokenword[export]' "
+                             "(or serve with --runtime torch)")
+        if missing:
+            logger.warning("ONNX export extras missing (%s): serving %s with PyTorch, which is slower; "
+                           "pip install 'spokenword[export]' to serve it with ONNX Runtime", ", ".join(missing), path.name)
+        else:
+            _one_thread_torch()
+            from spokenword.export import export_onnx
+
+            started = time.perf_counter()
+            try:
+                with tempfile.TemporaryDirectory(prefix="spokenword-serve-") as work:
+                    exported = export_onnx(path, Path(work) / f"{path.stem}.onnx", max_seconds=max_seconds or 10.0)
+                    classifier = OnnxClassifier(exported, max_seconds=max_seconds, threads=threads)
+            except ModelError:  # not a usable checkpoint at all: the same answer as with torch
+                raise
+            except Exception as err:  # noqa: BLE001 - the export of an unusual network may fail
+                reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+                if runtime == "onnx":
+                    raise ModelError(f"{path}: ONNX export failed ({reason}); serve it with --runtime torch") from None
+                logger.warning("ONNX export of %s failed (%s): serving it with PyTorch", path.name, reason)
+            else:
+                logger.info("exported %s to ONNX in %.1f s; serving it with ONNX Runtime", path.name,
+                            time.perf_counter() - started)
+                return classifier, "onnx"
+    _one_thread_torch()
+    from spokenword.predict import load_classifier
+
+    return load_classifier(path, max_seconds=max_seconds), "torch"
+
+
+def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
+          max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
+          batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
+          http: str = "auto", loop: str = "auto") -> None:
+    """Load ``model`` once (:func:`load_model`, ``runtime``) and run the app with uvicorn until interrupted.
+
+    ``batch_ms``/``max_batch``: micro-batching of ``/predict`` (see :func:`create_app`); ``live``: the
+    ``/ws/transcribe`` settings (a :class:`~spokenword.serve.live.LiveSettings`, True for the defaults,
+    False for none). ``http``/``loop``: uvicorn's choices; ``auto`` takes httptools and uvloop (the
+    ``serve`` extra, which also brings the WebSocket library).
+    """
+    import uvicorn
+
+    from spokenword.serve.live import LiveSettings
+
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("spokenword serve: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    if live and not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
+        logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
+                       "pip install 'spokenword[serve]'")
+    classifier, used = load_model(model, runtime, max_seconds=max_seconds)
+    settings = live if isinstance(live, LiveSettings) else LiveSettings()
+    app = create_app(classifier, max_upload_bytes=int(max_upload_mb * 1e6), max_seconds=max_seconds,
+                     batch_ms=batch_ms, max_batch=max_batch, live=settings if live else False)
+    print(f"spokenword serve: {model} ({len(classifier.labels)} labels, {used} runtime) on http://{host}:{port}/  "
+          "(API docs: /docs)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=http, loop=loop,
+                ws_max_size=2 * settings.max_frame_bytes)

@@ -1,10 +1,18 @@
-// spokenword page: record (getUserMedia -> 16-bit mono WAV made here) or pick/drop a file,
-// POST it to /predict?spectrogram=true and show the digit, class bars, features and history.
+// spokenword page. One-digit mode: record (getUserMedia -> 16-bit mono WAV made here) or pick/drop
+// a file, POST it to /predict?spectrogram=true and show the digit, class bars, features and history.
+// Continuous mode: stream the microphone over the WebSocket /ws/transcribe (AudioWorklet, float32
+// frames at the model's rate) and show each digit as soon as the server has heard the word end.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_LENGTH = 8;
-let recorder = null; // {context, stream, node, source, chunks}
+const FRAME_SECONDS = 0.02; // continuous mode: audio per WebSocket frame
+let recorder = null; // one-digit mode: {context, stream, node, source, chunks}
+let live = null; // continuous mode: see startLive
+// Timings of the continuous mode, for measurements (benchmarks/live_latency.py --browser): per
+// digit, ms from sending the audio frame that let the server close the word to receiving the
+// event (latency_ms), and from receiving it to the next painted frame (paint_ms). Last 200.
+window.spokenwordLive = { timings: [] };
 
 function say(text, kind = "") {
   const el = $("message");
@@ -28,16 +36,30 @@ function encodeWav(samples, rate) {
   return new Blob([buffer], { type: "audio/wav" });
 }
 
-async function startRecording() {
-  let stream;
+function mode() {
+  return $("mode-continuous").checked ? "continuous" : "single";
+}
+
+async function openMicrophone() {
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
+    return await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
   } catch (err) {
     const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
     say(denied ? "Microphone access was denied: allow it in the browser's site settings, or choose a file instead."
                : `No microphone available (${err && err.name}): choose a file instead.`, "error");
-    return;
+    return null;
   }
+}
+
+function setButton(active) {
+  const continuous = mode() === "continuous";
+  $("record").textContent = active ? "\u25A0 Stop" : (continuous ? "\u25CF Listen" : "\u25CF Record");
+  $("record").classList.toggle("recording", active);
+}
+
+async function startRecording() {
+  const stream = await openMicrophone();
+  if (!stream) return;
   const context = new AudioContext();
   const source = context.createMediaStreamSource(stream);
   const node = context.createScriptProcessor(4096, 1, 1);
@@ -46,8 +68,7 @@ async function startRecording() {
   source.connect(node);
   node.connect(context.destination);
   recorder = { context, stream, node, source, chunks };
-  $("record").textContent = "\u25A0 Stop";
-  $("record").classList.add("recording");
+  setButton(true);
   say("Listening... say one digit, then press Stop.");
 }
 
@@ -58,8 +79,7 @@ async function stopRecording() {
   stream.getTracks().forEach((t) => t.stop());
   const rate = context.sampleRate;
   await context.close();
-  $("record").textContent = "\u25CF Record";
-  $("record").classList.remove("recording");
+  setButton(false);
   const length = chunks.reduce((n, c) => n + c.length, 0);
   if (length === 0) { say("Nothing was recorded: try again.", "error"); return; }
   const samples = new Float32Array(length);
@@ -134,7 +154,162 @@ function drawSpectrogram(rows) {
   ctx.putImageData(image, 0, 0);
 }
 
-$("record").addEventListener("click", () => (recorder ? stopRecording() : startRecording()));
+// ---- continuous mode ----------------------------------------------------------------------
+async function startLive() {
+  const stream = await openMicrophone();
+  if (!stream) return;
+  let rate = null;
+  try { rate = (await (await fetch("/health")).json()).sample_rate; } catch (err) { /* the WebSocket will say */ }
+  // capture at the model's rate: the browser resamples, so the server need not (no extra delay)
+  let context = null, source = null;
+  try {
+    context = rate ? new AudioContext({ sampleRate: rate }) : new AudioContext();
+    source = context.createMediaStreamSource(stream);
+  } catch (err) {
+    if (context) context.close();
+    context = new AudioContext(); // this browser cannot: send its own rate, the server resamples
+    source = context.createMediaStreamSource(stream);
+  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws/transcribe`);
+  ws.binaryType = "arraybuffer";
+  live = { ws, context, stream, source, node: null, sink: null, stopping: false, serverError: null,
+           rate: context.sampleRate, sent: 0, frames: [], heard: "" };
+  const mine = live;
+  $("transcript").replaceChildren();
+  $("live").hidden = false;
+  setButton(true);
+  say("Connecting...");
+  ws.onopen = () => ws.send(JSON.stringify({ sample_rate: mine.context.sampleRate, encoding: "float32" }));
+  ws.onmessage = (e) => { if (live === mine) onLiveMessage(mine, JSON.parse(e.data)); };
+  ws.onclose = (e) => onLiveClose(mine, e);
+}
+
+async function startCapture(state) {
+  const { context, source } = state;
+  const frameSamples = Math.max(1, Math.round(context.sampleRate * FRAME_SECONDS));
+  if (context.audioWorklet && window.AudioWorkletNode) {
+    await context.audioWorklet.addModule("/static/pcm-worklet.js");
+    if (state.captureStopped) return; // stopped while the module loaded
+    state.node = new AudioWorkletNode(context, "pcm-capture", { processorOptions: { frameSamples } });
+    state.node.port.onmessage = (e) => sendFrame(state, e.data);
+  } else { // older browsers: the deprecated ScriptProcessorNode
+    state.node = context.createScriptProcessor(1024, 1, 1);
+    state.node.onaudioprocess = (e) => sendFrame(state, new Float32Array(e.inputBuffer.getChannelData(0)));
+  }
+  state.sink = context.createGain(); // silent: keeps the capture node pulled by the graph
+  state.sink.gain.value = 0;
+  source.connect(state.node);
+  state.node.connect(state.sink);
+  state.sink.connect(context.destination);
+  if (context.state === "suspended") await context.resume();
+  window.spokenwordLive.base_latency_ms = (context.baseLatency || 0) * 1000;
+}
+
+function sendFrame(state, samples) {
+  const ws = state.ws;
+  if (state.stopping || ws.readyState !== WebSocket.OPEN) return;
+  if (ws.bufferedAmount > 1 << 20) { // over a second of audio queued: the connection cannot keep up
+    state.serverError = "The connection is too slow for live audio; stopped.";
+    ws.close(1000);
+    return;
+  }
+  ws.send(samples.buffer);
+  state.sent += samples.length;
+  state.frames.push([state.sent, performance.now()]);
+  if (state.frames.length > 1000) state.frames.splice(0, 500);
+}
+
+function onLiveMessage(state, event) {
+  if (event.type === "ready") {
+    say(`Listening: say digits, pausing briefly between them; each appears when its word ends. Press Stop when done.`);
+    startCapture(state).catch((err) => {
+      state.serverError = `Could not capture audio (${err && err.name}: ${err && err.message}).`;
+      state.ws.close(1000);
+    });
+  } else if (event.type === "word") {
+    const received = performance.now();
+    showWord(state, event);
+    // the frame that carried the audio up to event.decided_at (seconds at the model's rate)
+    const needed = event.decided_at * state.rate;
+    const frame = state.frames.find(([end]) => end >= needed - 1);
+    requestAnimationFrame(() => {
+      const timings = window.spokenwordLive.timings;
+      timings.push({ label: event.label, latency_ms: frame ? received - frame[1] : null, paint_ms: performance.now() - received });
+      if (timings.length > 200) timings.shift();
+    });
+  } else if (event.type === "error") {
+    state.serverError = event.detail;
+  } else if (event.type === "done") {
+    state.done = event;
+  }
+}
+
+function showWord(state, event) {
+  const span = document.createElement("span");
+  span.textContent = event.uncertain ? "?" : event.label;
+  span.className = event.uncertain ? "word uncertain" : "word";
+  span.title = `${event.label}: ${(event.score * 100).toFixed(0)}% (${event.start.toFixed(2)}-${event.end.toFixed(2)} s)`;
+  $("transcript").append(span);
+  state.heard += span.textContent;
+}
+
+function stopCapture(state) {
+  if (state.captureStopped) return;
+  state.captureStopped = true;
+  try { if (state.node) { state.source.disconnect(); state.node.disconnect(); state.sink.disconnect(); } } catch (err) { /* gone */ }
+  state.stream.getTracks().forEach((t) => t.stop());
+  state.context.close().catch(() => {});
+}
+
+function stopLive() {
+  const state = live;
+  state.stopping = true;
+  stopCapture(state);
+  setButton(false);
+  if (state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify({ type: "stop" })); // the server sends the last word, then closes
+    say("Finishing...");
+    setTimeout(() => { if (state.ws.readyState !== WebSocket.CLOSED) state.ws.close(1000); }, 3000);
+  } else {
+    state.ws.close();
+  }
+}
+
+function onLiveClose(state, e) {
+  stopCapture(state);
+  if (live === state) { live = null; setButton(false); }
+  if (state.serverError) {
+    say(state.serverError, "error");
+  } else if (state.stopping) {
+    say(state.heard ? `Stopped. Heard ${state.heard}.` : "Stopped. No digits were heard.");
+  } else {
+    say(`Connection lost (code ${e.code}${e.reason ? `: ${e.reason}` : ""}): the server closed the stream or cannot be reached. ` +
+        "Press Listen to try again.", "error");
+  }
+  if (state.heard) {
+    const item = document.createElement("li");
+    item.textContent = `${state.heard}  (continuous)`;
+    $("history").prepend(item);
+    while ($("history").children.length > HISTORY_LENGTH) $("history").lastChild.remove();
+  }
+}
+
+$("record").addEventListener("click", () => {
+  if (recorder) stopRecording();
+  else if (live) stopLive();
+  else if (mode() === "continuous") startLive();
+  else startRecording();
+});
+for (const radio of document.querySelectorAll("input[name=mode]")) {
+  radio.addEventListener("change", () => {
+    if (recorder) stopRecording();
+    if (live) stopLive();
+    $("live").hidden = mode() !== "continuous";
+    setButton(false);
+    say(mode() === "continuous" ? "Continuous mode: press Listen and say a number." : "");
+  });
+}
 $("file").addEventListener("change", (e) => { const f = e.target.files[0]; if (f) classify(f, f.name); });
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -144,6 +319,8 @@ drop.addEventListener("drop", (e) => {
   const f = e.dataTransfer.files[0];
   if (f) classify(f, f.name);
 });
+$("live").hidden = mode() !== "continuous"; // the browser may restore the radio buttons on reload
+setButton(false);
 if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
   say("This browser cannot record here (microphone needs https or localhost): choose a file instead.", "warn");
 }
