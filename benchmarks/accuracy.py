@@ -67,25 +67,6 @@ def train_unit(config: str, out: Path, name: str, seed: int, overrides: list[str
     }
 
 
-def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """``clean + g * noise`` with ``g`` chosen so that the power ratio is ``snr_db`` (both (T,))."""
-    noise = np.resize(noise, clean.shape).astype(np.float64)
-    p_clean = float(np.mean(clean.astype(np.float64) ** 2)) + 1e-12
-    p_noise = float(np.mean(noise**2)) + 1e-12
-    gain = np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
-    return (clean + gain * noise).astype(np.float32)
-
-
-def babble(rng: np.random.Generator, pool: list[np.ndarray], length: int) -> np.ndarray:
-    """Sum of ``BABBLE_TALKERS`` random clips from ``pool``, each tiled to ``length`` samples and
-    scaled to unit power."""
-    out = np.zeros(length)
-    for i in rng.choice(len(pool), size=BABBLE_TALKERS, replace=False):
-        clip = np.resize(pool[i], length).astype(np.float64)
-        out += clip / (np.sqrt(np.mean(clip**2)) + 1e-12)
-    return out
-
-
 def noise_unit(checkpoint: str, root: str | None, clips: int | None = None) -> dict:
     """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB`` (the first
     ``clips`` test recordings when given: smoke runs)."""
@@ -94,6 +75,7 @@ def noise_unit(checkpoint: str, root: str | None, clips: int | None = None) -> d
     from spokenword.data import make_split, resolve_root
     from spokenword.datasets import FSDD
     from spokenword.predict import Classifier
+    from spokenword.wave_augment import babble, mix_at_snr
 
     clf = Classifier.from_checkpoint(checkpoint)
     split = make_split(FSDD().recordings(resolve_root(root)), "official")
@@ -118,7 +100,7 @@ def noise_unit(checkpoint: str, root: str | None, clips: int | None = None) -> d
                 else:  # other speakers' training recordings only: never the test clips
                     pool_ids = [i for i, r in enumerate(split.train) if r.speaker != rec.speaker]
                     picks = rng.choice(pool_ids, size=BABBLE_TALKERS, replace=False)
-                    noise = babble(rng, [clf.waveform(split.train[i].path) for i in picks], len(wave))
+                    noise = babble([clf.waveform(split.train[i].path) for i in picks], len(wave))
                 noisy.append(mix_at_snr(wave, noise, snr))
             scores[f"{kind}_{snr}dB"] = accuracy(noisy)
     torch.set_num_threads(1)

@@ -40,9 +40,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from spokenword import audio
 from spokenword.cache import CACHE_DTYPES, FeatureCache, FeatureRows
 from spokenword.datasets import FSDD, Corpus, DatasetError, Recording
-from spokenword.features import FeatureSettings
+from spokenword.features import FeatureSettings, extract
+from spokenword.wave_augment import WaveAugment
 
 SplitName = Literal["official", "reference", "speakers", "corpus"]
 DATA_ENV = "SPOKENWORD_DATA"
@@ -159,6 +161,67 @@ class CachedFeatures(Dataset):
         return torch.from_numpy(self.rows[indices]), self.targets[torch.as_tensor(indices, dtype=torch.long)]
 
 
+class AugmentedRecordings(Dataset):
+    """Training batches made afresh on every visit: each recording is decoded, perturbed by a
+    :class:`~spokenword.wave_augment.WaveAugment` and passed through the inference front end
+    (:func:`~spokenword.features.extract`), at a random crop position when ``random_crop``.
+
+    Yields the same ``(features (N, 1, H, W), label index (N,))`` batches as
+    :class:`CachedFeatures` (use :func:`whole_batch`). Randomness comes from torch's generator
+    (seeded by ``seed_everything``, and per DataLoader worker by torch), so runs are reproducible.
+
+    Args:
+        paths: the recordings.
+        targets: their label indices ``(N,)``.
+        sample_rate: rate the recordings are resampled to (Hz).
+        features: the feature settings of the model.
+        augment: the waveform perturbations, or ``None`` (clean audio).
+        random_crop: place the ``n_frames`` window at a random position (``time_axis: fixed``).
+    """
+
+    def __init__(
+        self,
+        paths: list[Path],
+        targets: torch.Tensor,
+        sample_rate: int,
+        features: FeatureSettings,
+        augment: WaveAugment | None,
+        random_crop: bool,
+    ):
+        self.paths = paths
+        self.targets = targets
+        self.sample_rate = sample_rate
+        self.features = features
+        self.augment = augment
+        self.random_crop = random_crop
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def _wave(self, index: int) -> np.ndarray:
+        try:
+            return audio.load(self.paths[index], self.sample_rate)
+        except audio.AudioError as err:
+            raise DatasetError(str(err)) from None
+
+    def _example(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        wave = self._wave(index)
+        if self.augment is not None:
+            others = lambda n: [self._wave(int(i)) for i in rng.choice(len(self.paths), n, replace=False)]  # noqa: E731
+            wave = self.augment(wave, self.sample_rate, rng, talkers=others)
+        crop = float(rng.random()) if self.random_crop else None
+        return extract(torch.from_numpy(wave), self.sample_rate, self.features, crop=crop)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.__getitems__([index])
+        return x[0], y[0]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        x = torch.stack([self._example(int(i), rng) for i in indices])
+        return x, self.targets[torch.as_tensor(indices, dtype=torch.long)]
+
+
 def whole_batch(batch):
     """Collate for :class:`CachedFeatures`: its ``__getitems__`` already returns the stacked batch."""
     return batch
@@ -194,6 +257,13 @@ class AudioDataModule(L.LightningDataModule):
         num_workers: DataLoader workers (batches are read from the feature cache; 0 is usually fastest).
         cache_dir: feature cache folder; default ``$SPOKENWORD_CACHE`` or ``./.cache/spokenword``.
         cache_dtype: ``float32`` or ``float16`` (half the disk and page cache; batches are float32).
+        wave_augment: perturbations of the training waveforms (noise, speed, reverberation, ...;
+            see :mod:`spokenword.wave_augment`). With it (or ``random_crop``) training batches are
+            decoded and featurised afresh every epoch (:class:`AugmentedRecordings`; set
+            ``num_workers: 1`` or more to overlap that with training); validation and test always
+            use the cached clean features.
+        random_crop: place each training clip at a random position in the ``n_frames`` window
+            (``features.time_axis: fixed``) instead of centring it.
     """
 
     def __init__(
@@ -210,9 +280,11 @@ class AudioDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         cache_dtype: Literal["float32", "float16"] = "float32",
+        wave_augment: WaveAugment | None = None,
+        random_crop: bool = False,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["corpus", "features"])  # features travel with the model
+        self.save_hyperparameters(ignore=["corpus", "features", "wave_augment"])  # features travel with the model
         self.root = resolve_root(root)
         self.corpus = corpus or FSDD()
         self.split_name = split
@@ -226,6 +298,8 @@ class AudioDataModule(L.LightningDataModule):
         if cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"cache_dtype {cache_dtype!r} not supported; expected one of {CACHE_DTYPES}")
         self.cache_dtype = cache_dtype
+        self.wave_augment = wave_augment
+        self.random_crop = random_crop
         self.cache = FeatureCache(resolve_cache_dir(cache_dir))
         self._datasets: dict[str, CachedFeatures] = {}
         self.feature_mean: float | None = None
@@ -288,10 +362,21 @@ class AudioDataModule(L.LightningDataModule):
             self._datasets[part] = self._load(part)
         return self._datasets[part]
 
+    @property
+    def fresh_training_batches(self) -> bool:
+        """Whether training batches are made afresh each epoch (:class:`AugmentedRecordings`)."""
+        return self.wave_augment is not None or self.random_crop
+
     def train_dataloader(self) -> DataLoader:
+        data: Dataset = self.dataset("train")
+        if self.fresh_training_batches:
+            data = AugmentedRecordings(
+                [r.path for r in self.split.train], data.targets, self.sample_rate, self.features,
+                self.wave_augment, self.random_crop,
+            )
         return DataLoader(
-            self.dataset("train"), batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-            collate_fn=whole_batch, drop_last=False,
+            data, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+            collate_fn=whole_batch, drop_last=False, persistent_workers=self.num_workers > 0,
         )
 
     def _eval_dataloader(self, part: str) -> DataLoader:

@@ -171,6 +171,14 @@ def waveform_classifier(checkpoint: str | os.PathLike) -> tuple[WaveformClassifi
     return model, task
 
 
+def host_step_names(features: FeatureSettings) -> list[str]:
+    """The steps :func:`spokenword.runtime.host_steps` applies before the graph, by name."""
+    steps = ["trim_silence"] if features.trim_db is not None else []
+    if features.crop_at == "loudest" and features.time_axis == "fixed":
+        steps.append("loudest_window")
+    return steps
+
+
 def export_metadata(task, checkpoint, *, max_seconds: float, precision: str) -> dict:
     """The versioned description that travels with an export (all read from the checkpoint)."""
     return {
@@ -189,7 +197,7 @@ def export_metadata(task, checkpoint, *, max_seconds: float, precision: str) -> 
         },
         "outputs": {runtime.PROBS_OUTPUT: "float32 (N, num_classes): class probabilities in label order"},
         "max_samples": int(round(max_seconds * task.sample_rate)),
-        "host_steps": ["trim_silence"] if task.features.trim_db is not None else [],
+        "host_steps": host_step_names(task.features),
     }
 
 

@@ -19,6 +19,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from spokenword.runtime import NOISE_FLOOR_QUANTILE
+
 _EPS = 1e-10
 
 
@@ -39,6 +41,11 @@ class FeatureSettings:
         f_max: highest mel frequency (Hz); ``None`` means the Nyquist frequency.
         trim_db: drop leading/trailing frames quieter than this many dB below the loudest
             frame before extracting (``None``: no trimming).
+        trim_floor_db: with ``trim_db``, a frame must also be this many dB above the recording's
+            noise floor to be kept (see :func:`trim_silence`); ``None``: the peak rule alone.
+        crop_at: with ``time_axis="fixed"``, which ``n_frames`` of a longer clip are kept:
+            ``"centre"`` or ``"loudest"`` (the window with the most energy: robust to a word
+            that is not in the middle of a long recording).
         peak_normalize: scale each waveform to a peak of 1 before extracting.
         top_db: dynamic range of the dB image: values more than this many dB below the clip's
             loudest bin are raised to that level (as librosa's ``power_to_db(top_db=...)``), so
@@ -57,6 +64,8 @@ class FeatureSettings:
     f_min: float = 0.0
     f_max: float | None = None
     trim_db: float | None = None
+    trim_floor_db: float | None = None
+    crop_at: Literal["centre", "loudest"] = "centre"
     peak_normalize: bool = False
     top_db: float | None = None
     utterance_norm: Literal["minmax", "standard", "none"] = "minmax"
@@ -64,6 +73,8 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         if self.n_fft < 8 or self.hop_length < 1 or self.n_bins < 1 or self.n_frames < 1:
             raise ValueError(f"feature sizes must be positive (n_fft >= 8): {self}")
+        if self.crop_at not in ("centre", "loudest"):
+            raise ValueError(f"crop_at must be 'centre' or 'loudest', got {self.crop_at!r}")
         if self.kind == "stft" and self.n_bins > self.n_fft // 2 + 1 and self.time_axis == "fixed":
             raise ValueError("n_bins cannot exceed n_fft // 2 + 1 for kind='stft'")
 
@@ -148,11 +159,29 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
     return basis.float()
 
 
-def trim_silence(wave: torch.Tensor, top_db: float, frame_length: int = 256, hop_length: int = 80) -> torch.Tensor:
-    """Cut leading and trailing frames more than ``top_db`` dB below the loudest frame.
+def frame_energy_db(wave: torch.Tensor, frame_length: int, hop_length: int) -> torch.Tensor:
+    """Mean power of each frame in dB (floor -100 dB): ``(T,)`` to ``(1 + (T - frame_length) // hop_length,)``."""
+    return to_db(wave.unfold(0, frame_length, hop_length).square().mean(dim=-1))
+
+
+def trim_silence(
+    wave: torch.Tensor,
+    top_db: float,
+    frame_length: int = 256,
+    hop_length: int = 80,
+    floor_db: float | None = None,
+) -> torch.Tensor:
+    """Cut leading and trailing frames that are not speech.
+
+    A frame is speech when its energy is within ``top_db`` dB of the loudest frame and, with
+    ``floor_db``, also at least ``floor_db`` dB above the noise floor (the 10th percentile of the
+    frame energies; the threshold never rises above 3 dB below the loudest frame). The floor rule
+    keeps background noise out of the trimmed clip when the recording is noisy, where a rule
+    relative to the peak alone trims nothing.
 
     Args:
         wave: ``(T,)`` samples.
+        frame_length, hop_length: analysis frames (samples).
     Returns:
         ``(T',)`` with ``T' <= T``; the clip is returned whole when it is shorter than a frame
         or entirely silent.
@@ -161,14 +190,49 @@ def trim_silence(wave: torch.Tensor, top_db: float, frame_length: int = 256, hop
         raise ValueError(f"trim_silence expects a 1-D clip, got shape {tuple(wave.shape)}")
     if wave.shape[-1] <= frame_length:
         return wave
-    frames = wave.unfold(0, frame_length, hop_length)
-    energy = to_db(frames.square().mean(dim=-1))
-    loud = torch.nonzero(energy > energy.max() - top_db).flatten()
-    if loud.numel() == 0 or energy.max() <= -100.0 + 1e-3:
+    energy = frame_energy_db(wave, frame_length, hop_length)
+    peak = float(energy.max())
+    if peak <= -100.0 + 1e-3:
+        return wave
+    threshold = peak - top_db
+    if floor_db is not None:
+        floor = float(torch.quantile(energy.double(), NOISE_FLOOR_QUANTILE))
+        threshold = min(max(threshold, floor + floor_db), peak - 3.0)
+    loud = torch.nonzero(energy > threshold).flatten()
+    if loud.numel() == 0:
         return wave
     start = int(loud[0]) * hop_length
     stop = min(wave.shape[-1], int(loud[-1]) * hop_length + frame_length)
     return wave[start:stop]
+
+
+def loudest_window(wave: torch.Tensor, length: int, frame_length: int, hop_length: int) -> torch.Tensor:
+    """The ``length`` samples of ``wave`` ``(T,)`` holding the most energy (frames of
+    ``frame_length`` every ``hop_length``; ``length`` should span whole frames); the clip itself
+    when it is not longer. ``(min(T, length),)``."""
+    if wave.shape[-1] <= length:
+        return wave
+    power = wave.unfold(0, frame_length, hop_length).double().square().sum(dim=-1)  # (F,)
+    span = 1 + (length - frame_length) // hop_length
+    totals = torch.nn.functional.avg_pool1d(power.view(1, 1, -1), span, stride=1).flatten()
+    start = int(torch.argmax(totals)) * hop_length
+    return wave[start : start + length]
+
+
+def window_samples(settings: "FeatureSettings") -> int:
+    """Samples spanned by ``n_frames`` STFT frames: ``(n_frames - 1) * hop_length + n_fft``."""
+    return (settings.n_frames - 1) * settings.hop_length + settings.n_fft
+
+
+def locate_speech(wave: torch.Tensor, settings: "FeatureSettings") -> torch.Tensor:
+    """The waveform steps of the front end that depend on the signal, before the spectrogram:
+    silence trimming (``trim_db``, ``trim_floor_db``) and, with ``crop_at="loudest"``, the
+    loudest ``n_frames`` window of a clip longer than that. ``(T,)`` to ``(T',)``."""
+    if settings.trim_db is not None:
+        wave = trim_silence(wave, settings.trim_db, settings.n_fft, settings.hop_length, settings.trim_floor_db)
+    if settings.crop_at == "loudest" and settings.time_axis == "fixed":
+        wave = loudest_window(wave, window_samples(settings), settings.n_fft, settings.hop_length)
+    return wave
 
 
 def fix_frames(spec: torch.Tensor, n_frames: int, offset: int | None = None) -> torch.Tensor:
@@ -224,19 +288,29 @@ def normalize_utterance(image: torch.Tensor, mode: str) -> torch.Tensor:
     raise ValueError(f"unknown utterance_norm {mode!r}; expected 'minmax', 'standard' or 'none'")
 
 
-def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
+def _trimmed(wave: torch.Tensor, settings: FeatureSettings) -> torch.Tensor:
+    if settings.trim_db is None:
+        return wave
+    return trim_silence(wave, settings.trim_db, settings.n_fft, settings.hop_length, settings.trim_floor_db)
+
+
+def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings, crop: float | None = None) -> torch.Tensor:
     """Turn one clip into the model's input image.
 
     Args:
         wave: ``(T,)`` float samples at ``sample_rate`` Hz.
         sample_rate: Hz; used for the mel scale.
         settings: see :class:`FeatureSettings`.
+        crop: with ``time_axis="fixed"``, where the ``n_frames`` window sits when the clip is
+            longer (0 = its first frames, 1 = its last), or where the clip sits inside the window
+            when it is shorter (0 = at the start, 1 = at the end). ``None`` (inference) centres
+            it (or takes the loudest window, see ``crop_at``); training draws it at random
+            (a random crop / time shift).
     Returns:
         ``(1, settings.n_bins, settings.n_frames)`` float32, finite.
     """
     wave = torch.as_tensor(wave, dtype=torch.float32).flatten()
-    if settings.trim_db is not None:
-        wave = trim_silence(wave, settings.trim_db, frame_length=settings.n_fft, hop_length=settings.hop_length)
+    wave = locate_speech(wave, settings) if crop is None else _trimmed(wave, settings)
     if settings.peak_normalize:
         wave = wave / wave.abs().max().clamp_min(1e-6)
     power = power_spectrogram(wave, settings.n_fft, settings.hop_length)  # (n_fft//2+1, F)
@@ -258,7 +332,8 @@ def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings) -> 
     else:
         if rows != settings.n_bins:
             image = resize(image, settings.n_bins, image.shape[-1])
-        image = fix_frames(image, settings.n_frames)
+        room = abs(image.shape[-1] - settings.n_frames)
+        image = fix_frames(image, settings.n_frames, None if crop is None else round(crop * room))
     image = normalize_utterance(image, settings.utterance_norm)
     return image.unsqueeze(0).contiguous()
 

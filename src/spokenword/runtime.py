@@ -34,6 +34,9 @@ METADATA_VERSION = 1
 AUDIO_INPUT, LENGTH_INPUT, PROBS_OUTPUT = "audio", "length", "probabilities"
 
 _EPS = 1e-10
+#: frame-energy quantile taken as a recording's noise floor by silence trimming (shared with
+#: :mod:`spokenword.features`, which imports it: this module must not import torch)
+NOISE_FLOOR_QUANTILE = 0.1
 
 Prediction = list[dict]
 
@@ -83,19 +86,44 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
     return basis
 
 
-def trim_silence(wave: np.ndarray, top_db: float, frame_length: int = 256, hop_length: int = 80) -> np.ndarray:
-    """Cut leading/trailing frames more than ``top_db`` dB below the loudest: ``(T,)`` to ``(T',)``."""
+def frame_energy_db(wave: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """Mean power of each frame in dB (floor -100 dB), float32 ``(F,)``."""
+    frames = np.lib.stride_tricks.sliding_window_view(wave, frame_length)[::hop_length]
+    return to_db(np.square(frames, dtype=np.float32).mean(axis=-1, dtype=np.float32))
+
+
+def trim_silence(wave: np.ndarray, top_db: float, frame_length: int = 256, hop_length: int = 80,
+                 floor_db: float | None = None) -> np.ndarray:
+    """Numpy reference of :func:`spokenword.features.trim_silence`: ``(T,)`` to ``(T',)``."""
     wave = np.asarray(wave, dtype=np.float32)
     if wave.shape[-1] <= frame_length:
         return wave
-    frames = np.lib.stride_tricks.sliding_window_view(wave, frame_length)[::hop_length]
-    energy = to_db(np.square(frames, dtype=np.float32).mean(axis=-1, dtype=np.float32))
-    loud = np.flatnonzero(energy > energy.max() - top_db)
-    if loud.size == 0 or energy.max() <= -100.0 + 1e-3:
+    energy = frame_energy_db(wave, frame_length, hop_length)
+    peak = float(energy.max())
+    if peak <= -100.0 + 1e-3:
+        return wave
+    threshold = peak - top_db
+    if floor_db is not None:
+        floor = float(np.quantile(energy.astype(np.float64), NOISE_FLOOR_QUANTILE))
+        threshold = min(max(threshold, floor + floor_db), peak - 3.0)
+    loud = np.flatnonzero(energy > threshold)
+    if loud.size == 0:
         return wave
     start = int(loud[0]) * hop_length
     stop = min(wave.shape[-1], int(loud[-1]) * hop_length + frame_length)
     return wave[start:stop]
+
+
+def loudest_window(wave: np.ndarray, length: int, frame_length: int, hop_length: int) -> np.ndarray:
+    """Numpy reference of :func:`spokenword.features.loudest_window`."""
+    if wave.shape[-1] <= length:
+        return wave
+    frames = np.lib.stride_tricks.sliding_window_view(wave, frame_length)[::hop_length]
+    power = np.square(frames.astype(np.float64)).sum(axis=-1)
+    span = 1 + (length - frame_length) // hop_length
+    totals = np.convolve(power, np.ones(span), mode="valid") / span
+    start = int(np.argmax(totals)) * hop_length
+    return wave[start : start + length]
 
 
 def linear_weights(src: int, dst: int) -> np.ndarray:
@@ -140,11 +168,18 @@ def normalize_utterance(image: np.ndarray, mode: str) -> np.ndarray:
 
 
 def host_steps(wave: np.ndarray, settings: Mapping) -> np.ndarray:
-    """The part of the front end that runs before an exported graph: silence trimming
-    (``settings["trim_db"]``, frames of ``n_fft`` samples every ``hop_length``). ``(T,)`` to ``(T',)``."""
+    """The part of the front end that runs before an exported graph (numpy reference of
+    :func:`spokenword.features.locate_speech`): silence trimming (``trim_db``, ``trim_floor_db``;
+    frames of ``n_fft`` samples every ``hop_length``) and, with ``crop_at: loudest``, the loudest
+    ``n_frames`` window. ``(T,)`` to ``(T',)``."""
+    s = settings
     wave = np.asarray(wave, dtype=np.float32).ravel()
-    if settings.get("trim_db") is not None:
-        wave = trim_silence(wave, settings["trim_db"], frame_length=settings["n_fft"], hop_length=settings["hop_length"])
+    if s.get("trim_db") is not None:
+        wave = trim_silence(wave, s["trim_db"], frame_length=s["n_fft"], hop_length=s["hop_length"],
+                            floor_db=s.get("trim_floor_db"))
+    if s.get("crop_at", "centre") == "loudest" and s["time_axis"] == "fixed":
+        length = (s["n_frames"] - 1) * s["hop_length"] + s["n_fft"]
+        wave = loudest_window(wave, length, s["n_fft"], s["hop_length"])
     return wave
 
 

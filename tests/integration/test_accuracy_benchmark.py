@@ -52,18 +52,6 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert "fsdd_cnn_augment.yaml" in row and "(1/6)" in row and "(theo)" in row
 
 
-def test_mixing_at_a_given_snr():
-    import numpy as np
-
-    bench = load_benchmark()
-    rng = np.random.default_rng(0)
-    clean = np.sin(np.linspace(0, 200, 4000)).astype(np.float32)
-    noisy = bench.mix_at_snr(clean, rng.standard_normal(4000), 10.0)
-    noise = noisy - clean
-    snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
-    assert abs(snr - 10.0) < 0.01
-
-
 def test_protocols_are_space_or_comma_separated_and_unknown_ones_are_a_usage_error(capsys):
     bench = load_benchmark()
     with pytest.raises(SystemExit) as exit_info:

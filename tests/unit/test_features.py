@@ -161,3 +161,37 @@ def test_top_db_makes_the_image_robust_to_an_emptied_band_edge():
         return float((a - b).abs().mean())
 
     assert change(FeatureSettings(top_db=60.0)) < change(FeatureSettings()) / 3
+
+
+def test_trim_floor_rule_cuts_noise_that_the_peak_rule_keeps():
+    from spokenword.features import trim_silence
+
+    rng = np.random.default_rng(0)
+    t = np.arange(2400) / 8000
+    word = (0.5 * np.sin(2 * np.pi * 400 * t) * np.hanning(2400)).astype(np.float32)
+    wave = np.concatenate([np.zeros(8000, np.float32), word, np.zeros(8000, np.float32)])
+    wave = torch.from_numpy(wave + 0.02 * rng.standard_normal(wave.shape).astype(np.float32))  # 25 dB below the peak frame
+    peak_only = trim_silence(wave, 30.0, 256, 80)
+    with_floor = trim_silence(wave, 30.0, 256, 80, floor_db=10.0)
+    assert peak_only.shape[0] > 15000  # noise 30 dB below the peak frame is "speech" by the peak rule
+    assert 1500 < with_floor.shape[0] < 3200  # the word, give or take a frame
+
+
+def test_loudest_window_finds_an_off_centre_word():
+    from spokenword.features import loudest_window
+
+    wave = torch.zeros(16000)
+    wave[1000:3000] = torch.sin(torch.arange(2000) * 0.3)
+    cut = loudest_window(wave, 3000, 256, 80)
+    assert cut.shape == (3000,)
+    assert float(cut.abs().sum()) == pytest.approx(float(wave[1000:3000].abs().sum()), rel=0.05)
+    assert loudest_window(wave[:2000], 3000, 256, 80).shape == (2000,)  # shorter clips are kept whole
+
+
+def test_crop_places_the_window():
+    settings = FeatureSettings(kind="logmel", hop_length=80, n_frames=20, time_axis="fixed", utterance_norm="none")
+    wave = torch.from_numpy(np.random.default_rng(1).standard_normal(8000).astype(np.float32))
+    first, last = extract(wave, 8000, settings, crop=0.0), extract(wave, 8000, settings, crop=1.0)
+    full = extract(wave, 8000, FeatureSettings(kind="logmel", hop_length=80, n_frames=97, time_axis="fixed", utterance_norm="none"))
+    torch.testing.assert_close(first[..., :20], full[..., :20])
+    torch.testing.assert_close(last[..., -20:], full[..., -20:])

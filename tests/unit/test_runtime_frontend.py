@@ -25,6 +25,9 @@ VARIANTS = {
     "logmel-fixed-trim": FeatureSettings(kind="logmel", n_bins=40, hop_length=80, n_frames=101, time_axis="fixed",
                                          trim_db=30.0, peak_normalize=True, utterance_norm="standard",
                                          **({"top_db": 80.0} if "top_db" in {f.name for f in dataclasses.fields(FeatureSettings)} else {})),
+    "logmel-fixed-floor-loudest": FeatureSettings(kind="logmel", hop_length=80, n_frames=40, time_axis="fixed",
+                                                  trim_db=30.0, trim_floor_db=8.0, crop_at="loudest",
+                                                  peak_normalize=True, utterance_norm="standard"),
     "mfcc-fixed-short": FeatureSettings(kind="mfcc", n_bins=13, hop_length=128, n_frames=20, time_axis="fixed",
                                         f_min=50.0, f_max=3800.0),
 }
@@ -105,7 +108,7 @@ class _FeaturesOnly(torch.nn.Module):
         return self.front_end(audio, length)
 
 
-@pytest.mark.parametrize("name", ["logmel-fixed-trim", "mfcc-stretch", "stft-fixed-none"])
+@pytest.mark.parametrize("name", ["logmel-fixed-trim", "mfcc-stretch", "stft-fixed-none", "logmel-fixed-floor-loudest"])
 def test_front_end_in_onnx_runtime_matches_torch(name, tmp_path):
     """The reference settings are covered end to end by tests/integration/test_export.py."""
     import onnxruntime as ort
@@ -141,6 +144,26 @@ def test_host_steps_trim_only_when_configured():
     assert runtime.host_steps(wave, FeatureSettings().to_dict()).shape == wave.shape
     trimmed = runtime.host_steps(wave, FeatureSettings(trim_db=30.0).to_dict())
     assert 0 < trimmed.shape[0] < wave.shape[0]
+
+
+def test_host_steps_floor_rule_and_loudest_window_match_torch():
+    from spokenword import features
+
+    rng = np.random.default_rng(3)
+    word = tone(0.3, RATE, 500.0) * np.hanning(int(0.3 * RATE)).astype(np.float32)
+    noisy = np.concatenate([np.zeros(6000, np.float32), word, np.zeros(2000, np.float32)])
+    noisy += 0.02 * rng.standard_normal(noisy.shape).astype(np.float32)  # ~25 dB below the word's peak frame
+    settings = FeatureSettings(kind="logmel", hop_length=80, n_frames=40, time_axis="fixed", trim_db=40.0,
+                               trim_floor_db=8.0, crop_at="loudest")
+    got = runtime.host_steps(noisy, settings.to_dict())
+    expected = features.locate_speech(torch.from_numpy(noisy), settings).numpy()
+    np.testing.assert_array_equal(got, expected)
+    # the noise is cut away (the peak rule alone at 40 dB keeps nearly all of it) ...
+    assert runtime.host_steps(noisy, dataclasses.replace(settings, trim_floor_db=None, crop_at="centre").to_dict()).shape[0] > 9000
+    assert got.shape[0] <= features.window_samples(settings)
+    # ... and what is left is the word: it starts within a frame of 6000 samples
+    start = int(np.flatnonzero(np.isin(noisy, got[:8]))[0])
+    assert 6000 - 2 * settings.n_fft <= start <= 6000 + settings.n_fft
 
 
 def test_onnx_classifier_rejects_files_that_are_not_exports(tmp_path: Path):

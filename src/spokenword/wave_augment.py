@@ -1,0 +1,244 @@
+"""Random perturbations of training waveforms, applied before feature extraction (training split only).
+
+Feature-image augmentation (:mod:`spokenword.augment`) cannot add noise or reverberation properly:
+those act on the signal, before silence trimming and the spectrogram. :class:`WaveAugment` does,
+so a training clip passes through exactly the inference front end (trimming, features,
+normalisation) after it has been perturbed. It is configured from YAML as the data module's
+``wave_augment`` argument; validation, test and inference never see it.
+
+Stateless functions first (waveforms are float32 ``(T,)`` arrays at ``sample_rate`` Hz), then the
+class holding the defaults. Every random choice comes from the ``numpy.random.Generator`` passed in,
+so a seeded run is reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import soxr
+from scipy import signal
+
+NoiseKind = Literal["white", "pink", "brown", "babble", "file"]
+
+
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``clean + g * noise`` with ``g`` chosen so that the power ratio over the whole clip is
+    ``snr_db`` (dB). ``noise`` is tiled or cut to ``clean``'s length ``(T,)``; float32 out."""
+    noise = np.resize(np.asarray(noise, dtype=np.float64), clean.shape)
+    p_clean = float(np.mean(np.square(clean, dtype=np.float64))) + 1e-12
+    p_noise = float(np.mean(noise**2)) + 1e-12
+    gain = np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
+    return (clean + gain * noise).astype(np.float32)
+
+
+def colored_noise(length: int, kind: Literal["white", "pink", "brown"], rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of ``length`` samples with a power spectrum falling as ``1/f**0`` (white),
+    ``1/f`` (pink) or ``1/f**2`` (brown); float64 ``(length,)``, arbitrary scale."""
+    white = rng.standard_normal(max(length, 2))
+    if kind == "white":
+        return white[:length]
+    spectrum = np.fft.rfft(white)
+    f = np.arange(1, len(spectrum) + 1, dtype=np.float64)
+    spectrum /= np.sqrt(f) if kind == "pink" else f
+    return np.fft.irfft(spectrum, len(white))[:length]
+
+
+def babble(clips: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Sum of ``clips`` (other talkers), each tiled to ``length`` samples and scaled to unit power."""
+    out = np.zeros(length)
+    for clip in clips:
+        clip = np.resize(np.asarray(clip, dtype=np.float64), length)
+        out += clip / (np.sqrt(np.mean(clip**2)) + 1e-12)
+    return out
+
+
+def change_speed(wave: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """Play ``wave`` ``factor`` times faster (> 1: shorter and higher; pitch and formants move
+    together, as in Kaldi's speed perturbation), resampled with soxr. ``(T,)`` to ``(~T / factor,)``."""
+    if factor == 1.0:
+        return wave
+    out = soxr.resample(np.asarray(wave, dtype=np.float32), sample_rate * factor, sample_rate, quality="HQ")
+    return out if out.size else np.zeros(1, dtype=np.float32)
+
+
+def room_response(rt60: float, sample_rate: int, rng: np.random.Generator, direct: float = 1.0) -> np.ndarray:
+    """A synthetic room impulse response: a direct path of amplitude ``direct`` followed by
+    exponentially decaying Gaussian noise that falls by 60 dB in ``rt60`` seconds. ``(rt60 * sr,)``."""
+    n = max(int(rt60 * sample_rate), 2)
+    t = np.arange(n) / sample_rate
+    response = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60) * 0.3
+    response[0] = direct
+    return response
+
+
+def reverberate(wave: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """Convolve ``wave`` ``(T,)`` with ``response``; the tail is kept up to half the response
+    length; the result is rescaled to ``wave``'s peak. float32."""
+    out = signal.fftconvolve(wave.astype(np.float64), response)[: len(wave) + len(response) // 2]
+    peak_in, peak_out = float(np.abs(wave).max()), float(np.abs(out).max())
+    return (out * (peak_in / peak_out if peak_out > 0 else 1.0)).astype(np.float32)
+
+
+def band_limit(wave: np.ndarray, sample_rate: int, low_hz: float | None, high_hz: float | None) -> np.ndarray:
+    """A second-order Butterworth high-pass at ``low_hz`` and/or low-pass at ``high_hz`` (Hz): a
+    cheap stand-in for another microphone or a phone line. float32 ``(T,)``."""
+    out = np.asarray(wave, dtype=np.float64)
+    if low_hz:
+        out = signal.sosfilt(signal.butter(2, low_hz, "highpass", fs=sample_rate, output="sos"), out)
+    if high_hz and high_hz < sample_rate / 2:
+        out = signal.sosfilt(signal.butter(2, high_hz, "lowpass", fs=sample_rate, output="sos"), out)
+    return out.astype(np.float32)
+
+
+def tilt(wave: np.ndarray, coefficient: float) -> np.ndarray:
+    """A first-order spectral tilt: pre-emphasis ``y[n] = x[n] - c x[n-1]`` for ``c > 0``
+    (brighter: about +6 dB/octave at ``c`` near 1), de-emphasis ``y[n] = x[n] + |c| y[n-1]`` for
+    ``c < 0`` (darker). Another microphone or voice colour. float32 ``(T,)``."""
+    x = np.asarray(wave, dtype=np.float64)
+    if coefficient > 0:
+        out = signal.lfilter([1.0, -coefficient], [1.0], x)
+    elif coefficient < 0:
+        out = signal.lfilter([1.0], [1.0, coefficient], x)
+    else:
+        out = x
+    return out.astype(np.float32)
+
+
+class WaveAugment:
+    """Random perturbations of one training waveform ``(T,)`` at ``sample_rate`` Hz.
+
+    Applied in this order, each independently: speed change, extra silence around the clip,
+    reverberation, spectral tilt, band limiting, additive noise (the last, so the noise is not
+    reverberated or filtered).
+
+    Args:
+        speed: maximum relative speed change (0.1 = factors in [0.9, 1.1]); 0 = off.
+        pad_seconds: up to this much silence (s) added before and after the clip, so trimming
+            sees recordings with room around the word (noise, when added, fills it).
+        reverb_p: probability of reverberating a clip with a synthetic room response.
+        rt60: range of the room's reverberation time (s).
+        tilt_p: probability of a random spectral tilt (:func:`tilt`, coefficient drawn from
+            ``tilt_range``).
+        tilt_range: range of the tilt coefficient (negative: darker, positive: brighter).
+        filter_p: probability of a random high-pass (80-500 Hz) or low-pass (1.5-3.8 kHz, capped
+            below Nyquist) filter.
+        noise_p: probability of adding noise to a clip.
+        snr_db: range of the signal-to-noise ratio (dB, over the whole padded clip), drawn uniformly.
+        noise_kinds: kinds drawn from with equal probability: ``white``, ``pink``, ``brown``,
+            ``babble`` (a sum of ``babble_talkers`` other training clips) and ``file`` (a random
+            excerpt of a recording under ``noise_dir``).
+        babble_talkers: clips summed for babble.
+        noise_dir: folder of background recordings (any format soundfile reads, searched
+            recursively), used by the ``file`` kind; resampled to the model's rate.
+    """
+
+    def __init__(
+        self,
+        speed: float = 0.0,
+        pad_seconds: float = 0.0,
+        reverb_p: float = 0.0,
+        rt60: tuple[float, float] = (0.1, 0.5),
+        tilt_p: float = 0.0,
+        tilt_range: tuple[float, float] = (-0.7, 0.9),
+        filter_p: float = 0.0,
+        noise_p: float = 0.0,
+        snr_db: tuple[float, float] = (0.0, 30.0),
+        noise_kinds: list[NoiseKind] = ["white", "pink", "brown", "babble"],  # noqa: B006 - never mutated
+        babble_talkers: int = 3,
+        noise_dir: str | None = None,
+    ):
+        if not 0.0 <= speed < 1.0:
+            raise ValueError(f"speed must be in [0, 1), got {speed}")
+        for name, value in (("reverb_p", reverb_p), ("tilt_p", tilt_p), ("filter_p", filter_p), ("noise_p", noise_p)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+        if not -1.0 < tilt_range[0] <= tilt_range[1] < 1.0:
+            raise ValueError(f"tilt_range must be (low, high) with -1 < low <= high < 1, got {tilt_range}")
+        if snr_db[0] > snr_db[1] or rt60[0] > rt60[1] or rt60[0] <= 0:
+            raise ValueError(f"snr_db and rt60 must be (low, high) ranges with low <= high: {snr_db}, {rt60}")
+        unknown = set(noise_kinds) - {"white", "pink", "brown", "babble", "file"}
+        if unknown or not noise_kinds:
+            raise ValueError(f"noise_kinds must be a non-empty list of white, pink, brown, babble, file; got {noise_kinds}")
+        if "file" in noise_kinds and not noise_dir:
+            raise ValueError("noise kind 'file' needs noise_dir, a folder of background recordings")
+        self.speed = speed
+        self.pad_seconds = pad_seconds
+        self.reverb_p = reverb_p
+        self.rt60 = tuple(rt60)
+        self.tilt_p = tilt_p
+        self.tilt_range = tuple(tilt_range)
+        self.filter_p = filter_p
+        self.noise_p = noise_p
+        self.snr_db = tuple(snr_db)
+        self.noise_kinds = list(noise_kinds)
+        self.babble_talkers = babble_talkers
+        self.noise_dir = noise_dir
+        self._noise_files: list[Path] | None = None
+
+    def noise_files(self) -> list[Path]:
+        """Recordings under ``noise_dir`` (listed once, sorted)."""
+        if self._noise_files is None:
+            from spokenword.datasets.base import DatasetError
+            from spokenword.datasets.folder import AUDIO_SUFFIXES
+
+            root = Path(self.noise_dir or "")
+            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if root.is_dir() else []
+            if not files:
+                raise DatasetError(f"noise_dir {root}: no audio files found")
+            self._noise_files = files
+        return self._noise_files
+
+    def _file_noise(self, length: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+        from spokenword import audio
+
+        files = self.noise_files()
+        noise = audio.load(files[rng.integers(len(files))], sample_rate)
+        if len(noise) > length:
+            start = int(rng.integers(len(noise) - length + 1))
+            noise = noise[start : start + length]
+        return noise
+
+    def __call__(
+        self,
+        wave: np.ndarray,
+        sample_rate: int,
+        rng: np.random.Generator,
+        talkers: Callable[[int], list[np.ndarray]] | None = None,
+    ) -> np.ndarray:
+        """A perturbed copy of ``wave`` ``(T,)`` (float32; its length may change).
+
+        Args:
+            wave: the clip at ``sample_rate`` Hz.
+            rng: the source of every random choice.
+            talkers: ``talkers(n)`` returns ``n`` other training clips for babble noise; without
+                it babble is skipped in favour of the other kinds.
+        """
+        wave = np.asarray(wave, dtype=np.float32)
+        if self.speed > 0:
+            wave = change_speed(wave, float(rng.uniform(1 - self.speed, 1 + self.speed)), sample_rate)
+        if self.pad_seconds > 0:
+            before, after = (rng.uniform(0, self.pad_seconds, 2) * sample_rate).astype(int)
+            wave = np.pad(wave, (before, after))
+        if self.reverb_p > 0 and rng.random() < self.reverb_p:
+            response = room_response(float(rng.uniform(*self.rt60)), sample_rate, rng, direct=float(rng.uniform(0.3, 1.0)))
+            wave = reverberate(wave, response)
+        if self.tilt_p > 0 and rng.random() < self.tilt_p:
+            wave = tilt(wave, float(rng.uniform(*self.tilt_range)))
+        if self.filter_p > 0 and rng.random() < self.filter_p:
+            if rng.random() < 0.5:
+                wave = band_limit(wave, sample_rate, float(rng.uniform(80, 500)), None)
+            else:
+                wave = band_limit(wave, sample_rate, None, float(rng.uniform(1500, min(3800, 0.95 * sample_rate / 2))))
+        if self.noise_p > 0 and rng.random() < self.noise_p:
+            kinds = [k for k in self.noise_kinds if k != "babble" or talkers is not None] or ["white"]
+            kind = kinds[int(rng.integers(len(kinds)))]
+            if kind == "babble":
+                noise = babble(talkers(self.babble_talkers), len(wave))
+            elif kind == "file":
+                noise = self._file_noise(len(wave), sample_rate, rng)
+            else:
+                noise = colored_noise(len(wave), kind, rng)
+            wave = mix_at_snr(wave, noise, float(rng.uniform(*self.snr_db)))
+        return wave
