@@ -1,13 +1,44 @@
-"""Connected-digit benchmark: synthetic spoken numbers built from FSDD TEST recordings.
+"""Connected-digit benchmark: synthetic spoken numbers built from FSDD recordings.
 
-    python benchmarks/transcribe.py MODEL.ckpt [--count 200] [--seed 0] [--data.root DIR] [--json OUT]
+    python benchmarks/transcribe.py MODEL [--set test|dev|validation] [--count 200] [--seed S]
+        [--threshold T] [--conditions clean,20,10] [--sweep] [--failures N] [--no-oracle]
+        [--gaps 0.05,0.6] [--vad key=value,...] [--words key=value,...] [--data.root DIR] [--json OUT]
 
 Each string has 3-10 digits spoken by one speaker (as when a person reads out a number): each
-digit is a random test recording (takes 0-4, never training recordings) of that speaker, separated by 50-600 ms of silence, with 100-500 ms of silence
-before and after. Conditions: clean, and white noise at 20 and 10 dB SNR (relative to the mean
-power of the speech recordings). Everything is drawn from ``--seed``, so the set is deterministic.
-Reports digit error rate (substitutions + insertions + deletions over reference digits) and
-whole-string accuracy per condition.
+digit is a random recording of that speaker, separated by 50-600 ms of silence, with 100-500 ms of
+silence before and after. Conditions: clean, and white noise at 20 and 10 dB SNR (relative to the
+mean power of the speech recordings). Everything is drawn from ``--seed``, so a set is
+deterministic.
+
+Sets (which FSDD takes the recordings come from):
+
+- ``test`` (default, seed 0): takes 0-4, the official test split. For the final report only:
+  nothing may be tuned on it.
+- ``dev`` (seed 1): takes 10-49, the training split. All tuning of the segmenter and the
+  transcriber (thresholds, rules) is done on this set. The model has seen these recordings, so
+  its scores here are more confident than on unseen voices' takes; segmentation is unaffected.
+- ``validation`` (seed 2): takes 5-9 (used by training only to pick the checkpoint): a check of
+  how the ``?`` threshold behaves on recordings the model was not fitted on.
+
+Reported per condition:
+
+- digit error rate (DER = (substitutions + insertions + deletions) / reference digits, a ``?``
+  counting as a substitution) and whole-string accuracy, at ``--threshold``;
+- ``DER@0``: the same with every word guessed (threshold 0);
+- segmentation, from the transcript's word times: how often the number of words equals the
+  number of digits, and per reference digit the digits missed, merged with another into one word,
+  split over several words, and the words that cover no digit (spurious);
+- the split of the errors: *classification* errors (a word found as exactly one segment, wrongly
+  labelled or marked ``?``) and *segmentation* errors (the rest of the edit distance);
+- oracle DER: each digit classified from its true boundaries (the known word regions of the
+  synthetic string, with the same context the transcriber gives a detected segment), so
+  everything left there is the model's.
+
+``--sweep`` adds DER / string accuracy / ``?`` marks / precision of the ``?`` marks (the share of
+them that hide a wrong guess) for a range of thresholds, from the same run. ``--vad`` and
+``--words`` override :class:`~spokenword.segment.VadSettings` and
+:class:`~spokenword.transcribe.WordSettings` (for tuning on the dev set); ``--gaps 0,0.06`` is a
+stress test with pauses shorter than the issue's 50 ms.
 """
 
 from __future__ import annotations
@@ -16,6 +47,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +55,26 @@ import numpy as np
 from spokenword import audio
 from spokenword.data import resolve_root
 from spokenword.datasets import FSDD
-from spokenword.transcribe import Transcriber
+from spokenword.segment import StreamingSegmenter, VadSettings
+from spokenword.transcribe import UNCERTAIN, Transcriber, WordSettings
 
-CONDITIONS = (("clean", None), ("20 dB", 20.0), ("10 dB", 10.0))
+CONDITIONS = {"clean": None, "20": 20.0, "10": 10.0}
+SETS = {  # name: (takes, default seed, description)
+    "test": (range(0, 5), 0, "FSDD test takes 0-4"),
+    "dev": (range(10, 50), 1, "FSDD training takes 10-49 (dev set: tuning)"),
+    "validation": (range(5, 10), 2, "FSDD validation takes 5-9"),
+}
+SWEEP = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+@dataclass
+class Number:
+    """One synthetic spoken number: its digits, waveform and each digit's ``[start, stop)``."""
+
+    digits: str
+    wave: np.ndarray
+    words: list[tuple[int, int]]
+    speaker: str
 
 
 def edit_distance(reference: str, hypothesis: str) -> int:
@@ -38,14 +87,18 @@ def edit_distance(reference: str, hypothesis: str) -> int:
     return row[-1]
 
 
-def build_set(root: Path, count: int, seed: int, rate: int, part: str = "test") -> list[tuple[str, np.ndarray]]:
-    """``count`` (digits, waveform) pairs from the official test split (takes 0-4), or with
-    ``part="train"`` from training takes 10-49 (for tuning the segmenter, never the test set)."""
-    test = [r for r in FSDD().recordings(root) if (r.take <= 4 if part == "test" else r.take >= 10)]
+def build_set(root: Path, count: int, seed: int, rate: int, part: str = "test",
+              gaps: tuple[float, float] = (0.05, 0.6)) -> list[Number]:
+    """``count`` spoken numbers from the takes of ``part`` (see :data:`SETS`), with pauses between
+    digits drawn uniformly from ``gaps`` (s)."""
+    if part == "train":  # the old name of the dev set
+        part = "dev"
+    takes = SETS[part][0]
+    chosen = [r for r in FSDD().recordings(root) if r.take in takes]
     by_voice: dict[tuple[str, str], list] = {}
-    for rec in test:
+    for rec in chosen:
         by_voice.setdefault((rec.speaker, rec.label), []).append(rec)
-    speakers = sorted({r.speaker for r in test})
+    speakers = sorted({r.speaker for r in chosen})
     rng = np.random.default_rng(seed)
     cache: dict[Path, np.ndarray] = {}
     out = []
@@ -53,15 +106,20 @@ def build_set(root: Path, count: int, seed: int, rate: int, part: str = "test") 
         digits = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(3, 11))))
         speaker = speakers[int(rng.integers(len(speakers)))]
         parts = [np.zeros(int(rng.uniform(0.1, 0.5) * rate), np.float32)]
+        position = len(parts[0])
+        words = []
         for i, d in enumerate(digits):
             choices = by_voice[(speaker, d)]
             rec = choices[int(rng.integers(len(choices)))]
             if rec.path not in cache:
                 cache[rec.path] = audio.load(rec.path, rate)
             parts.append(cache[rec.path])
-            gap = rng.uniform(0.05, 0.6) if i < len(digits) - 1 else rng.uniform(0.1, 0.5)
+            words.append((position, position + len(cache[rec.path])))
+            position += len(cache[rec.path])
+            gap = rng.uniform(*gaps) if i < len(digits) - 1 else rng.uniform(0.1, 0.5)
             parts.append(np.zeros(int(gap * rate), np.float32))
-        out.append((digits, np.concatenate(parts)))
+            position += len(parts[-1])
+        out.append(Number(digits, np.concatenate(parts), words, speaker))
     return out
 
 
@@ -71,53 +129,240 @@ def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator, speech_
     return wave + noise
 
 
+def noisy(wave: np.ndarray, snr: float | None, rng: np.random.Generator) -> np.ndarray:
+    if snr is None:
+        return wave
+    voiced = np.abs(wave) > 1e-4
+    power = float(np.mean(wave[voiced] ** 2)) if voiced.any() else 1e-6
+    return add_noise(wave, snr, rng, power)
+
+
+def text_at(words, threshold: float) -> str:
+    return "".join(UNCERTAIN if w.score < threshold else w.label for w in words)
+
+
+def match_segments(number: Number, found: list[tuple[int, int]]) -> dict:
+    """Compare detected regions with the true word regions (samples)."""
+    refs = number.words
+    overlap = np.zeros((len(found), len(refs)))
+    for i, (a, b) in enumerate(found):
+        for j, (c, d) in enumerate(refs):
+            overlap[i, j] = max(0, min(b, d) - max(a, c))
+    lengths = np.array([d - c for c, d in refs], dtype=float)
+    covers = overlap >= 0.25 * lengths[None, :]  # segment i holds a real part of word j
+    spurious = int(sum(1 for i in range(len(found)) if overlap[i].max(initial=0) == 0))
+    merged_segments = covers.sum(axis=1) >= 2
+    primary = [int(np.argmax(overlap[i])) if overlap[i].max(initial=0) > 0 else -1 for i in range(len(found))]
+    one_to_one = {}  # word -> segment
+    missed = merged = split = 0
+    for j in range(len(refs)):
+        mine = [i for i in range(len(found)) if primary[i] == j]
+        if not covers[:, j].any():
+            missed += 1
+        elif any(merged_segments[i] for i in range(len(found)) if covers[i, j]):
+            merged += 1
+        elif len(mine) > 1:
+            split += 1
+        elif len(mine) == 1:
+            one_to_one[j] = mine[0]
+        else:
+            missed += 1
+    offsets = [(found[i][0] - refs[j][0], found[i][1] - refs[j][1]) for j, i in one_to_one.items()]
+    return {"one_to_one": one_to_one, "missed": missed, "merged": merged, "split": split, "spurious": spurious,
+            "offsets": offsets}
+
+
+def noise_at_words(transcriber: Transcriber, wave: np.ndarray, words: list[tuple[int, int]]) -> list:
+    """The segmenter's noise estimate when each word has ended (what a detected segment would carry)."""
+    segmenter = StreamingSegmenter(transcriber.classifier.sample_rate, transcriber.vad)
+    lookahead = int(transcriber.classifier.sample_rate * transcriber.vad.lookahead_ms / 1000)
+    fed, out = 0, []
+    for _, stop in words:
+        target = min(len(wave), stop + lookahead)
+        for _ in segmenter.feed(wave[fed:target]):
+            pass
+        fed = max(fed, target)
+        out.append(segmenter.noise)
+    return out
+
+
+def run_condition(transcriber: Transcriber, numbers: list[Number], snr: float | None, seed: int, threshold: float,
+                  oracle: bool = True) -> dict:
+    rate = transcriber.classifier.sample_rate
+    rng = np.random.default_rng(seed + 1000)
+    totals = dict(errors=0, errors0=0, digits=0, exact=0, exact0=0, uncertain=0, count_ok=0, missed=0, merged=0,
+                  split=0, spurious=0, quiet=0, class_errors=0, class_errors0=0, oracle_errors=0, oracle_errors0=0, oracle_uncertain=0)
+    offsets: list[tuple[int, int]] = []
+    sweep = {t: [0, 0, 0, 0] for t in SWEEP}  # errors, exact strings, '?' marks, '?' over wrong guesses
+    audio_seconds = elapsed = 0.0
+    failures = []
+    for number in numbers:
+        wave = noisy(number.wave, snr, rng)
+        if snr is not None:  # how many digits are quieter than the noise (the SNR is per string)
+            noise_power = float(np.mean((wave - number.wave) ** 2))
+            totals["quiet"] += sum(float(np.mean(number.wave[a:b] ** 2)) < noise_power for a, b in number.words)
+        audio_seconds += len(wave) / rate
+        started = time.perf_counter()
+        words = transcriber.transcribe_samples(wave, rate).words
+        elapsed += time.perf_counter() - started
+        reference = number.digits
+        text = text_at(words, threshold)
+        guesses = "".join(w.label for w in words)
+        errors = edit_distance(reference, text)
+        totals["errors"] += errors
+        totals["errors0"] += edit_distance(reference, guesses)
+        totals["digits"] += len(reference)
+        totals["exact"] += text == reference
+        totals["exact0"] += guesses == reference
+        totals["uncertain"] += text.count(UNCERTAIN)
+        for t, tally in sweep.items():
+            hyp = text_at(words, t)
+            tally[0] += edit_distance(reference, hyp)
+            tally[1] += hyp == reference
+            tally[2] += hyp.count(UNCERTAIN)
+        found = [(int(round(w.start * rate)), int(round(w.end * rate))) for w in words]
+        m = match_segments(number, found)
+        totals["count_ok"] += len(found) == len(reference)
+        for key in ("missed", "merged", "split", "spurious"):
+            totals[key] += m[key]
+        offsets += m["offsets"]
+        class_errors = 0
+        for j, i in m["one_to_one"].items():
+            wrong = words[i].label != reference[j]
+            class_errors += wrong or words[i].score < threshold
+            totals["class_errors0"] += wrong
+            for t, tally in sweep.items():
+                tally[3] += wrong and words[i].score < t
+        totals["class_errors"] += class_errors
+        if oracle:
+            for (start, stop), digit, noise in zip(number.words, reference, noise_at_words(transcriber, wave, number.words)):
+                word = transcriber.classify_region(wave, start, stop, noise)
+                totals["oracle_errors"] += word.label != digit or word.score < threshold
+                totals["oracle_errors0"] += word.label != digit
+                totals["oracle_uncertain"] += word.score < threshold
+        if text != reference and len(failures) < 1000:
+            failures.append({"reference": reference, "text": text, "speaker": number.speaker,
+                             "segmentation_ok": len(m["one_to_one"]) == len(reference) and m["spurious"] == 0})
+    n, digits = len(numbers), totals["digits"]
+    off = np.abs(np.array(offsets, dtype=float)) / rate * 1000 if offsets else np.zeros((0, 2))
+    return {
+        "digit_error_rate": totals["errors"] / digits,
+        "string_accuracy": totals["exact"] / n,
+        "uncertain_marks": totals["uncertain"],
+        "digit_error_rate_guessing": totals["errors0"] / digits,
+        "string_accuracy_guessing": totals["exact0"] / n,
+        "segment_count_accuracy": totals["count_ok"] / n,
+        "missed_per_digit": totals["missed"] / digits,
+        "merged_per_digit": totals["merged"] / digits,
+        "split_per_digit": totals["split"] / digits,
+        "spurious_per_digit": totals["spurious"] / digits,
+        "classification_error_rate": totals["class_errors"] / digits,
+        "segmentation_error_rate": max(0, totals["errors"] - totals["class_errors"]) / digits,
+        "classification_error_rate_guessing": totals["class_errors0"] / digits,
+        "oracle_digit_error_rate": totals["oracle_errors"] / digits if oracle else None,
+        "oracle_digit_error_rate_guessing": totals["oracle_errors0"] / digits if oracle else None,
+        "oracle_uncertain_marks": totals["oracle_uncertain"] if oracle else None,
+        "mean_start_offset_ms": float(off[:, 0].mean()) if len(off) else None,
+        "mean_end_offset_ms": float(off[:, 1].mean()) if len(off) else None,
+        "strings": n,
+        "digits": digits,
+        "digits_below_0db_snr": totals["quiet"],
+        "real_time_factor": elapsed / audio_seconds,
+        "sweep": {str(t): {"digit_error_rate": e / digits, "string_accuracy": x / n, "uncertain_marks": q,
+                           "marks_hiding_errors": (w / q if q else None)} for t, (e, x, q, w) in sweep.items()},
+        "failures": failures,
+    }
+
+
+def overrides(cls, text: str) -> dict:
+    """``"a=1,b=true"`` to keyword arguments of dataclass ``cls``, typed like its defaults."""
+    defaults, out = cls(), {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        key, _, value = item.partition("=")
+        if not hasattr(defaults, key):
+            raise SystemExit(f"{cls.__name__} has no setting {key!r}")
+        current = getattr(defaults, key)
+        if isinstance(current, bool):
+            out[key] = value.lower() in ("1", "true", "yes")
+        elif isinstance(current, (int, float)) and not isinstance(current, bool):
+            out[key] = type(current)(float(value)) if isinstance(current, int) else float(value)
+        else:
+            raise SystemExit(f"{key} cannot be set from the command line")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model")
+    parser.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("--set", dest="part", choices=sorted(SETS), default="test",
+                        help="which takes the numbers are built from (default: test; tune on dev only)")
     parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=None, help="default: 0 for test, 1 for dev, 2 for validation")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="'?' threshold (default: the Transcriber's default)")
+    parser.add_argument("--conditions", default="clean,20,10", help="comma-separated: clean, 20, 10 (dB SNR)")
+    parser.add_argument("--no-oracle", action="store_true", help="skip the oracle-segmentation pass")
+    parser.add_argument("--sweep", action="store_true", help="also print the '?' threshold sweep")
+    parser.add_argument("--failures", type=int, default=0, help="print this many failed strings per condition")
+    parser.add_argument("--gaps", default="0.05,0.6",
+                        help="range of the pauses between digits (s); the issue's set is 0.05,0.6 (shorter: a stress test)")
+    parser.add_argument("--vad", default="", help="segmenter settings to override, e.g. start_db=3,stop_db=1 (dev set only)")
+    parser.add_argument("--words", default="", help="WordSettings to override, e.g. denoise=false,context_ms=40")
     parser.add_argument("--data.root", dest="root", default=None)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
-    transcriber = Transcriber(args.model, threshold=args.threshold)
+    seed = SETS[args.part][1] if args.seed is None else args.seed
+    options = {"vad": VadSettings(**overrides(VadSettings, args.vad)), "words": WordSettings(**overrides(WordSettings, args.words))}
+    if args.threshold is not None:
+        options["threshold"] = args.threshold
+    transcriber = Transcriber(args.model, **options)
+    threshold = transcriber.threshold
     rate = transcriber.classifier.sample_rate
-    strings = build_set(resolve_root(args.root), args.count, args.seed, rate)
+    gaps = tuple(float(x) for x in args.gaps.split(","))
+    numbers = build_set(resolve_root(args.root), args.count, seed, rate, args.part, gaps)
+    names = [c.strip().replace(" dB", "").replace("dB", "") for c in args.conditions.split(",") if c.strip()]
     results = {}
-    for name, snr in CONDITIONS:
-        rng = np.random.default_rng(args.seed + 1000)
-        errors = digits = exact = uncertain = 0
-        started = time.perf_counter()
-        audio_seconds = 0.0
-        for reference, wave in strings:
-            if snr is not None:
-                voiced = np.abs(wave) > 1e-4
-                power = float(np.mean(wave[voiced] ** 2)) if voiced.any() else 1e-6
-                wave = add_noise(wave, snr, rng, power)
-            audio_seconds += len(wave) / rate
-            text = transcriber.transcribe_samples(wave, rate).text
-            errors += edit_distance(reference, text)
-            digits += len(reference)
-            exact += text == reference
-            uncertain += text.count("?")
-        elapsed = time.perf_counter() - started
-        results[name] = {
-            "digit_error_rate": errors / digits,
-            "string_accuracy": exact / len(strings),
-            "strings": len(strings),
-            "digits": digits,
-            "uncertain_marks": uncertain,
-            "real_time_factor": elapsed / audio_seconds,
-        }
-    print(f"Connected digits: {args.count} strings from FSDD test takes 0-4, seed {args.seed}, model {args.model}")
-    print("| condition | digit error rate | string accuracy | '?' marks | real-time factor |")
-    print("|---|---|---|---|---|")
+    for name in names:
+        label = "clean" if CONDITIONS[name] is None else f"{name} dB"
+        results[label] = run_condition(transcriber, numbers, CONDITIONS[name], seed, threshold, not args.no_oracle)
+    print(f"Connected digits, set {args.part!r}: {args.count} strings from {SETS[args.part][2]}, seed {seed}, "
+          f"model {args.model}, '?' threshold {threshold}, pauses {args.gaps} s" + (f", vad {args.vad}" if args.vad else "")
+          + (f", words {args.words}" if args.words else ""))
+    print("| condition | DER | strings | '?' | DER@0 | strings@0 | segment count ok | missed | merged | split "
+          "| spurious | seg. errors | class. errors | oracle DER | oracle DER@0 | RTF |")
+    print("|---|" + "---|" * 15)
+    pct = lambda x: f"{100 * x:.2f}%" if x is not None else "-"  # noqa: E731
     for name, r in results.items():
-        print(f"| {name} | {100 * r['digit_error_rate']:.2f}% | {100 * r['string_accuracy']:.1f}% | "
-              f"{r['uncertain_marks']} | {r['real_time_factor']:.3f} |")
+        print(f"| {name} | {pct(r['digit_error_rate'])} | {100 * r['string_accuracy']:.1f}% | {r['uncertain_marks']} "
+              f"| {pct(r['digit_error_rate_guessing'])} | {100 * r['string_accuracy_guessing']:.1f}% "
+              f"| {100 * r['segment_count_accuracy']:.1f}% | {pct(r['missed_per_digit'])} | {pct(r['merged_per_digit'])} "
+              f"| {pct(r['split_per_digit'])} | {pct(r['spurious_per_digit'])} | {pct(r['segmentation_error_rate'])} "
+              f"| {pct(r['classification_error_rate'])} | {pct(r['oracle_digit_error_rate'])} "
+              f"| {pct(r['oracle_digit_error_rate_guessing'])} | {r['real_time_factor']:.3f} |")
+    quiet = {name: r["digits_below_0db_snr"] for name, r in results.items() if r["digits_below_0db_snr"]}
+    if quiet:
+        print("digits quieter than the noise (SNR below 0 dB; the SNR is set per string, takes differ in level): "
+              + ", ".join(f"{name} {count}/{results[name]['digits']}" for name, count in quiet.items()))
+    if args.sweep:
+        print("\n'?' threshold sweep (DER / strings / '?' marks / share of marks hiding a wrong guess):")
+        print("| threshold | " + " | ".join(results) + " |")
+        print("|---|" + "---|" * len(results))
+        for t in SWEEP:
+            cells = []
+            for r in results.values():
+                s = r["sweep"][str(t)]
+                hiding = "-" if s["marks_hiding_errors"] is None else f"{100 * s['marks_hiding_errors']:.0f}%"
+                cells.append(f"{pct(s['digit_error_rate'])} / {100 * s['string_accuracy']:.1f}% / {s['uncertain_marks']} / {hiding}")
+            print(f"| {t} | " + " | ".join(cells) + " |")
+    if args.failures:
+        for name, r in results.items():
+            print(f"\nfailed strings, {name}:")
+            for f in r["failures"][: args.failures]:
+                print(f"  {f['reference']:>10} -> {f['text']:<12} {f['speaker']:<8} segmentation {'ok' if f['segmentation_ok'] else 'WRONG'}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({"set": args.part, "seed": seed, "count": args.count, "model": str(args.model),
+                                               "threshold": threshold, "results": results}, indent=2))
     return 0
 
 

@@ -95,9 +95,10 @@ def _cmd_export(args) -> int:
 
 def _cmd_transcribe(args) -> int:
     from spokenword.predict import load_classifier
-    from spokenword.transcribe import Transcriber
+    from spokenword.transcribe import DEFAULT_THRESHOLD, Transcriber
 
-    transcriber = Transcriber(load_classifier(args.model), threshold=args.threshold)
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    transcriber = Transcriber(load_classifier(args.model), threshold=threshold)
     failed = 0
     results = {}
     for path, result in transcriber.transcribe_many(args.files):
@@ -176,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
     p.add_argument("files", nargs="+", help="audio files (any format soundfile reads, any rate)")
     p.add_argument("--json", action="store_true", help="print JSON: text plus per-word label, score, start/end (s)")
-    p.add_argument("--threshold", type=float, default=0.5, help="words scored lower are printed as '?' (default 0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="words scored lower are printed as '?' (default: spokenword.transcribe.DEFAULT_THRESHOLD)")
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("figures", help="write the dataset illustrations (waveform, spectrogram, grid, MFCC)")

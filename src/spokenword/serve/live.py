@@ -44,7 +44,7 @@ from starlette.concurrency import run_in_threadpool
 
 from spokenword import audio
 from spokenword.segment import VadSettings
-from spokenword.transcribe import Transcriber
+from spokenword.transcribe import DEFAULT_THRESHOLD, Transcriber
 
 logger = logging.getLogger("spokenword.serve")
 
@@ -100,7 +100,7 @@ class LiveSettings:
     idle_timeout_s: float = 20.0
     hello_timeout_s: float = 10.0
     max_streams: int = 8
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     vad: VadSettings | None = field(default_factory=live_vad)
 
 
