@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 # The default experiment: the reference CNN (84,682 parameters) with the new-voices recipe
 # (README "Accuracy"); `make train CONFIG=configs/fsdd_cnn.yaml` trains the plain reference.
-CONFIG ?= configs/fsdd_cnn_augment.yaml
+CONFIG ?= configs/fsdd_cnn_newvoices.yaml
 SHARED_DATA := $(wildcard ../shared/data/fsdd/recordings)
 SPOKENWORD_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data),$(abspath data))
 export SPOKENWORD_DATA

@@ -2,10 +2,13 @@
 
 An entry is one ``.npy`` file named by a hash of the file list (path, size, modification time of
 every file), the sample rate, the feature settings and the stored dtype, so any change to the data
-or the settings makes a new entry. Features are extracted in worker processes and written chunk by
-chunk straight into a memory-mapped temporary ``.npy`` (never the whole corpus in RAM), flushed,
-fsync'ed and renamed into place only when complete, so a run killed mid-write never leaves an entry
-that looks valid (temporary files are named ``.tmp-*`` and never read).
+or the settings makes a new entry. Features are extracted a chunk of files at a time (clips of one
+length share one batched spectrogram, :func:`~spokenword.features.extract_batch`: the values of
+:func:`~spokenword.features.extract`, the inference front end), by the calling process and, for a
+long list, worker processes beside it, and written chunk by chunk straight into a memory-mapped
+temporary ``.npy`` (never the whole corpus in RAM), flushed, fsync'ed and renamed into place only
+when complete, so a run killed mid-write never leaves an entry that looks valid (temporary files are
+named ``.tmp-*`` and never read).
 
 :class:`FeatureRows` reads rows of an entry with ``pread`` into fresh buffers, so a training process
 holds one batch at a time and its resident memory does not grow with the corpus (the pages stay in
@@ -14,11 +17,16 @@ the kernel's page cache, shared and reclaimable, not in the process).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
+import struct
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import threading
+import warnings
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -28,7 +36,7 @@ from tqdm.auto import tqdm
 
 from spokenword import audio
 from spokenword.datasets.base import DatasetError
-from spokenword.features import FeatureSettings, extract
+from spokenword.features import FeatureSettings, extract, extract_batch
 
 #: bump when feature code changes in a way that changes its output
 FEATURE_CODE_VERSION = 2
@@ -36,6 +44,9 @@ FEATURE_CODE_VERSION = 2
 CACHE_DTYPES = ("float32", "float16")
 #: clips per task sent to a worker process
 CHUNK = 64
+#: shortest list extracted with worker processes: starting them costs about a second of CPU (the
+#: fork server imports torch), which this process alone spends on ~3,000 clips of 1 s
+PARALLEL_MIN = 4096
 
 
 def files_digest(paths: Sequence[Path]) -> str:
@@ -59,10 +70,95 @@ def extract_file(path: Path, sample_rate: int, settings: FeatureSettings) -> np.
     return extract(torch.from_numpy(wave), sample_rate, settings).numpy()
 
 
+#: WAVE_FORMAT_EXTENSIBLE's sub-format GUID for integer PCM, after its 2-byte format tag
+_PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+
+
+def _pcm16_mono(path: Path) -> tuple[np.ndarray, int] | None:
+    """``(samples, rate)`` of a plain 16-bit mono PCM ``.wav`` (the usual speech-corpus file), read
+    with numpy, or ``None`` for anything else (left to soundfile). The samples are what libsndfile
+    returns: ``int16 * 2**-15`` in float32, exactly."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    offset, fmt = 12, None
+    while offset + 8 <= len(data):
+        kind, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        body = offset + 8
+        if kind == b"fmt ":
+            if size < 16 or body + size > len(data):
+                return None
+            tag, channels, rate, _, align, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == 0xFFFE:  # extensible: PCM only when its sub-format says so
+                if size < 40 or data[body + 24 : body + 26] != b"\x01\x00" or data[body + 26 : body + 40] != _PCM_GUID_TAIL:
+                    return None
+            elif tag != 1:
+                return None
+            fmt = (channels, align, bits), rate
+        elif kind == b"data":
+            if fmt is None or fmt[0] != (1, 2, 16):
+                return None
+            if size == 0 or size % 2 or body + size > len(data):
+                return None  # empty, odd or truncated: soundfile says what is wrong
+            return np.frombuffer(data, dtype="<i2", count=size // 2, offset=body).astype(np.float32) * np.float32(2**-15), fmt[1]
+        offset = body + size + (size & 1)
+    return None
+
+
+def _load(path: Path, sample_rate: int) -> np.ndarray:
+    """:func:`spokenword.audio.load`, a little sooner: the same float32 samples (a 16-bit mono PCM
+    ``.wav`` is read with numpy, anything else by soundfile; a mono file skips the channel mean)."""
+    try:
+        plain = _pcm16_mono(path)
+        if plain is not None:
+            return audio.prepare(plain[0], plain[1], sample_rate, source=path)
+        data, rate = audio.read(path)
+        return audio.prepare(data[:, 0] if data.shape[1] == 1 else data, rate, sample_rate, source=path)
+    except audio.AudioError as err:
+        raise DatasetError(str(err)) from None
+
+
 def _extract_chunk(args: tuple[list[Path], int, FeatureSettings]) -> np.ndarray:
+    """Features of a few files, ``(len(paths), *settings.shape)`` float32: the values of
+    :func:`extract_file` for each, computed together (:func:`~spokenword.features.extract_batch`)."""
     paths, sample_rate, settings = args
+    waves = [_load(p, sample_rate) for p in paths]
+    batch = extract_batch(waves, sample_rate, settings)
+    # the first clip also through the front end itself: should the two ever disagree (a step added to
+    # extract() but not to extract_batch()), every clip goes through extract(), a little slower
+    if not torch.equal(batch[0], extract(torch.from_numpy(waves[0]), sample_rate, settings)):
+        warnings.warn("features.extract_batch differs from features.extract; extracting clip by clip", stacklevel=1)
+        batch = torch.stack([extract(torch.from_numpy(w), sample_rate, settings) for w in waves])
+    return batch.numpy()
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)  # one process per core: no intra-op threads on top
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """The calling process extracts with one torch thread, as the workers do; its own setting is
+    restored afterwards."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return np.stack([extract_file(p, sample_rate, settings) for p in paths])
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """forkserver: a clean process to fork from, so no OpenMP state of this one is inherited. The
+    server imports torch and this module once, so each worker starts in milliseconds rather than
+    re-importing them (about 1 s each); a server already running is used as it is."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _check_dtype(dtype: str | np.dtype | type) -> np.dtype:
@@ -77,7 +173,8 @@ class FeatureCache:
 
     Args:
         directory: where entries are kept (created on first write).
-        workers: processes used to extract a new entry (default: all CPU cores, at most 8).
+        workers: processes extracting a new entry, the calling one included (default: all CPU cores,
+            at most 8); lists shorter than ``PARALLEL_MIN`` clips are extracted by the calling one alone.
     """
 
     def __init__(self, directory: Path, workers: int | None = None):
@@ -138,26 +235,78 @@ class FeatureCache:
     def _blocks(
         self, paths: list[Path], sample_rate: int, settings: FeatureSettings, desc: str
     ) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first index, features of CHUNK clips)`` in order, extracted by worker processes."""
-        chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
-        tasks = [(c, sample_rate, settings) for c in chunks]
+        """``(first index, features of up to CHUNK clips)`` as they are finished (not in order).
+
+        The calling process extracts too, alongside ``workers - 1`` worker processes (none for a
+        list shorter than ``PARALLEL_MIN``), which start in the background: until they are up, this
+        process works alone, so it never waits for them. Each worker has at most two chunks queued, so
+        memory holds a handful of blocks whatever the corpus size.
+        """
+        todo = deque((i, paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK))
+        helpers = max(0, min(self.workers - 1, len(todo) - 1)) if len(paths) >= PARALLEL_MIN else 0
         with tqdm(total=len(paths), desc=f"extracting {desc} features", unit="clip", leave=False) as bar:
-            if self.workers <= 1 or len(chunks) <= 1:
-                results: Iterator[np.ndarray] = (_extract_chunk(t) for t in tasks)
-                pool = None
-            else:
-                # forkserver: a clean process to fork from, so no OpenMP state of this one is inherited
-                pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
-                # map() submits every task up front but results come back in order; each is written and
-                # dropped as soon as it arrives, so memory holds at most the finished-but-unwritten blocks
-                results = pool.map(_extract_chunk, tasks)
+            starter = _PoolStarter(helpers) if helpers else None
+            pending: dict[Future, int] = {}
             try:
-                for i, block in enumerate(results):
-                    yield i * CHUNK, block
-                    bar.update(len(block))
+                while todo or pending:
+                    pool = starter.pool() if starter is not None else None
+                    while pool is not None and todo and len(pending) < 2 * helpers:
+                        start, chunk = todo.popleft()
+                        pending[pool.submit(_extract_chunk, (chunk, sample_rate, settings))] = start
+                    if todo:  # this process takes the next chunk itself
+                        start, chunk = todo.popleft()
+                        with _one_thread():
+                            block = _extract_chunk((chunk, sample_rate, settings))
+                        yield start, block
+                        bar.update(len(block))
+                    finished = [f for f in pending if f.done()] if todo else wait(pending, return_when=FIRST_COMPLETED).done
+                    for future in finished:
+                        block = future.result()
+                        yield pending.pop(future), block
+                        bar.update(len(block))
             finally:
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
+                if starter is not None:
+                    starter.close()
+
+
+class _PoolStarter:
+    """Starts ``workers`` extraction processes in a thread (starting them blocks for about a second
+    the first time, while the fork server imports torch); :meth:`pool` is ``None`` until they are up.
+    :meth:`close` does not wait for a pool still starting: the thread shuts it down once it is up."""
+
+    def __init__(self, workers: int):
+        self._pool: ProcessPoolExecutor | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._start, args=(workers,), daemon=True)
+        self._thread.start()
+
+    def _start(self, workers: int) -> None:
+        try:
+            pool = ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_worker_init)
+            for started in [pool.submit(int) for _ in range(workers)]:  # one task each: every process is up
+                started.result()
+        except BaseException as err:  # raised by pool(), in the extracting thread
+            self._error = err
+            return
+        with self._lock:
+            if not self._closed:
+                self._pool = pool
+                return
+        pool.shutdown(cancel_futures=True)
+
+    def pool(self) -> ProcessPoolExecutor | None:
+        if self._error is not None:
+            raise self._error
+        return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def _open(entry: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.memmap | None:

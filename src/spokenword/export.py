@@ -80,6 +80,7 @@ class FrontEnd(nn.Module):
         self.n_fft, self.hop, self.n_bins, self.n_frames = settings.n_fft, settings.hop_length, settings.n_bins, settings.n_frames
         self.kind, self.stretch, self.norm = settings.kind, settings.time_axis == "stretch", settings.utterance_norm
         self.peak = settings.peak_normalize
+        self.band_mean = settings.band_mean
         top_db = getattr(settings, "top_db", None)  # dynamic range limit (dB), when the settings have one
         self.top_db: float | None = None if top_db is None else float(top_db)
         self.register_buffer("window", torch.hann_window(settings.n_fft, dtype=STFT_DTYPE), persistent=False)
@@ -123,6 +124,8 @@ class FrontEnd(nn.Module):
             image = torch.matmul(image, _interpolation(frames.float(), self.n_frames, total))
         else:
             image = self._fix_frames(image, frames, frame_ok)
+        if self.band_mean:
+            image = image - image.mean(dim=-1, keepdim=True)
         return self._normalize(image).unsqueeze(1)
 
     def _fix_frames(self, image: torch.Tensor, frames: torch.Tensor, frame_ok: torch.Tensor) -> torch.Tensor:

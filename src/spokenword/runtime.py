@@ -213,6 +213,8 @@ def extract(wave: np.ndarray, sample_rate: int, settings: Mapping) -> np.ndarray
         if image.shape[0] != s["n_bins"]:
             image = linear_weights(image.shape[0], s["n_bins"]) @ image
         image = fix_frames(image, s["n_frames"])
+    if s.get("band_mean"):
+        image = image - image.mean(axis=-1, keepdims=True)
     image = normalize_utterance(image, s["utterance_norm"])
     return image[None].astype(np.float32)
 

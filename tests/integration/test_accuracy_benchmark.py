@@ -55,6 +55,6 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
 def test_protocols_are_space_or_comma_separated_and_unknown_ones_are_a_usage_error(capsys):
     bench = load_benchmark()
     with pytest.raises(SystemExit) as exit_info:
-        bench.main([str(REPO / "configs" / "fsdd_cnn_robust.yaml"), "--protocols", "official", "loso,bogus"])
+        bench.main([str(REPO / "configs" / "fsdd_cnn_newvoices.yaml"), "--protocols", "official", "loso,bogus"])
     assert exit_info.value.code == 2
     assert "unknown protocols ['bogus']" in capsys.readouterr().err

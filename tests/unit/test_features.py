@@ -195,3 +195,12 @@ def test_crop_places_the_window():
     full = extract(wave, 8000, FeatureSettings(kind="logmel", hop_length=80, n_frames=97, time_axis="fixed", utterance_norm="none"))
     torch.testing.assert_close(first[..., :20], full[..., :20])
     torch.testing.assert_close(last[..., -20:], full[..., -20:])
+
+
+def test_band_mean_removes_a_fixed_colouring():
+    wave = torch.from_numpy(np.random.default_rng(2).standard_normal(6000).astype(np.float32))
+    settings = FeatureSettings(kind="logmel", hop_length=80, n_frames=64, time_axis="fixed", band_mean=True, utterance_norm="none")
+    image = extract(wave, 8000, settings)[0]
+    torch.testing.assert_close(image.mean(dim=-1), torch.zeros(64), atol=1e-4, rtol=0)
+    # a gain on the whole clip (a constant in dB on every band) leaves the image unchanged
+    torch.testing.assert_close(extract(3 * wave, 8000, settings)[0], image, atol=1e-3, rtol=0)

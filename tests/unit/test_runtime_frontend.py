@@ -27,7 +27,8 @@ VARIANTS = {
                                          **({"top_db": 80.0} if "top_db" in {f.name for f in dataclasses.fields(FeatureSettings)} else {})),
     "logmel-fixed-floor-loudest": FeatureSettings(kind="logmel", hop_length=80, n_frames=40, time_axis="fixed",
                                                   trim_db=30.0, trim_floor_db=8.0, crop_at="loudest",
-                                                  peak_normalize=True, utterance_norm="standard"),
+                                                  peak_normalize=True, band_mean=True, utterance_norm="standard"),
+    "stft-stretch-band-mean": FeatureSettings(band_mean=True),
     "mfcc-fixed-short": FeatureSettings(kind="mfcc", n_bins=13, hop_length=128, n_frames=20, time_axis="fixed",
                                         f_min=50.0, f_max=3800.0),
 }
