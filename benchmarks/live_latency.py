@@ -34,35 +34,17 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from local_server import free_port, start_server  # benchmarks/local_server.py (beside this script)
+from machine import cpu_model, load_average
+
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def build_stream(recordings: Path, words: int, rate: int, seed: int = 0):
@@ -86,27 +68,6 @@ def build_stream(recordings: Path, words: int, rate: int, seed: int = 0):
         digits += str(digit)
     parts.append(np.zeros(int(0.5 * rate), np.float32))
     return np.concatenate(parts), digits, regions
-
-
-def start_server(model: str, port: int, options: dict) -> subprocess.Popen:
-    code = ("import json, sys; from spokenword.serve import serve; from spokenword.serve.live import LiveSettings, live_vad; "
-            "from dataclasses import replace; o = json.loads(sys.argv[3]); la = o.pop('lookahead_ms', None); "
-            "live = LiveSettings() if la is None else LiveSettings(vad=replace(live_vad(), lookahead_ms=la)); "
-            "serve(sys.argv[1], port=int(sys.argv[2]), log_level='warning', live=live, **o)")
-    proc = subprocess.Popen([sys.executable, "-c", code, model, str(port), json.dumps(options)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not answer /health within 180 s")
 
 
 async def play(port: int, wave: np.ndarray, rate: int, frame_ms: float):

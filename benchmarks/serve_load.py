@@ -21,10 +21,7 @@ import asyncio
 import io
 import json
 import os
-import platform
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -32,13 +29,10 @@ import numpy as np
 import psutil
 import soundfile as sf
 
+from local_server import free_port, start_server  # benchmarks/local_server.py (beside this script)
+from machine import cpu_model, load_average
+
 TARGETS = {"errors": 0, "p99_ms": 50.0, "requests_per_s": 300.0, "rss_growth_mb": 50.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_second_clip(rate: int, source: str | None) -> bytes:
@@ -54,37 +48,6 @@ def one_second_clip(rate: int, source: str | None) -> bytes:
     out = io.BytesIO()
     sf.write(out, wave, rate, format="WAV", subtype="PCM_16")
     return out.getvalue()
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def start_server(model: str, port: int, options: dict) -> subprocess.Popen:
-    code = ("import json, sys; from spokenword.serve import serve; "
-            "serve(sys.argv[1], port=int(sys.argv[2]), log_level='warning', **json.loads(sys.argv[3]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, model, str(port), json.dumps(options)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not answer /health within 180 s")
 
 
 async def client(port: int, request: bytes, jobs: list[int], latencies: list[float], errors: list[str],
