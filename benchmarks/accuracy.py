@@ -1,7 +1,7 @@
 """Accuracy benchmark: train and score one config under honest protocols (issue 3).
 
     python benchmarks/accuracy.py CONFIG [--protocols official loso noise] [--seeds 0 1 2]
-        [--folds SPEAKER ...] [--epochs N] [--out benchmarks/results/NAME]
+        [--folds SPEAKER ...] [--epochs N] [--override KEY=VALUE ...] [--out benchmarks/results/NAME]
     python benchmarks/accuracy.py --compare benchmarks/results/NAME ...   # configs side by side
 
 Protocols (FSDD, through the project's own training path, ``spokenword fit``):
@@ -112,13 +112,13 @@ def noise_unit(checkpoint: str, root: str | None, clips: int | None = None) -> d
     return {"checkpoint": checkpoint, "count": len(test), "accuracy": scores, "inference_ms_per_clip": ms}
 
 
-def summarize(out: Path, config: str) -> dict:
+def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dict:
     """Aggregate ``OUT/units/*.json`` into ``accuracy.json`` and ``accuracy.md``; returns the summary."""
     units = {p.stem: json.loads(p.read_text()) for p in sorted((out / "units").glob("*.json"))}
     official = [u for k, u in units.items() if k.startswith("official-seed")]
     loso = {k.removeprefix("loso-"): u for k, u in units.items() if k.startswith("loso-")}
     noise = units.get("noise")
-    summary: dict = {"config": config, "units": units}
+    summary: dict = {"config": config, "overrides": list(overrides or []), "units": units}
     rows = []
     if official:
         accs = [u["test_acc"] for u in official]
@@ -149,7 +149,8 @@ def summarize(out: Path, config: str) -> dict:
         summary["training_seconds_mean"] = statistics.mean(u["training_seconds"] for u in trained)
         rows.append(("parameters", f"{summary['parameters']:,}"))
         rows.append(("training wall time per run (mean, 2 cores shared)", f"{summary['training_seconds_mean']:.0f} s"))
-    lines = [f"### {config}", "", "| protocol | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
+    title = config + "".join(f" `--{o}`" for o in overrides or [])
+    lines = [f"### {title}", "", "| protocol | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
     _write_json(out / "accuracy.json", summary)
     (out / "accuracy.md").write_text("\n".join(lines))
     print("\n".join(lines))
@@ -172,7 +173,7 @@ def compare(outs: list[Path]) -> str:
         s = json.loads((Path(out) / "accuracy.json").read_text())
         off, loso, noise = s.get("official"), s.get("loso"), s.get("noise")
         cells = [
-            f"`{s['config']}`", f"{s.get('parameters', 0):,}",
+            f"`{s['config']}`" + "".join(f" `--{o}`" for o in s.get("overrides", [])), f"{s.get('parameters', 0):,}",
             f"{_percent(off['mean'])} ± {_percent(off['std'])} ({len(off['seeds'])})" if off else "–",
             f"{_percent(loso['mean'])} ({loso['folds']}/6)" if loso else "–",
             f"{_percent(loso['worst'][1])} ({loso['worst'][0]})" if loso else "–",
@@ -199,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs (smoke runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for this process")
     parser.add_argument("--cache-dir", default=None, help="feature cache folder (data.cache_dir)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a `spokenword fit` option for every run, e.g. model.net.init_args.batch_norm=false "
+                             "(ablations; recorded in the table); repeatable")
     parser.add_argument("--noise-clips", type=int, default=None, help="score only the first N test clips under noise (smoke runs)")
     args = parser.parse_args(argv)
     if args.compare:
@@ -216,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown protocols {sorted(unknown)}")
     common = [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
+    common += [f"--{o.removeprefix('--')}" for o in args.override]
     if args.root:
         common.append(f"--data.root={args.root}")
     if args.cache_dir:
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             source = json.loads((out / "units" / f"official-seed{args.seeds[0]}.json").read_text())
             _write_json(path, noise_unit(source["checkpoint"], args.root, args.noise_clips))
-    summarize(out, args.config)
+    summarize(out, args.config, [o.removeprefix("--") for o in args.override])
     return 0
 
 

@@ -39,3 +39,13 @@ def test_dropout_is_configurable_and_only_active_in_training(p):
     model.train()
     same = torch.allclose(model(x), model(x))
     assert same == (p == 0.0)
+
+
+def test_batch_norm_is_optional_and_off_in_the_reference():
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in SpectrogramCNN().modules())
+    model = SpectrogramCNN(batch_norm=True)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [n.num_features for n in norms] == [16, 32, 64, 64]
+    assert sum(p.numel() for p in model.parameters()) == 84_682 + 2 * (16 + 32 + 64 + 64)
+    x = torch.randn(4, 1, 64, 64)
+    assert model.eval()(x).shape == (4, 10)
