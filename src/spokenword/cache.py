@@ -5,8 +5,8 @@ every file), the sample rate, the feature settings and the stored dtype, so any 
 or the settings makes a new entry. Features are extracted a chunk of files at a time (clips of one
 length share one batched spectrogram, :func:`~spokenword.features.extract_batch`: the values of
 :func:`~spokenword.features.extract`, the inference front end), by the calling process and, for a
-long list, worker processes beside it, and written chunk by chunk straight into a memory-mapped
-temporary ``.npy`` (never the whole corpus in RAM), flushed, fsync'ed and renamed into place only
+long list, worker processes beside it, and written chunk by chunk (``pwrite``) into a temporary
+``.npy`` (never the whole corpus in the process's memory), fsync'ed and renamed into place only
 when complete, so a run killed mid-write never leaves an entry that looks valid (temporary files are
 named ``.tmp-*`` and never read).
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import multiprocessing
 import os
 import struct
@@ -39,7 +40,7 @@ from spokenword.datasets.base import DatasetError
 from spokenword.features import FeatureSettings, extract, extract_batch
 
 #: bump when feature code changes in a way that changes its output
-FEATURE_CODE_VERSION = 2
+FEATURE_CODE_VERSION = 3
 #: dtypes an entry may be stored in (``float16`` halves the disk and page-cache footprint)
 CACHE_DTYPES = ("float32", "float16")
 #: clips per task sent to a worker process
@@ -104,7 +105,8 @@ def _pcm16_mono(path: Path) -> tuple[np.ndarray, int] | None:
                 return None
             if size == 0 or size % 2 or body + size > len(data):
                 return None  # empty, odd or truncated: soundfile says what is wrong
-            return np.frombuffer(data, dtype="<i2", count=size // 2, offset=body).astype(np.float32) * np.float32(2**-15), fmt[1]
+            samples = np.frombuffer(data, dtype="<i2", count=size // 2, offset=body).astype(np.float32)
+            return samples * np.float32(2**-15), fmt[1]
         offset = body + size + (size & 1)
     return None
 
@@ -131,9 +133,27 @@ def _extract_chunk(args: tuple[list[Path], int, FeatureSettings]) -> np.ndarray:
     # the first clip also through the front end itself: should the two ever disagree (a step added to
     # extract() but not to extract_batch()), every clip goes through extract(), a little slower
     if not torch.equal(batch[0], extract(torch.from_numpy(waves[0]), sample_rate, settings)):
-        warnings.warn("features.extract_batch differs from features.extract; extracting clip by clip", stacklevel=1)
+        warnings.warn("features.extract_batch differs from features.extract; extracting clip by clip")
         batch = torch.stack([extract(torch.from_numpy(w), sample_rate, settings) for w in waves])
     return batch.numpy()
+
+
+def _read_ahead(paths: Sequence[Path]) -> None:
+    """Ask the kernel to read these files into its page cache in the background (``posix_fadvise``
+    ``WILLNEED``): files not read recently then come from memory, not one disk read after another."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # reported when the file is read
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _worker_init() -> None:
@@ -217,12 +237,12 @@ class FeatureCache:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=self.directory)
         os.close(fd)
         try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dt, shape=shape)
-            for start, block in self._blocks(paths, sample_rate, settings, desc):
-                out[start : start + len(block)] = block
-            out.flush()
-            del out
+            sized = np.lib.format.open_memmap(tmp, mode="w+", dtype=dt, shape=shape)  # header, full size
+            offset, row_bytes = int(sized.offset), int(np.prod(shape[1:])) * dt.itemsize
+            del sized  # blocks are written with pwrite: pages of a mapping would count as this process's memory
             with open(tmp, "rb+") as handle:
+                for start, block in self._blocks(paths, sample_rate, settings, desc):
+                    _pwrite(handle.fileno(), np.ascontiguousarray(block, dtype=dt), offset + start * row_bytes)
                 os.fsync(handle.fileno())
             os.replace(tmp, entry)
         except BaseException:
@@ -247,14 +267,21 @@ class FeatureCache:
         with tqdm(total=len(paths), desc=f"extracting {desc} features", unit="clip", leave=False) as bar:
             starter = _PoolStarter(helpers) if helpers else None
             pending: dict[Future, int] = {}
+            ahead = 0  # chunks at the front of todo whose files the kernel has been asked to read
             try:
                 while todo or pending:
+                    # the files of the next chunks are read from disk while this and the workers compute
+                    for _, chunk in itertools.islice(todo, ahead, 2 * helpers + 2):
+                        _read_ahead(chunk)
+                    ahead = min(len(todo), 2 * helpers + 2)
                     pool = starter.pool() if starter is not None else None
                     while pool is not None and todo and len(pending) < 2 * helpers:
                         start, chunk = todo.popleft()
                         pending[pool.submit(_extract_chunk, (chunk, sample_rate, settings))] = start
+                        ahead -= 1
                     if todo:  # this process takes the next chunk itself
                         start, chunk = todo.popleft()
+                        ahead -= 1
                         with _one_thread():
                             block = _extract_chunk((chunk, sample_rate, settings))
                         yield start, block
@@ -283,12 +310,15 @@ class _PoolStarter:
         self._thread.start()
 
     def _start(self, workers: int) -> None:
+        pool = None
         try:
             pool = ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_worker_init)
             for started in [pool.submit(int) for _ in range(workers)]:  # one task each: every process is up
                 started.result()
         except BaseException as err:  # raised by pool(), in the extracting thread
             self._error = err
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             return
         with self._lock:
             if not self._closed:
@@ -307,6 +337,14 @@ class _PoolStarter:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def _pwrite(fd: int, array: np.ndarray, offset: int) -> None:
+    """Write all of ``array``'s bytes at ``offset`` of ``fd``."""
+    view = memoryview(array).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _open(entry: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.memmap | None:

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from spokenword.runtime import NOISE_FLOOR_QUANTILE
+from spokenword.runtime import FLOOR_RULE_RANGE_DB
 
 _EPS = 1e-10
 
@@ -43,7 +43,8 @@ class FeatureSettings:
         trim_db: drop leading/trailing frames quieter than this many dB below the loudest
             frame before extracting (``None``: no trimming).
         trim_floor_db: with ``trim_db``, a frame must also be this many dB above the recording's
-            noise floor to be kept (see :func:`trim_silence`); ``None``: the peak rule alone.
+            noise floor (its quietest frame) to be kept, within limits (see
+            :func:`trim_silence`); ``None``: the peak rule alone.
         crop_at: with ``time_axis="fixed"``, which ``n_frames`` of a longer clip are kept:
             ``"centre"`` or ``"loudest"`` (the window with the most energy: robust to a word
             that is not in the middle of a long recording).
@@ -179,10 +180,11 @@ def trim_silence(
     """Cut leading and trailing frames that are not speech.
 
     A frame is speech when its energy is within ``top_db`` dB of the loudest frame and, with
-    ``floor_db``, also at least ``floor_db`` dB above the noise floor (the 10th percentile of the
-    frame energies; the threshold never rises above 3 dB below the loudest frame). The floor rule
-    keeps background noise out of the trimmed clip when the recording is noisy, where a rule
-    relative to the peak alone trims nothing.
+    ``floor_db``, also at least ``floor_db`` dB above the noise floor (the quietest frame's
+    energy), unless that would cut closer than ``FLOOR_RULE_RANGE_DB`` (20 dB) below the loudest
+    frame. The floor rule keeps background noise out of the trimmed clip when the recording is
+    noisy, where a rule relative to the peak alone trims nothing; the 20 dB limit keeps it from
+    eating into a tightly cut clip, whose quietest frame is speech.
 
     Args:
         wave: ``(T,)`` samples.
@@ -201,8 +203,7 @@ def trim_silence(
         return wave
     threshold = peak - top_db
     if floor_db is not None:
-        floor = float(torch.quantile(energy.double(), NOISE_FLOOR_QUANTILE))
-        threshold = min(max(threshold, floor + floor_db), peak - 3.0)
+        threshold = max(threshold, min(float(energy.min()) + floor_db, peak - FLOOR_RULE_RANGE_DB))
     loud = torch.nonzero(energy > threshold).flatten()
     if loud.numel() == 0:
         return wave

@@ -34,9 +34,10 @@ METADATA_VERSION = 1
 AUDIO_INPUT, LENGTH_INPUT, PROBS_OUTPUT = "audio", "length", "probabilities"
 
 _EPS = 1e-10
-#: frame-energy quantile taken as a recording's noise floor by silence trimming (shared with
-#: :mod:`spokenword.features`, which imports it: this module must not import torch)
-NOISE_FLOOR_QUANTILE = 0.1
+#: silence trimming's noise-floor rule never cuts closer than this many dB below the loudest frame
+#: (a tightly cut clip has no silence, so its quietest frame is speech, not noise); shared with
+#: :mod:`spokenword.features`, which imports it (this module must not import torch)
+FLOOR_RULE_RANGE_DB = 20.0
 
 Prediction = list[dict]
 
@@ -104,8 +105,7 @@ def trim_silence(wave: np.ndarray, top_db: float, frame_length: int = 256, hop_l
         return wave
     threshold = peak - top_db
     if floor_db is not None:
-        floor = float(np.quantile(energy.astype(np.float64), NOISE_FLOOR_QUANTILE))
-        threshold = min(max(threshold, floor + floor_db), peak - 3.0)
+        threshold = max(threshold, min(float(energy.min()) + floor_db, peak - FLOOR_RULE_RANGE_DB))
     loud = np.flatnonzero(energy > threshold)
     if loud.size == 0:
         return wave

@@ -139,3 +139,26 @@ def test_python_classifier_on_a_path_and_on_an_array(trained_checkpoint, samples
     from_ints = classifier((mono, mono_rate))  # int16 samples are scaled like the file's
     assert [e["label"] for e in from_ints] == [e["label"] for e in from_path]
     assert [e["score"] for e in from_ints] == pytest.approx([e["score"] for e in from_path], abs=1e-5)
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_a_recording_at_another_rate_with_silence_around_the_word_gets_the_training_features(fsdd_recordings, rate):
+    """The new-voices config's preprocessing (trimming, log-mel, band mean, scaling) makes a clip
+    recorded at another rate with a second of room noise around the word look like the training clip."""
+    import torch
+    import yaml
+
+    from spokenword.features import FeatureSettings
+    from tests.conftest import REPO
+
+    values = yaml.safe_load((REPO / "configs" / "fsdd_cnn_newvoices.yaml").read_text())["data"]["features"]
+    clf = Classifier(torch.nn.Identity(), [str(d) for d in range(10)], 8000, FeatureSettings(**values))
+    original = fsdd_recordings / "7_jackson_0.wav"
+    wave, source_rate = sf.read(original, dtype="float32")
+    resampled = soxr.resample(wave, source_rate, rate)
+    rng = np.random.default_rng(0)
+    room = lambda seconds: 1e-3 * rng.standard_normal(int(seconds * rate)).astype(np.float32)  # noqa: E731
+    recording = np.concatenate([room(1.0), resampled + room(len(resampled) / rate), room(0.7)])
+    expected = clf.featurize(clf.waveform(original)).numpy().ravel()
+    got = clf.featurize(clf.waveform((recording, rate))).numpy().ravel()
+    assert np.corrcoef(expected, got)[0, 1] > 0.95
