@@ -7,7 +7,11 @@ then, in a fresh child process per size (so peak RSS is that size's alone):
 
 * features are extracted into the cache (clips/s, all worker processes),
 * one training epoch of the reference CNN reads batches from the cache (seconds per epoch),
-* the child's peak RSS (``ru_maxrss``) over both is reported, with the cache size on disk.
+* the child's peak RSS (``ru_maxrss``) over both is reported, with the cache size on disk,
+* then (not counted in the peak) one process, one thread, the first ``--reference`` training clips
+  are extracted clip by clip as the inference front end does (``audio.load`` + ``features.extract``)
+  and as the cache does (a chunk at a time, ``features.extract_batch``), alternately, best of three:
+  a speed-up measured at the same moment, so steadier than clips/s on a machine shared with other work.
 
 Usage::
 
@@ -92,10 +96,11 @@ def generate(folder: Path, size: int) -> None:
     done.touch()
 
 
-def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool) -> dict:
-    """Runs in a child process: extraction, one epoch, peak RSS."""
+def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool, reference: int) -> dict:
+    """Runs in a child process: extraction, one epoch, peak RSS; then the one-process comparison."""
     import torch
 
+    from spokenword import cache as cache_module
     from spokenword.cache import FeatureCache
     from spokenword.data import AudioDataModule
     from spokenword.datasets import SpeechCommands
@@ -128,6 +133,23 @@ def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool
         result["epoch_s"] = time.perf_counter() - start
         result["train_clips"] = len(paths)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if reference:
+        sample = paths[:reference]
+        chunks = [(sample[i : i + cache_module.CHUNK], RATE, settings) for i in range(0, len(sample), cache_module.CHUNK)]
+        torch.set_num_threads(1)
+        times: dict[str, list[float]] = {"per_clip": [], "cache": []}
+        for _ in range(3):
+            start = time.perf_counter()
+            for p in sample:
+                cache_module.extract_file(p, RATE, settings)
+            times["per_clip"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for chunk in chunks:
+                cache_module._extract_chunk(chunk)
+            times["cache"].append(time.perf_counter() - start)
+        result["one_process_per_clip_clips_per_s"] = len(sample) / min(times["per_clip"])
+        result["one_process_cache_clips_per_s"] = len(sample) / min(times["cache"])
+    result["load"] = os.getloadavg()[0]
     return result
 
 
@@ -138,10 +160,11 @@ def main() -> None:
     parser.add_argument("--dtype", default="float16", choices=["float32", "float16"])
     parser.add_argument("--no-epoch", action="store_true", help="skip the training epoch")
     parser.add_argument("--dir", type=Path, default=None, help="where corpora are generated (default: a temp dir, removed)")
+    parser.add_argument("--reference", type=int, default=1000, help="clips for the one-process comparison (0: skip it)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        out = measure(Path(args.child[0]), Path(args.child[1]), args.workers, args.dtype, not args.no_epoch)
+        out = measure(Path(args.child[0]), Path(args.child[1]), args.workers, args.dtype, not args.no_epoch, args.reference)
         print(json.dumps(out))
         return
     base = args.dir or Path(tempfile.mkdtemp(prefix="spokenword-scale-"))
@@ -154,7 +177,8 @@ def main() -> None:
             generated = time.perf_counter() - start
             cache = base / f"cache{size}"
             shutil.rmtree(cache, ignore_errors=True)
-            cmd = [sys.executable, __file__, "--child", str(folder), str(cache), "--workers", str(args.workers), "--dtype", args.dtype]
+            cmd = [sys.executable, __file__, "--child", str(folder), str(cache), "--workers", str(args.workers), "--dtype", args.dtype,
+                   "--reference", str(args.reference)]
             if args.no_epoch:
                 cmd.append("--no-epoch")
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -167,10 +191,15 @@ def main() -> None:
         if args.dir is None:
             shutil.rmtree(base, ignore_errors=True)
     print(f"\nworkers={args.workers} cache_dtype={args.dtype} features={FEATURES} load={os.getloadavg()[0]:.1f}")
-    print(f"{'clips':>8} {'extract clips/s':>16} {'cache MB':>9} {'train clips':>12} {'s/epoch':>8} {'peak RSS MB':>12} {'RSS / first':>11}")
+    print(f"{'clips':>8} {'extract clips/s':>16} {'cache MB':>9} {'train clips':>12} {'s/epoch':>8} {'peak RSS MB':>12} "
+          f"{'RSS / first':>11} {'1-proc per-clip/cache clips/s':>30} {'load':>5}")
     for row in rows:
+        one = (f"{row['one_process_per_clip_clips_per_s']:.0f} / {row['one_process_cache_clips_per_s']:.0f} "
+               f"({row['one_process_cache_clips_per_s'] / row['one_process_per_clip_clips_per_s']:.2f}x)"
+               if "one_process_cache_clips_per_s" in row else "-")
         print(f"{row['clips']:>8} {row['clips_per_s']:>16.0f} {row['cache_mb']:>9.1f} {row.get('train_clips', 0):>12} "
-              f"{row.get('epoch_s', float('nan')):>8.1f} {row['peak_rss_mb']:>12.0f} {row['peak_rss_mb'] / rows[0]['peak_rss_mb']:>11.2f}")
+              f"{row.get('epoch_s', float('nan')):>8.1f} {row['peak_rss_mb']:>12.0f} {row['peak_rss_mb'] / rows[0]['peak_rss_mb']:>11.2f} "
+              f"{one:>30} {row['load']:>5.1f}")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ def test_wav_reader_leaves_broken_files_to_soundfile(tmp_path):
     for path in (truncated, empty, header):
         assert cache_module._pcm16_mono(path) is None
     np.testing.assert_array_equal(cache_module._load(truncated, 8000), audio.load(truncated, 8000))
+    cache_module._read_ahead([tmp_path / "missing.wav", truncated, tmp_path])  # a hint: never an error
     for path in (empty, header, tmp_path / "missing.wav"):
         with pytest.raises(DatasetError, match=path.name):
             cache_module._load(path, 8000)
