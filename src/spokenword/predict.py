@@ -16,7 +16,7 @@ import torch
 
 from spokenword import audio
 from spokenword.features import FeatureSettings, extract
-from spokenword.runtime import ModelError
+from spokenword.runtime import ModelError, predict_batched
 
 Prediction = list[dict]  # [{"label": "7", "score": 0.97}, ...] sorted by score, highest first
 
@@ -100,26 +100,7 @@ class Classifier:
 
     def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
         """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
-        batch: list[tuple[object, torch.Tensor]] = []
-
-        def flush():
-            if not batch:
-                return []
-            probs = self.probabilities(torch.stack([f for _, f in batch]))
-            out = [(s, self.rank(p, top_k)) for (s, _), p in zip(batch, probs)]
-            batch.clear()
-            return out
-
-        for source in sources:
-            try:
-                batch.append((source, self.featurize(self.waveform(source))))
-            except audio.AudioError as err:
-                yield from flush()
-                yield source, err
-                continue
-            if len(batch) >= batch_size:
-                yield from flush()
-        yield from flush()
+        return predict_batched(self, sources, top_k, batch_size, collate=torch.stack)
 
 
 def load_classifier(path: str | os.PathLike, **kwargs):

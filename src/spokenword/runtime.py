@@ -333,26 +333,35 @@ class OnnxClassifier:
 
     def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
         """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
-        batch: list[tuple[object, np.ndarray]] = []
+        return predict_batched(self, sources, top_k, batch_size)
 
-        def flush():
-            if not batch:
-                return []
-            probs = self.probabilities([f for _, f in batch])
-            out = [(s, self.rank(p, top_k)) for (s, _), p in zip(batch, probs)]
-            batch.clear()
-            return out
 
-        for source in sources:
-            try:
-                batch.append((source, self.featurize(self.waveform(source))))
-            except audio.AudioError as err:
-                yield from flush()
-                yield source, err
-                continue
-            if len(batch) >= batch_size:
-                yield from flush()
-        yield from flush()
+def predict_batched(classifier, sources: Iterable, top_k: int | None = None, batch_size: int = 64, collate=list):
+    """``predict_many`` of every classifier (:class:`OnnxClassifier`, ``predict.Classifier``):
+    yield ``(source, prediction or AudioError)`` per source, in order, classifying up to
+    ``batch_size`` decoded clips per model call; a source that fails to decode is yielded with its
+    error and does not stop the rest. ``collate`` turns a list of ``featurize`` results into what
+    ``classifier.probabilities`` takes."""
+    batch: list[tuple[object, object]] = []
+
+    def flush():
+        if not batch:
+            return []
+        probs = classifier.probabilities(collate([f for _, f in batch]))
+        out = [(s, classifier.rank(p, top_k)) for (s, _), p in zip(batch, probs)]
+        batch.clear()
+        return out
+
+    for source in sources:
+        try:
+            batch.append((source, classifier.featurize(classifier.waveform(source))))
+        except audio.AudioError as err:
+            yield from flush()
+            yield source, err
+            continue
+        if len(batch) >= batch_size:
+            yield from flush()
+    yield from flush()
 
 
 def load_classifier(path: str | os.PathLike, **kwargs):
