@@ -162,13 +162,16 @@ def _percent(value: float | None) -> str:
 
 
 def compare(outs: list[Path]) -> str:
-    """One Markdown row per results folder (its ``accuracy.json``): the configs side by side.
-    Partial protocols are marked with the number of seeds/folds they hold."""
+    """One Markdown row per results folder (its ``accuracy.json``): the configs side by side, then
+    a table of LOSO accuracy per held-out speaker. Partial protocols are marked with the number of
+    seeds/folds they hold."""
     lines = [
         "| config | params | official test (seeds) | LOSO mean (folds) | LOSO worst | white 20/10/5 dB | babble 20/10/5 dB "
         "| train s/run | ms/clip |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    names: list[str] = []
+    per_speaker: list[dict] = []
     for out in outs:
         s = json.loads((Path(out) / "accuracy.json").read_text())
         off, loso, noise = s.get("official"), s.get("loso"), s.get("noise")
@@ -183,6 +186,15 @@ def compare(outs: list[Path]) -> str:
         cells.append(f"{s['training_seconds_mean']:.0f}" if "training_seconds_mean" in s else "–")
         cells.append(f"{noise['inference_ms_per_clip']:.1f}" if noise else "–")
         lines.append("| " + " | ".join(cells) + " |")
+        names.append(cells[0])
+        per_speaker.append((loso or {}).get("per_speaker", {}))
+    speakers = sorted({k for row in per_speaker for k in row})
+    if speakers:  # LOSO accuracy of each held-out speaker
+        lines += ["", "| config | " + " | ".join(speakers) + " | mean |", "|---" * (len(speakers) + 2) + "|"]
+        for name, row in zip(names, per_speaker):
+            if row:
+                mean = _percent(statistics.mean(row.values())) + ("" if len(row) == len(speakers) else f" ({len(row)}/{len(speakers)} folds)")
+                lines.append(f"| {name} | " + " | ".join(_percent(row.get(k)) for k in speakers) + f" | {mean} |")
     return "\n".join(lines)
 
 
@@ -247,9 +259,15 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             source = json.loads((out / "units" / f"official-seed{args.seeds[0]}.json").read_text())
             _write_json(path, noise_unit(source["checkpoint"], args.root, args.noise_clips))
-    summarize(out, args.config, [o.removeprefix("--") for o in args.override])
+    recorded = ([f"trainer.max_epochs={args.epochs}"] if args.epochs else []) + [o.removeprefix("--") for o in args.override]
+    summarize(out, args.config, recorded)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from spokenword.datasets import DatasetError
+
+    try:
+        sys.exit(main())
+    except DatasetError as err:  # missing or broken data: one line, not a traceback
+        sys.exit(f"accuracy.py: {err}")

@@ -39,7 +39,7 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert set(noise) == {"clean"} | {f"{k}_{s}dB" for k in ("white", "babble") for s in (20, 10, 5)}
     assert summary["noise"]["count"] == 20 and summary["noise"]["inference_ms_per_clip"] > 0
     assert summary["parameters"] == 84_682
-    assert summary["overrides"] == ["data.eval_batch_size=100"]  # passed to every run, and said in the table
+    assert summary["overrides"] == ["trainer.max_epochs=1", "data.eval_batch_size=100"]  # passed to every run, and said in the table
     assert "eval_batch_size: 100" in (out / "runs" / "official-seed0" / "version_0" / "config.yaml").read_text()
     table = (out / "accuracy.md").read_text()
     assert "| official split" in table and "| LOSO worst speaker | " in table and "babble" in table
@@ -49,9 +49,13 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert bench.main(argv) == 0
     assert {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")} == stamp
 
-    # the comparison table marks a partial LOSO with its fold count
-    row = bench.compare([out]).splitlines()[-1]
+    # the comparison table marks a partial LOSO with its fold count, then gives the per-speaker table
+    lines = bench.compare([out]).splitlines()
+    row = lines[2]
     assert "fsdd_cnn_augment.yaml" in row and "data.eval_batch_size=100" in row and "(1/6)" in row and "(theo)" in row
+    assert lines[-3] == "| config | theo | mean |"
+    theo = 100 * summary["loso"]["per_speaker"]["theo"]
+    assert lines[-1].endswith(f"| {theo:.1f} | {theo:.1f} |")
 
 
 def test_protocols_are_space_or_comma_separated_and_unknown_ones_are_a_usage_error(capsys):
