@@ -40,7 +40,7 @@ from spokenword.datasets.base import DatasetError
 from spokenword.features import FeatureSettings, extract, extract_batch
 
 #: bump when feature code changes in a way that changes its output
-FEATURE_CODE_VERSION = 3
+FEATURE_CODE_VERSION = 4
 #: dtypes an entry may be stored in (``float16`` halves the disk and page-cache footprint)
 CACHE_DTYPES = ("float32", "float16")
 #: clips per task sent to a worker process
@@ -194,12 +194,33 @@ class FeatureCache:
     Args:
         directory: where entries are kept (created on first write).
         workers: processes extracting a new entry, the calling one included (default: all CPU cores,
-            at most 8); lists shorter than ``PARALLEL_MIN`` clips are extracted by the calling one alone.
+            at most 8); lists shorter than ``PARALLEL_MIN`` clips are extracted by the calling one alone,
+            unless workers are already up (:meth:`shared_workers`).
     """
 
     def __init__(self, directory: Path, workers: int | None = None):
         self.directory = Path(directory)
         self.workers = workers or min(8, os.cpu_count() or 1)
+        self._sharing = False
+        self._shared: _PoolStarter | None = None
+
+    @contextlib.contextmanager
+    def shared_workers(self) -> Iterator["FeatureCache"]:
+        """Within this block, worker processes started for one list of files serve the lists after
+        it too (the parts of a split), and are shut down at its end. Once they are up, a list
+        shorter than ``PARALLEL_MIN`` is extracted in parallel as well: the validation and test
+        parts of a large corpus (a tenth each of Speech Commands) no longer run in one process."""
+        if self._sharing:
+            yield self
+            return
+        self._sharing = True
+        try:
+            yield self
+        finally:
+            self._sharing = False
+            starter, self._shared = self._shared, None
+            if starter is not None:
+                starter.close()
 
     def key(
         self, paths: Sequence[Path], sample_rate: int, settings: FeatureSettings, dtype: str = "float32"
@@ -258,14 +279,22 @@ class FeatureCache:
         """``(first index, features of up to CHUNK clips)`` as they are finished (not in order).
 
         The calling process extracts too, alongside ``workers - 1`` worker processes (none for a
-        list shorter than ``PARALLEL_MIN``), which start in the background: until they are up, this
-        process works alone, so it never waits for them. Each worker has at most two chunks queued, so
-        memory holds a handful of blocks whatever the corpus size.
+        list shorter than ``PARALLEL_MIN``, unless those of :meth:`shared_workers` are up), which
+        start in the background: until they are up, this process works alone, so it never waits for
+        them. Each worker has at most two chunks queued, so memory holds a handful of blocks
+        whatever the corpus size.
         """
         todo = deque((i, paths[i : i + CHUNK]) for i in range(0, len(paths), CHUNK))
-        helpers = max(0, min(self.workers - 1, len(todo) - 1)) if len(paths) >= PARALLEL_MIN else 0
+        helpers = max(0, min(self.workers - 1, len(todo) - 1))
+        starter, own = self._shared, False  # workers of an earlier list in shared_workers()
+        if starter is None and helpers and len(paths) >= PARALLEL_MIN:
+            if self._sharing:
+                starter = self._shared = _PoolStarter(self.workers - 1)
+            else:
+                starter, own = _PoolStarter(helpers), True
+        if starter is None:
+            helpers = 0
         with tqdm(total=len(paths), desc=f"extracting {desc} features", unit="clip", leave=False) as bar:
-            starter = _PoolStarter(helpers) if helpers else None
             pending: dict[Future, int] = {}
             ahead = 0  # chunks at the front of todo whose files the kernel has been asked to read
             try:
@@ -292,8 +321,11 @@ class FeatureCache:
                         yield pending.pop(future), block
                         bar.update(len(block))
             finally:
-                if starter is not None:
+                if own:
                     starter.close()
+                elif pending:  # a shared pool outlives this list: drop what is still queued for it
+                    for future in pending:
+                        future.cancel()
 
 
 class _PoolStarter:

@@ -329,10 +329,11 @@ class AudioDataModule(L.LightningDataModule):
         self.corpus.prepare(self.root)
         fn = self.trainer.state.fn if self.trainer is not None else None
         wanted = {"validate": ("val",), "test": ("test",), "predict": ("test",)}.get(str(getattr(fn, "value", "")), ("train", "val", "test"))
-        for part in wanted:
-            records = getattr(self.split, part)
-            if records:
-                self._features(part, records)
+        with self.cache.shared_workers():  # one set of extraction processes for all the parts
+            for part in wanted:
+                records = getattr(self.split, part)
+                if records:
+                    self._features(part, records)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}

@@ -262,6 +262,24 @@ def fix_frames(spec: torch.Tensor, n_frames: int, offset: int | None = None) -> 
     return F.pad(spec, (left, missing - left), value=float(spec.min()) if spec.numel() else 0.0)
 
 
+def kept_samples(length: int, settings: "FeatureSettings", offset: int | None = None) -> slice | None:
+    """The samples of a ``length``-sample clip that the ``n_frames`` frames kept by
+    :func:`fix_frames` (``offset`` as there) are computed from, when a fixed time axis crops the
+    clip and nothing before the crop looks at the frames dropped (``top_db`` unset); else ``None``.
+    Frames do not overlap the clip's edges (no centre padding), so the spectrogram of these
+    samples is exactly the kept frames: computing only them saves the STFT of the rest (a 1-s
+    16 kHz clip cropped to 64 frames of 10 ms: a third of the work)."""
+    if settings.time_axis != "fixed" or settings.top_db is not None or length < settings.n_fft:
+        return None
+    frames = 1 + (length - settings.n_fft) // settings.hop_length
+    if frames <= settings.n_frames:
+        return None
+    room = frames - settings.n_frames
+    start = room // 2 if offset is None else max(0, min(offset, room))
+    first = start * settings.hop_length
+    return slice(first, first + window_samples(settings))
+
+
 def limit_range(db: torch.Tensor, top_db: float) -> torch.Tensor:
     """Raise values more than ``top_db`` below the maximum of the last two axes to that level.
     Shape unchanged."""
@@ -319,6 +337,13 @@ def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings, cro
     wave = locate_speech(wave, settings) if crop is None else _trimmed(wave, settings)
     if settings.peak_normalize:
         wave = wave / wave.abs().max().clamp_min(1e-6)
+    if crop is not None and settings.time_axis == "fixed" and wave.shape[-1] >= settings.n_fft:
+        room = abs(1 + (wave.shape[-1] - settings.n_fft) // settings.hop_length - settings.n_frames)
+        span = kept_samples(wave.shape[-1], settings, round(crop * room))
+    else:
+        span = kept_samples(wave.shape[-1], settings)
+    if span is not None:  # only the frames fix_frames keeps
+        wave = wave[span]
     power = power_spectrogram(wave, settings.n_fft, settings.hop_length)  # (n_fft//2+1, F)
     if settings.kind == "stft":
         image = to_db(power)
@@ -381,6 +406,9 @@ def _dct(n_mfcc: int, n_mels: int) -> torch.Tensor:
 def _images(waves: torch.Tensor, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
     """:func:`extract`'s steps after :func:`locate_speech` and peak scaling, on ``(N, T)`` clips of one
     length: ``(N, 1, n_bins, n_frames)``."""
+    span = kept_samples(waves.shape[-1], settings)
+    if span is not None:  # only the frames the centre crop below keeps
+        waves = waves[..., span]
     power = power_spectrogram(waves, settings.n_fft, settings.hop_length)  # (N, n_fft//2+1, F)
     if settings.kind == "stft":
         image = to_db(power)

@@ -193,3 +193,45 @@ def test_cache_falls_back_to_extract_if_the_batched_path_ever_disagrees(tmp_path
     with pytest.warns(UserWarning, match="extract_batch differs"):
         entry = FeatureCache(tmp_path / "cache", workers=1).features(files, RATE, settings)
     np.testing.assert_array_equal(np.asarray(entry), np.stack([extract_file(p, RATE, settings) for p in files]))
+
+
+def test_shared_workers_serve_a_short_list_after_a_long_one_and_stop_at_the_end(tmp_path, monkeypatch):
+    files = [write_wav(tmp_path / "audio" / f"{i}.wav", CLIPS[i % len(CLIPS)], subtype="PCM_16") for i in range(30)]
+    monkeypatch.setattr(cache_module, "CHUNK", 3)
+    monkeypatch.setattr(cache_module, "PARALLEL_MIN", 20)  # the first list is long, the second short
+    starters, submitted = [], []
+
+    class Recorded(cache_module._PoolStarter):
+        def __init__(self, workers):
+            super().__init__(workers)
+            starters.append(self)
+
+        def pool(self):
+            deadline = time.monotonic() + 120  # wait for the workers, so they take chunks of both lists
+            while self._pool is None and self._error is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pool = super().pool()
+            return None if pool is None else Counting(pool)
+
+    class Counting:
+        def __init__(self, pool):
+            self.pool = pool
+
+        def submit(self, fn, args):
+            submitted.append(len(args[0]))
+            return self.pool.submit(fn, args)
+
+    monkeypatch.setattr(cache_module, "_PoolStarter", Recorded)
+    settings = SETTINGS[6]
+    cache = FeatureCache(tmp_path / "cache", workers=2)
+    with cache.shared_workers():
+        long = cache.features(files[:24], RATE, settings)
+        after_long = len(submitted)
+        short = cache.features(files[24:], RATE, settings)  # 6 clips < PARALLEL_MIN
+        assert len(starters) == 1 and starters[0].pool() is not None  # one pool for both lists
+    assert 0 < after_long < len(submitted)  # the workers took chunks of the short list too
+    assert starters[0]._pool is None  # shut down at the end of the block
+    alone = FeatureCache(tmp_path / "cache2", workers=2).features(files[24:], RATE, settings)  # no block:
+    assert len(starters) == 1  # a short list alone starts no workers
+    for entry, part in ((long, files[:24]), (short, files[24:]), (alone, files[24:])):
+        np.testing.assert_array_equal(np.asarray(entry), np.stack([extract_file(p, RATE, settings) for p in part]))

@@ -204,3 +204,23 @@ def test_band_mean_removes_a_fixed_colouring():
     torch.testing.assert_close(image.mean(dim=-1), torch.zeros(64), atol=1e-4, rtol=0)
     # a gain on the whole clip (a constant in dB on every band) leaves the image unchanged
     torch.testing.assert_close(extract(3 * wave, 8000, settings)[0], image, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("crop", [None, 0.0, 0.3, 1.0])
+def test_a_cropped_clip_is_the_crop_of_its_whole_spectrogram(crop):
+    # extract() computes only the frames a fixed time axis keeps (kept_samples): the same values
+    # as the whole clip's log-mel spectrogram cropped afterwards
+    settings = FeatureSettings(kind="logmel", n_fft=256, hop_length=80, n_bins=32, n_frames=40, time_axis="fixed",
+                               utterance_norm="none")
+    wave = torch.from_numpy(tone(1.3, 8000, 300.0)) * torch.linspace(0.1, 1.0, 10400)
+    bank = F.mel_filterbank(256, 8000, 32, 0.0, None)
+    whole = F.to_db(bank @ F.power_spectrogram(wave, 256, 80))  # (32, 127)
+    room = whole.shape[-1] - 40
+    expected = F.fix_frames(whole, 40, None if crop is None else round(crop * room))
+    torch.testing.assert_close(extract(wave, 8000, settings, crop)[0], expected, rtol=0, atol=1e-4)
+    span = F.kept_samples(len(wave), settings, None if crop is None else round(crop * room))
+    assert span.stop - span.start == F.window_samples(settings) == 39 * 80 + 256
+    # nothing to skip when the clip fits, the axis is stretched or top_db looks at every frame
+    assert F.kept_samples(F.window_samples(settings), settings) is None
+    assert F.kept_samples(len(wave), FeatureSettings(time_axis="stretch")) is None
+    assert F.kept_samples(len(wave), FeatureSettings(time_axis="fixed", hop_length=80, top_db=80.0)) is None
