@@ -50,7 +50,8 @@ class SpokenWordTask(L.LightningModule):
         sample_rate: rate the model expects (Hz), linked from the data module.
         features: feature settings, linked from the data module.
         optimizer: optimiser factory (default Adam, lr 1e-3).
-        lr_scheduler: scheduler factory, or ``None``.
+        lr_scheduler: scheduler factory, or ``None``. A ``total_steps`` left unset (OneCycleLR) is
+            the run's length (see :meth:`_scheduler`).
         scheduler_interval: step the scheduler every ``epoch`` or every ``step``.
         label_smoothing: cross-entropy label smoothing.
         augment: feature-batch augmentation applied to training batches only (see
@@ -166,8 +167,25 @@ class SpokenWordTask(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler(optimizer),
+                                                         "interval": self.scheduler_interval}}
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer):
+        """The scheduler; one whose length is left open (``total_steps`` unset in the config, as
+        OneCycleLR's may be) gets the run's: ``trainer.estimated_stepping_batches`` steps with
+        ``scheduler_interval: step`` (epochs x batches per epoch, whatever the split, batch size or
+        devices), ``max_epochs`` with ``epoch``."""
+        keywords = getattr(self.scheduler_factory, "keywords", {})  # LightningCLI builds a functools.partial
+        if "total_steps" in keywords and keywords["total_steps"] is None and keywords.get("epochs") is None:
+            if self.scheduler_interval == "step":
+                total = self.trainer.estimated_stepping_batches
+            else:
+                total = self.trainer.max_epochs
+            if total is None or total < 1 or total == float("inf"):
+                raise ValueError("the scheduler's total_steps is unset and the run has no fixed length "
+                                 "(trainer.max_epochs or max_steps): set total_steps in the config")
+            return self.scheduler_factory(optimizer, total_steps=int(total))
+        return self.scheduler_factory(optimizer)
 
     @property
     def num_parameters(self) -> int:
