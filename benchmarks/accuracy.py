@@ -17,6 +17,11 @@ Protocols (FSDD, through the project's own training path, ``spokenword fit``):
 Every unit (a seed, a fold, the noise scores) is saved as its own JSON under ``OUT/units`` and
 skipped when present, so runs are resumable and several processes can share ``OUT`` (e.g. one
 fold each). ``OUT/accuracy.json`` and ``OUT/accuracy.md`` are rebuilt from whatever units exist.
+A unit records its recipe (a hash of the config file's values and the options that change
+training); a unit made with another recipe (the config edited since, other ``--epochs`` or
+``--override``) is never mixed in: the run stops and says so. Training uses one torch thread
+unless ``--threads`` says otherwise: the thread count changes float rounding and so the result
+of a seed, and a rerun must give the same figures (run folds in parallel processes for speed).
 Also reported: parameters, training wall time (s) and inference time per clip (ms, 1 thread,
 file to probabilities).
 """
@@ -36,6 +41,34 @@ import numpy as np
 SNRS_DB = (20, 10, 5)
 NOISES = ("white", "babble")
 BABBLE_TALKERS = 5
+
+
+def recipe(config: str, options: list[str]) -> str:
+    """Hash of what a unit's result depends on: the config file's values (not its comments) and
+    the training options (not where the data or the cache are)."""
+    import hashlib
+
+    import yaml
+
+    values = yaml.safe_load(Path(config).read_text())
+    text = json.dumps(values, sort_keys=True, default=str) + "\0" + "\0".join(options)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RecipeChanged(Exception):
+    """A results folder holds units made with another recipe."""
+
+
+def _todo(path: Path, wanted: str) -> bool:
+    """Whether unit ``path`` still has to be made; an existing one must have recipe ``wanted``
+    (units from before recipes were recorded are taken as they are)."""
+    if not path.exists():
+        return True
+    made = json.loads(path.read_text()).get("recipe")
+    if made is not None and made != wanted:
+        raise RecipeChanged(f"{path} was made with another recipe (the config file or --epochs/--override "
+                            f"changed since): use another --out, or delete {path.parent} to start again")
+    return False
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -210,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results/CONFIG-NAME)")
     parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
     parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs (smoke runs)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for this process")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for this process (default 1: the thread count changes the result of a seed)")
     parser.add_argument("--cache-dir", default=None, help="feature cache folder (data.cache_dir)")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a `spokenword fit` option for every run, e.g. model.net.init_args.batch_norm=false "
@@ -222,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.config:
         parser.error("a CONFIG (or --compare OUT ...) is required")
+    if not Path(args.config).is_file():
+        parser.error(f"no config file {args.config}")
     import torch
 
     if args.threads:
@@ -233,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown protocols {sorted(unknown)}")
     common = [f"--trainer.max_epochs={args.epochs}"] if args.epochs else []
     common += [f"--{o.removeprefix('--')}" for o in args.override]
+    wanted = recipe(args.config, common)
     if args.root:
         common.append(f"--data.root={args.root}")
     if args.cache_dir:
@@ -241,9 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         seeds = args.seeds if "official" in protocols else args.seeds[:1]
         for seed in seeds:
             path = out / "units" / f"official-seed{seed}.json"
-            if not path.exists():
-                _write_json(path, train_unit(args.config, out, f"official-seed{seed}", seed,
-                                             ["--data.split=official", *common]))
+            if _todo(path, wanted):
+                _write_json(path, {**train_unit(args.config, out, f"official-seed{seed}", seed,
+                                                ["--data.split=official", *common]), "recipe": wanted})
     if "loso" in protocols:
         from spokenword.data import resolve_root
         from spokenword.datasets import FSDD
@@ -251,14 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         speakers = args.folds or sorted({r.speaker for r in FSDD().recordings(resolve_root(args.root))})
         for speaker in speakers:
             path = out / "units" / f"loso-{speaker}.json"
-            if not path.exists():
-                _write_json(path, train_unit(args.config, out, f"loso-{speaker}", args.seeds[0],
-                                             ["--data.split=speakers", f"--data.test_speakers=[{speaker}]", *common]))
+            if _todo(path, wanted):
+                _write_json(path, {**train_unit(args.config, out, f"loso-{speaker}", args.seeds[0],
+                                                ["--data.split=speakers", f"--data.test_speakers=[{speaker}]", *common]),
+                                   "recipe": wanted})
     if "noise" in protocols:
         path = out / "units" / "noise.json"
-        if not path.exists():
+        if _todo(path, wanted):
             source = json.loads((out / "units" / f"official-seed{args.seeds[0]}.json").read_text())
-            _write_json(path, noise_unit(source["checkpoint"], args.root, args.noise_clips))
+            _write_json(path, {**noise_unit(source["checkpoint"], args.root, args.noise_clips), "recipe": wanted})
     recorded = ([f"trainer.max_epochs={args.epochs}"] if args.epochs else []) + [o.removeprefix("--") for o in args.override]
     summarize(out, args.config, recorded)
     return 0
@@ -269,5 +307,5 @@ if __name__ == "__main__":
 
     try:
         sys.exit(main())
-    except DatasetError as err:  # missing or broken data: one line, not a traceback
+    except (DatasetError, RecipeChanged) as err:  # missing data, stale results: one line, not a traceback
         sys.exit(f"accuracy.py: {err}")

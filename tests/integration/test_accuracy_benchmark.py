@@ -49,6 +49,20 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert bench.main(argv) == 0
     assert {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")} == stamp
 
+    # another recipe (here other epochs; an edited config file alike) is never mixed with these units
+    other = list(argv)
+    other[other.index("--epochs") + 1] = "2"
+    with pytest.raises(bench.RecipeChanged, match="official-seed0.json was made with another recipe"):
+        bench.main(other)
+    edited = tmp_path / "edited.yaml"
+    text = (REPO / "configs" / "fsdd_cnn_augment.yaml").read_text()
+    edited.write_text(text.replace("max_epochs: 20", "max_epochs: 20  # a comment changes no recipe"))
+    assert bench.recipe(str(edited), ["--x"]) == bench.recipe(str(REPO / "configs" / "fsdd_cnn_augment.yaml"), ["--x"])
+    edited.write_text(text.replace("label_smoothing: 0.1", "label_smoothing: 0.2"))
+    with pytest.raises(bench.RecipeChanged):
+        bench.main([str(edited), *argv[1:]])
+    assert {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")} == stamp  # nothing trained or lost
+
     # the comparison table marks a partial LOSO with its fold count, then gives the per-speaker table
     lines = bench.compare([out]).splitlines()
     row = lines[2]
@@ -64,3 +78,6 @@ def test_protocols_are_space_or_comma_separated_and_unknown_ones_are_a_usage_err
         bench.main([str(REPO / "configs" / "fsdd_cnn_newvoices.yaml"), "--protocols", "official", "loso,bogus"])
     assert exit_info.value.code == 2
     assert "unknown protocols ['bogus']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["configs/no_such.yaml"])
+    assert exit_info.value.code == 2 and "no config file configs/no_such.yaml" in capsys.readouterr().err

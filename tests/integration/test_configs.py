@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -49,8 +50,16 @@ def test_config_instantiates(config, fsdd_root, tmp_path, monkeypatch):
     logits = model.net(torch.zeros(2, *data.features.shape))
     assert logits.shape == (2, data.num_classes)
     assert cli.trainer.max_epochs >= 1
-    optimizers = model.configure_optimizers()
+    model.trainer = cli.trainer  # a scheduler without total_steps takes the run's length from it
+    with mock.patch.object(type(cli.trainer), "estimated_stepping_batches", new_callable=mock.PropertyMock,
+                           return_value=123):
+        optimizers = model.configure_optimizers()
     assert optimizers  # an optimiser (and scheduler) can be built from the config
+    scheduler = optimizers["lr_scheduler"]["scheduler"] if isinstance(optimizers, dict) else None
+    settings = yaml.safe_load(config.read_text())["model"].get("lr_scheduler") or {}
+    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        written = settings["init_args"].get("total_steps")
+        assert scheduler.total_steps == (written or 123)  # the config's, else the run's length
 
 
 def test_reference_protocol_and_dropout_configs_say_what_they_change(capsys):
