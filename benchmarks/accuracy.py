@@ -44,13 +44,16 @@ BABBLE_TALKERS = 5
 
 
 def recipe(config: str, options: list[str]) -> str:
-    """Hash of what a unit's result depends on: the config file's values (not its comments) and
-    the training options (not where the data or the cache are)."""
+    """Hash of what a unit's result depends on: the config file's values (not its comments, nor
+    the logger, which only says where runs are written) and the training options (not where the
+    data or the cache are)."""
     import hashlib
 
     import yaml
 
-    values = yaml.safe_load(Path(config).read_text())
+    values = yaml.safe_load(Path(config).read_text()) or {}
+    if isinstance(values.get("trainer"), dict):
+        values["trainer"].pop("logger", None)
     text = json.dumps(values, sort_keys=True, default=str) + "\0" + "\0".join(options)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
