@@ -13,14 +13,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", REPO / "benchmarks" / "accuracy.py")
+def load_benchmark(name: str = "accuracy"):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_path, monkeypatch):
+def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     bench = load_benchmark()
     out = tmp_path / "bench"
@@ -70,6 +70,14 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert lines[-3] == "| config | theo | mean |"
     theo = 100 * summary["loso"]["per_speaker"]["theo"]
     assert lines[-1].endswith(f"| {theo:.1f} | {theo:.1f} |")
+
+    # the test-time warp experiment scores the same LOSO checkpoint; without warps it is the plain score
+    capsys.readouterr()
+    assert load_benchmark("tta").main([str(out), "--root", str(fsdd_root)]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0] == "| warps | theo | mean | worst |" and len(rows) == 2 + 4
+    plain = float(rows[2].split("|")[2])
+    assert rows[2].startswith("| none |") and abs(plain - theo) <= 2.0  # same model, Classifier's preprocessing (fp32 here)
 
 
 def test_protocols_are_space_or_comma_separated_and_unknown_ones_are_a_usage_error(capsys):
