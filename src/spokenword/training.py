@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from spokenword.checkpointing import ResumeHint, RngState, resolve_resume
@@ -51,6 +51,23 @@ class EpochHistory(Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.epochs = list(state_dict.get("epochs", []))
         self.seconds = float(state_dict.get("seconds", 0.0))
+
+
+class EMAWeights(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights (``decay`` per optimizer step),
+    whose averaged weights are validated and saved as the checkpoint's ``state_dict``, and which
+    are then also the weights that are tested.
+
+    Lightning's callback, still attached to the trainer when ``fit`` is followed by ``test`` with
+    the best checkpoint, puts the checkpoint's raw (not averaged) training weights back into the
+    model, so the test after ``fit`` would score other weights than the ones validated, saved and
+    used by ``classify``, ``serve`` and exports. Here the raw weights are restored only to resume
+    ``fit``.
+    """
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if trainer.state.fn == "fit":
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 class ChannelsLast(Callback):
@@ -104,6 +121,9 @@ class SpokenWordCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
         if self.subcommand == "fit":
             resolve_resume(config)
+            problem = open_schedule_problem(config)
+            if problem:
+                self.parser.error(problem)  # a usage message and exit 2, like a config typo
         ckpt = config.get("ckpt_path")
         if ckpt and ckpt not in _CKPT_KEYWORDS:
             from spokenword.predict import load_task
@@ -140,6 +160,23 @@ class SpokenWordCLI(LightningCLI):
         provenance.write(result["provenance"], run_dir)
         report.write(result, run_dir)
         print(report.summary(result, run_dir))
+
+
+def open_schedule_problem(config) -> str | None:
+    """What is wrong when a scheduler's length is left to the run (``total_steps`` unset, see
+    :meth:`SpokenWordTask._scheduler`) and the run has none (``trainer.max_epochs: -1`` and no
+    ``max_steps``); ``None`` when nothing is. Checked before any data is prepared."""
+    scheduler = config.get("model.lr_scheduler")
+    init_args = scheduler.get("init_args") if scheduler is not None and hasattr(scheduler, "get") else None
+    if init_args is None or "total_steps" not in init_args or init_args.get("total_steps") is not None:
+        return None
+    if init_args.get("epochs") is not None:
+        return None
+    max_epochs, max_steps = config.get("trainer.max_epochs"), config.get("trainer.max_steps")
+    if (max_steps is not None and max_steps > 0) or max_epochs is None or max_epochs > 0:
+        return None  # Lightning's default without either is 1000 epochs
+    return ("model.lr_scheduler.init_args.total_steps is unset and the run has no fixed length "
+            "(trainer.max_epochs: -1, no trainer.max_steps): set total_steps, max_epochs or max_steps")
 
 
 def trainer_defaults() -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -42,3 +44,36 @@ def test_an_unset_total_steps_is_the_runs_length(interval, expected):
 
 def test_a_total_steps_in_the_config_is_kept():
     assert _fit(_factory({"max_lr": 0.01, "total_steps": 50}), "step").total_steps == 50
+
+
+
+class _Instantiated(Exception):
+    """Raised in place of building the trainer, model and data: the config got past its checks."""
+
+
+def _stop(self):
+    raise _Instantiated
+
+
+@pytest.mark.parametrize(
+    ("options", "refused"),
+    [
+        (["--trainer.max_epochs=-1", "--model.lr_scheduler.init_args.total_steps=null"], True),
+        (["--trainer.max_epochs=-1", "--trainer.max_steps=100", "--model.lr_scheduler.init_args.total_steps=null"], False),
+        (["--model.lr_scheduler.init_args.total_steps=null"], False),  # 80 epochs: the run's length
+        (["--trainer.max_epochs=-1"], False),  # the config's own total_steps
+    ],
+)
+def test_a_schedule_without_a_length_is_a_usage_error_before_any_data(options, refused, capsys, monkeypatch, tmp_path):
+    from spokenword import cli, training
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(training.SpokenWordCLI, "instantiate_classes", _stop)
+    config = Path(__file__).resolve().parents[2] / "configs" / "fsdd_cnn_newvoices.yaml"
+    if refused:
+        assert cli.main(["fit", "--config", str(config), *options]) == 2
+        err = capsys.readouterr().err
+        assert "total_steps is unset" in err and "max_steps" in err and "Traceback" not in err
+    else:
+        with pytest.raises(_Instantiated):
+            cli.main(["fit", "--config", str(config), *options])
