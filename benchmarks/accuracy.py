@@ -1,7 +1,8 @@
 """Accuracy benchmark: train and score one config under honest protocols (issue 3).
 
     python benchmarks/accuracy.py CONFIG [--protocols official loso noise] [--seeds 0 1 2]
-        [--folds SPEAKER ...] [--epochs N] [--override KEY=VALUE ...] [--out benchmarks/results/NAME]
+        [--folds SPEAKER ...] [--loso-seeds 0 1] [--epochs N] [--override KEY=VALUE ...]
+        [--out benchmarks/results/NAME]
     python benchmarks/accuracy.py --compare benchmarks/results/NAME ...   # configs side by side
 
 Protocols (FSDD, through the project's own training path, ``spokenword fit``):
@@ -9,7 +10,10 @@ Protocols (FSDD, through the project's own training path, ``spokenword fit``):
 * ``official``: test = takes 0-4, validation = takes 5-9 (model selection), train = takes 10-49;
   one run per seed; mean +- std of test accuracy.
 * ``loso``: leave one speaker out: each speaker in turn is the test set, validation = the other
-  speakers' takes 5-9 (``data.split: speakers``); mean, worst and per-speaker accuracy.
+  speakers' takes 5-9 (``data.split: speakers``); mean, worst and per-speaker accuracy. One seed
+  per fold (the first of ``--seeds``) unless ``--loso-seeds`` names more: a fold's result swings
+  by several points between seeds, so a speaker's figure is then the mean over its seeds, and the
+  spread of the LOSO mean between seeds is reported.
 * ``noise``: the first official-seed checkpoint scored on the official test split with white noise
   and babble (a sum of 5 training-split recordings of other speakers) mixed at 20, 10 and 5 dB SNR
   (deterministic seeds), through :class:`spokenword.predict.Classifier`'s preprocessing.
@@ -152,7 +156,7 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
     """Aggregate ``OUT/units/*.json`` into ``accuracy.json`` and ``accuracy.md``; returns the summary."""
     units = {p.stem: json.loads(p.read_text()) for p in sorted((out / "units").glob("*.json"))}
     official = [u for k, u in units.items() if k.startswith("official-seed")]
-    loso = {k.removeprefix("loso-"): u for k, u in units.items() if k.startswith("loso-")}
+    loso_runs = [u for k, u in units.items() if k.startswith("loso-")]
     noise = units.get("noise")
     summary: dict = {"config": config, "overrides": list(overrides or []), "units": units}
     rows = []
@@ -164,14 +168,19 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
         }
         rows.append(("official split, test takes 0-4, seeds " + ",".join(str(u["seed"]) for u in official),
                      f"{100 * summary['official']['mean']:.2f} ± {100 * summary['official']['std']:.2f}%"))
-    if loso:
-        accs = {s: u["test_acc"] for s, u in loso.items()}
-        worst = min(accs, key=accs.get)
-        summary["loso"] = {"per_speaker": accs, "mean": statistics.mean(accs.values()), "worst": [worst, accs[worst]],
-                           "folds": len(accs)}
-        rows.append((f"LOSO mean ({len(accs)} folds)", f"{100 * summary['loso']['mean']:.2f}%"))
+    if loso_runs:
+        summary["loso"] = loso = summarize_loso(loso_runs)
+        accs, worst, seeds = loso["per_speaker"], loso["worst"][0], loso["seeds"]
+        over = f", mean of seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else f", seed {seeds[0]}"
+        rows.append((f"LOSO mean ({len(accs)} folds{over})", f"{100 * loso['mean']:.2f}%"))
+        if loso["mean_per_seed"] and len(seeds) > 1:
+            rows.append(("LOSO mean of each seed with all its folds",
+                         ", ".join(f"seed {s} {100 * m:.2f}%" for s, m in loso["mean_per_seed"].items())))
         rows.append(("LOSO worst speaker", f"{100 * accs[worst]:.2f}% ({worst})"))
-        rows.append(("LOSO per speaker", ", ".join(f"{s} {100 * a:.1f}" for s, a in sorted(accs.items()))))
+        rows.append(("LOSO per speaker", ", ".join(
+            f"{s} {100 * a:.1f}" + (" (" + " / ".join(f"{100 * v:.1f}" for v in loso["per_speaker_seeds"][s].values()) + ")"
+                                    if len(loso["per_speaker_seeds"][s]) > 1 else "")
+            for s, a in sorted(accs.items()))))
     if noise:
         summary["noise"] = noise
         a = noise["accuracy"]
@@ -179,7 +188,7 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
             rows.append((f"noise: {kind} at " + "/".join(str(s) for s in SNRS_DB) + " dB SNR",
                          " / ".join(f"{100 * a[f'{kind}_{s}dB']:.1f}%" for s in SNRS_DB)))
         rows.append(("inference per clip (file -> probabilities, 1 thread)", f"{noise['inference_ms_per_clip']:.2f} ms"))
-    trained = official + list(loso.values())
+    trained = official + loso_runs
     if trained:
         summary["parameters"] = trained[0]["parameters"]
         summary["training_seconds_mean"] = statistics.mean(u["training_seconds"] for u in trained)
@@ -193,8 +202,44 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
     return summary
 
 
+def loso_unit_name(speaker: str, seed: int) -> str:
+    """``loso-SPEAKER`` for seed 0 (the one-seed protocol's name), ``loso-SPEAKER-seedN`` for others."""
+    return f"loso-{speaker}" if seed == 0 else f"loso-{speaker}-seed{seed}"
+
+
+def summarize_loso(runs: list[dict]) -> dict:
+    """LOSO figures from fold units (each with ``name``, ``seed``, ``test_acc``): a speaker's
+    accuracy is the mean over the seeds it was held out with; ``mean`` and ``worst`` are over
+    speakers; ``mean_per_seed`` holds the LOSO mean of each seed that has every speaker's fold."""
+    by_speaker: dict[str, dict[int, float]] = {}
+    for unit in runs:
+        speaker = unit["name"].removeprefix("loso-")
+        seed = int(unit.get("seed", 0))
+        speaker = speaker.removesuffix(f"-seed{seed}") if seed else speaker
+        by_speaker.setdefault(speaker, {})[seed] = unit["test_acc"]
+    accs = {s: statistics.mean(v.values()) for s, v in sorted(by_speaker.items())}
+    worst = min(accs, key=accs.get)
+    seeds = sorted({seed for v in by_speaker.values() for seed in v})
+    complete = [seed for seed in seeds if all(seed in v for v in by_speaker.values())]
+    return {
+        "per_speaker": accs, "mean": statistics.mean(accs.values()), "worst": [worst, accs[worst]], "folds": len(accs),
+        "seeds": seeds, "per_speaker_seeds": {s: dict(sorted(v.items())) for s, v in sorted(by_speaker.items())},
+        "mean_per_seed": {seed: statistics.mean(v[seed] for v in by_speaker.values()) for seed in complete},
+    }
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _seeds_note(loso: dict) -> str:
+    """``, 2 seeds`` when a LOSO summary averages seeds (and the seeds' range of the LOSO mean)."""
+    seeds = loso.get("seeds") or [0]
+    if len(seeds) < 2:
+        return ""
+    means = list((loso.get("mean_per_seed") or {}).values())
+    spread = f": {_percent(min(means))}-{_percent(max(means))}" if len(means) > 1 else ""
+    return f", {len(seeds)} seeds{spread}"
 
 
 def compare(outs: list[Path]) -> str:
@@ -214,7 +259,7 @@ def compare(outs: list[Path]) -> str:
         cells = [
             f"`{s['config']}`" + "".join(f" `--{o}`" for o in s.get("overrides", [])), f"{s.get('parameters', 0):,}",
             f"{_percent(off['mean'])} ± {_percent(off['std'])} ({len(off['seeds'])})" if off else "–",
-            f"{_percent(loso['mean'])} ({loso['folds']}/6)" if loso else "–",
+            f"{_percent(loso['mean'])} ({loso['folds']}/6{_seeds_note(loso)})" if loso else "–",
             f"{_percent(loso['worst'][1])} ({loso['worst'][0]})" if loso else "–",
         ]
         for kind in NOISES:
@@ -243,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="official loso noise (space- or comma-separated)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", nargs="+", default=None, help="LOSO speakers (default: all)")
+    parser.add_argument("--loso-seeds", type=int, nargs="+", default=None,
+                        help="seeds of each LOSO fold (default: the first of --seeds); a speaker's figure is their mean")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results/CONFIG-NAME)")
     parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
     parser.add_argument("--epochs", type=int, default=None, help="override trainer.max_epochs (smoke runs)")
@@ -289,12 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         from spokenword.datasets import FSDD
 
         speakers = args.folds or sorted({r.speaker for r in FSDD().recordings(resolve_root(args.root))})
-        for speaker in speakers:
-            path = out / "units" / f"loso-{speaker}.json"
-            if _todo(path, wanted):
-                _write_json(path, {**train_unit(args.config, out, f"loso-{speaker}", args.seeds[0],
-                                                ["--data.split=speakers", f"--data.test_speakers=[{speaker}]", *common]),
-                                   "recipe": wanted})
+        for seed in args.loso_seeds or args.seeds[:1]:
+            for speaker in speakers:
+                name = loso_unit_name(speaker, seed)
+                path = out / "units" / f"{name}.json"
+                if _todo(path, wanted):
+                    _write_json(path, {**train_unit(args.config, out, name, seed,
+                                                    ["--data.split=speakers", f"--data.test_speakers=[{speaker}]", *common]),
+                                       "recipe": wanted})
     if "noise" in protocols:
         path = out / "units" / "noise.json"
         if _todo(path, wanted):

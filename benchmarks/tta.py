@@ -2,7 +2,7 @@
 
     python benchmarks/tta.py benchmarks/results/fsdd_cnn_newvoices [--root DATA]
 
-For each ``OUT/runs/loso-SPEAKER`` checkpoint, the held-out speaker's 500 recordings go through the
+For each ``OUT/runs/loso-SPEAKER`` checkpoint (the seed-0 folds; ``loso-SPEAKER-seedN`` are skipped), the held-out speaker's 500 recordings go through the
 checkpoint's own preprocessing (:class:`spokenword.predict.Classifier`), then the model scores each
 feature image at several frequency-axis warps (:func:`spokenword.augment.warp_frequency`, the
 training-time vocal-tract-length perturbation) and the mean of the probabilities decides. The warp
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     recordings = FSDD().recordings(resolve_root(args.root))
     scores: dict[str, dict[str, float]] = {name: {} for name in WARPS}
     for run in sorted(args.out.glob("runs/loso-*")):
+        if "-seed" in run.name:  # other seeds of a fold (accuracy.py --loso-seeds)
+            continue
         speaker = run.name.removeprefix("loso-")
         checkpoint = sorted(run.glob("version_0/checkpoints/best-*.ckpt"))[-1]
         classifier = Classifier.from_checkpoint(checkpoint)

@@ -1,0 +1,64 @@
+"""benchmarks/accuracy.py's LOSO summary with several seeds per fold (units written here, nothing trained)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", REPO / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _unit(out: Path, bench, speaker: str, seed: int, acc: float) -> None:
+    name = bench.loso_unit_name(speaker, seed)
+    (out / "units").mkdir(parents=True, exist_ok=True)
+    (out / "units" / f"{name}.json").write_text(json.dumps(
+        {"name": name, "seed": seed, "test_acc": acc, "parameters": 1000, "training_seconds": 10.0}))
+
+
+def test_unit_names_keep_the_one_seed_protocols_name_for_seed_0():
+    bench = load_benchmark()
+    assert bench.loso_unit_name("george", 0) == "loso-george"
+    assert bench.loso_unit_name("george", 2) == "loso-george-seed2"
+
+
+def test_a_speakers_figure_is_the_mean_over_its_seeds(tmp_path, capsys):
+    bench = load_benchmark()
+    for speaker, seed, acc in [("george", 0, 0.90), ("george", 1, 0.80), ("theo", 0, 0.96), ("theo", 1, 0.94),
+                               ("lucas", 0, 0.70)]:  # lucas has seed 0 only: seed 1 is not complete
+        _unit(tmp_path, bench, speaker, seed, acc)
+    summary = bench.summarize(tmp_path, "configs/x.yaml")
+    loso = summary["loso"]
+    assert loso["per_speaker"] == pytest.approx({"george": 0.85, "lucas": 0.70, "theo": 0.95})
+    assert abs(loso["mean"] - (0.85 + 0.70 + 0.95) / 3) < 1e-12 and loso["worst"] == ["lucas", 0.70]
+    assert loso["seeds"] == [0, 1] and loso["per_speaker_seeds"]["george"] == {0: 0.90, 1: 0.80}
+    assert list(loso["mean_per_seed"]) == [0] and abs(loso["mean_per_seed"][0] - (0.90 + 0.96 + 0.70) / 3) < 1e-12
+    table = (tmp_path / "accuracy.md").read_text()
+    assert "| LOSO mean (3 folds, mean of seeds 0,1) | 83.33% |" in table
+    assert "george 85.0 (90.0 / 80.0)" in table and "lucas 70.0," in table
+
+    _unit(tmp_path, bench, "lucas", 1, 0.76)  # now seed 1 has every fold
+    bench.summarize(tmp_path, "configs/x.yaml")
+    capsys.readouterr()
+    row = bench.compare([tmp_path]).splitlines()[2]
+    # per seed: seed 0 (90 + 96 + 70) / 3 = 85.3, seed 1 (80 + 94 + 76) / 3 = 83.3
+    assert "| 84.3 (3/6, 2 seeds: 83.3-85.3) | 73.0 (lucas) |" in row
+
+
+def test_one_seed_per_fold_reads_as_before(tmp_path):
+    bench = load_benchmark()
+    _unit(tmp_path, bench, "george", 0, 0.9)
+    _unit(tmp_path, bench, "theo", 0, 0.8)
+    summary = bench.summarize(tmp_path, "configs/x.yaml")
+    assert summary["loso"]["per_speaker"] == {"george": 0.9, "theo": 0.8} and summary["loso"]["folds"] == 2
+    assert "| LOSO mean (2 folds, seed 0) | 85.00% |" in (tmp_path / "accuracy.md").read_text()
+    assert "| 85.0 (2/6) | 80.0 (theo) |" in bench.compare([tmp_path]).splitlines()[2]
