@@ -164,8 +164,10 @@ class SpokenWordCLI(LightningCLI):
 
 def open_schedule_problem(config) -> str | None:
     """What is wrong when a scheduler's length is left to the run (``total_steps`` unset, see
-    :meth:`SpokenWordTask._scheduler`) and the run has none (``trainer.max_epochs: -1`` and no
-    ``max_steps``); ``None`` when nothing is. Checked before any data is prepared."""
+    :meth:`SpokenWordTask._scheduler`) and the run has none in the scheduler's unit (no epoch
+    limit, and for ``scheduler_interval: step`` no ``max_steps`` either); ``None`` when nothing
+    is. Checked before any data is prepared, so the mistake is a usage message, not a traceback
+    from inside ``fit``."""
     scheduler = config.get("model.lr_scheduler")
     init_args = scheduler.get("init_args") if scheduler is not None and hasattr(scheduler, "get") else None
     if init_args is None or "total_steps" not in init_args or init_args.get("total_steps") is not None:
@@ -173,10 +175,16 @@ def open_schedule_problem(config) -> str | None:
     if init_args.get("epochs") is not None:
         return None
     max_epochs, max_steps = config.get("trainer.max_epochs"), config.get("trainer.max_steps")
-    if (max_steps is not None and max_steps > 0) or max_epochs is None or max_epochs > 0:
-        return None  # Lightning's default without either is 1000 epochs
-    return ("model.lr_scheduler.init_args.total_steps is unset and the run has no fixed length "
-            "(trainer.max_epochs: -1, no trainer.max_steps): set total_steps, max_epochs or max_steps")
+    has_steps = max_steps is not None and max_steps > 0
+    if max_epochs is None:  # Lightning: 1000 epochs, or no epoch limit when max_steps is set
+        max_epochs = -1 if has_steps else 1000
+    if max_epochs > 0 or (has_steps and config.get("model.scheduler_interval") == "step"):
+        return None
+    if config.get("model.scheduler_interval") == "step":
+        return ("model.lr_scheduler.init_args.total_steps is unset and the run has no fixed length "
+                "(trainer.max_epochs: -1, no trainer.max_steps): set total_steps, max_epochs or max_steps")
+    return ("model.lr_scheduler.init_args.total_steps is unset and the run has no epoch limit, which "
+            "scheduler_interval: epoch counts in: set total_steps or trainer.max_epochs")
 
 
 def trainer_defaults() -> dict:

@@ -62,6 +62,10 @@ def _stop(self):
         (["--trainer.max_epochs=-1", "--trainer.max_steps=100", "--model.lr_scheduler.init_args.total_steps=null"], False),
         (["--model.lr_scheduler.init_args.total_steps=null"], False),  # 80 epochs: the run's length
         (["--trainer.max_epochs=-1"], False),  # the config's own total_steps
+        # stepping per epoch, a step limit gives the schedule no length
+        (["--trainer.max_epochs=-1", "--trainer.max_steps=100", "--model.scheduler_interval=epoch",
+          "--model.lr_scheduler.init_args.total_steps=null"], True),
+        (["--model.scheduler_interval=epoch", "--model.lr_scheduler.init_args.total_steps=null"], False),
     ],
 )
 def test_a_schedule_without_a_length_is_a_usage_error_before_any_data(options, refused, capsys, monkeypatch, tmp_path):
@@ -73,7 +77,7 @@ def test_a_schedule_without_a_length_is_a_usage_error_before_any_data(options, r
     if refused:
         assert cli.main(["fit", "--config", str(config), *options]) == 2
         err = capsys.readouterr().err
-        assert "total_steps is unset" in err and "max_steps" in err and "Traceback" not in err
+        assert "total_steps is unset" in err and "max_epochs" in err and "Traceback" not in err
     else:
         with pytest.raises(_Instantiated):
             cli.main(["fit", "--config", str(config), *options])
