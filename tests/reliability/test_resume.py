@@ -35,7 +35,10 @@ def reference(reference_run):
 def test_sigkill_then_resume_last_matches_uninterrupted(reference, fsdd_root):
     base, straight = reference
     out = base / "killed"
-    proc = subprocess.Popen(fit_command(out, fsdd_root, base / "cache"), env=env(), cwd=REPO,
+    # 40 epochs, not EPOCHS: the run must still be training when the signal comes (a short run on an idle
+    # machine can finish between the first last.ckpt and the signal, and then rightly exits 0)
+    command = fit_command(out, fsdd_root, base / "cache", "--trainer.max_epochs", "40")
+    proc = subprocess.Popen(command, env=env(), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(next(iter(_poll_glob(out, proc))), proc)
@@ -76,7 +79,10 @@ def _poll_glob(out: Path, proc: subprocess.Popen):
 def test_ctrl_c_stops_cleanly_with_resume_command(reference, fsdd_root):
     base, _ = reference
     out = base / "ctrl_c"
-    proc = subprocess.Popen(fit_command(out, fsdd_root, base / "cache"), env=env(), cwd=REPO,
+    # 40 epochs, not EPOCHS: the run must still be training when the signal comes (a short run on an idle
+    # machine can finish between the first last.ckpt and the signal, and then rightly exits 0)
+    command = fit_command(out, fsdd_root, base / "cache", "--trainer.max_epochs", "40")
+    proc = subprocess.Popen(command, env=env(), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(next(iter(_poll_glob(out, proc))), proc)
