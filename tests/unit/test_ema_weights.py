@@ -52,8 +52,12 @@ def test_resuming_fit_restores_the_raw_weights_and_the_average(tmp_path):
     saved = torch.load(checkpoint.last_model_path, weights_only=False)
 
     class Probe(pl.Callback):
+        average: dict[str, torch.Tensor] | None = None
+
         def on_train_start(self, trainer, pl_module) -> None:
             self.weights = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+            averaged = ema._average_model.module.state_dict()  # Lightning's AveragedModel of the callback
+            self.average = {k: v.detach().clone() for k, v in averaged.items()}
 
     probe = Probe()
     ema = EMAWeights(decay=0.9)
@@ -62,3 +66,6 @@ def test_resuming_fit_restores_the_raw_weights_and_the_average(tmp_path):
     )
     for name, value in saved["current_model_state"].items():
         assert torch.equal(probe.weights[name], value), name  # training goes on from the raw weights
+    assert probe.average is not None
+    for name, value in saved["state_dict"].items():
+        assert torch.equal(probe.average[name], value), name  # and the average goes on from the saved average
