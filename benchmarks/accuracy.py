@@ -14,9 +14,11 @@ Protocols (FSDD, through the project's own training path, ``spokenword fit``):
   per fold (the first of ``--seeds``) unless ``--loso-seeds`` names more: a fold's result swings
   by several points between seeds, so a speaker's figure is then the mean over its seeds, and the
   spread of the LOSO mean between seeds is reported.
-* ``noise``: the first official-seed checkpoint scored on the official test split with white noise
+* ``noise``: each official-seed checkpoint scored on the official test split with white noise
   and babble (a sum of 5 training-split recordings of other speakers) mixed at 20, 10 and 5 dB SNR
-  (deterministic seeds), through :class:`spokenword.predict.Classifier`'s preprocessing.
+  (deterministic noise, the same for every seed), through :class:`spokenword.predict.Classifier`'s
+  preprocessing; mean (and std) over the seeds. Without ``official`` in ``--protocols``, only the
+  first of ``--seeds`` is trained and scored.
 
 Every unit (a seed, a fold, the noise scores) is saved as its own JSON under ``OUT/units`` and
 skipped when present, so runs are resumable and several processes can share ``OUT`` (e.g. one
@@ -64,6 +66,10 @@ def recipe(config: str, options: list[str]) -> str:
 
 class RecipeChanged(Exception):
     """A results folder holds units made with another recipe."""
+
+
+class RunMissing(Exception):
+    """A unit's training run (its checkpoint) is no longer on disk, and another unit needs it."""
 
 
 def _todo(path: Path, wanted: str) -> bool:
@@ -157,7 +163,7 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
     units = {p.stem: json.loads(p.read_text()) for p in sorted((out / "units").glob("*.json"))}
     official = [u for k, u in units.items() if k.startswith("official-seed")]
     loso_runs = [u for k, u in units.items() if k.startswith("loso-")]
-    noise = units.get("noise")
+    noise_units = {int(u.get("seed", 0)): u for k, u in units.items() if k == "noise" or k.startswith("noise-seed")}
     summary: dict = {"config": config, "overrides": list(overrides or []), "units": units}
     rows = []
     if official:
@@ -181,11 +187,11 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
             f"{s} {100 * a:.1f}" + (" (" + " / ".join(f"{100 * v:.1f}" for v in loso["per_speaker_seeds"][s].values()) + ")"
                                     if len(loso["per_speaker_seeds"][s]) > 1 else "")
             for s, a in sorted(accs.items()))))
-    if noise:
-        summary["noise"] = noise
-        a = noise["accuracy"]
+    if noise_units:
+        summary["noise"] = noise = summarize_noise(noise_units)
+        a, over = noise["accuracy"], ",".join(map(str, noise["seeds"]))
         for kind in NOISES:
-            rows.append((f"noise: {kind} at " + "/".join(str(s) for s in SNRS_DB) + " dB SNR",
+            rows.append((f"noise: {kind} at " + "/".join(str(s) for s in SNRS_DB) + f" dB SNR (seeds {over})",
                          " / ".join(f"{100 * a[f'{kind}_{s}dB']:.1f}%" for s in SNRS_DB)))
         rows.append(("inference per clip (file -> probabilities, 1 thread)", f"{noise['inference_ms_per_clip']:.2f} ms"))
     trained = official + loso_runs
@@ -205,6 +211,29 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
 def loso_unit_name(speaker: str, seed: int) -> str:
     """``loso-SPEAKER`` for seed 0 (the one-seed protocol's name), ``loso-SPEAKER-seedN`` for others."""
     return f"loso-{speaker}" if seed == 0 else f"loso-{speaker}-seed{seed}"
+
+
+def noise_unit_name(seed: int) -> str:
+    """``noise`` for seed 0 (the one-seed protocol's name), ``noise-seedN`` for the other official seeds."""
+    return "noise" if seed == 0 else f"noise-seed{seed}"
+
+
+def summarize_noise(by_seed: dict[int, dict]) -> dict:
+    """Noise figures from the noise units of several official seeds: per condition (``clean``,
+    ``white_10dB``, ...) the mean (``accuracy``) and std over seeds, and each seed's own scores;
+    the inference time per clip is the fastest seed's (ms)."""
+    seeds = sorted(by_seed)
+    conditions = list(by_seed[seeds[0]]["accuracy"])
+    values = {c: [by_seed[seed]["accuracy"][c] for seed in seeds] for c in conditions}
+    return {
+        "seeds": seeds, "count": by_seed[seeds[0]]["count"],
+        "accuracy": {c: statistics.mean(v) for c, v in values.items()},
+        "std": {c: statistics.stdev(v) if len(v) > 1 else 0.0 for c, v in values.items()},
+        "per_seed": {seed: by_seed[seed]["accuracy"] for seed in seeds},
+        "checkpoints": [by_seed[seed]["checkpoint"] for seed in seeds],
+        # the fastest seed's timing: the one least slowed by other work on the machine (as timeit takes the minimum)
+        "inference_ms_per_clip": min(by_seed[seed]["inference_ms_per_clip"] for seed in seeds),
+    }
 
 
 def summarize_loso(runs: list[dict]) -> dict:
@@ -263,7 +292,8 @@ def compare(outs: list[Path]) -> str:
             f"{_percent(loso['worst'][1])} ({loso['worst'][0]})" if loso else "–",
         ]
         for kind in NOISES:
-            cells.append(" / ".join(_percent(noise["accuracy"][f"{kind}_{db}dB"]) for db in SNRS_DB) if noise else "–")
+            cells.append(" / ".join(_percent(noise["accuracy"][f"{kind}_{db}dB"]) for db in SNRS_DB)
+                         + f" ({len(noise.get('seeds', [0]))})" if noise else "–")
         cells.append(f"{s['training_seconds_mean']:.0f}" if "training_seconds_mean" in s else "–")
         cells.append(f"{noise['inference_ms_per_clip']:.1f}" if noise else "–")
         lines.append("| " + " | ".join(cells) + " |")
@@ -302,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-clips", type=int, default=None, help="score only the first N test clips under noise (smoke runs)")
     args = parser.parse_args(argv)
     if args.compare:
+        missing = [o for o in args.compare if not (Path(o) / "accuracy.json").is_file()]
+        if missing:  # a typo, or a run stopped before its first summary
+            parser.error(f"no accuracy.json in {', '.join(missing)}: run `accuracy.py CONFIG --out FOLDER` "
+                         "(with the options it was made with) to make or rebuild it")
         print(compare([Path(o) for o in args.compare]))
         return 0
     if not args.config:
@@ -345,10 +379,16 @@ def main(argv: list[str] | None = None) -> int:
                                                     ["--data.split=speakers", f"--data.test_speakers=[{speaker}]", *common]),
                                        "recipe": wanted})
     if "noise" in protocols:
-        path = out / "units" / "noise.json"
-        if _todo(path, wanted):
-            source = json.loads((out / "units" / f"official-seed{args.seeds[0]}.json").read_text())
-            _write_json(path, {**noise_unit(source["checkpoint"], args.root, args.noise_clips), "recipe": wanted})
+        for seed in seeds:
+            path = out / "units" / f"{noise_unit_name(seed)}.json"
+            if _todo(path, wanted):
+                source_path = out / "units" / f"official-seed{seed}.json"
+                source = json.loads(source_path.read_text())
+                if not Path(source["checkpoint"]).is_file():
+                    raise RunMissing(f"{source_path}'s checkpoint {source['checkpoint']} is gone, and the noise protocol "
+                                     f"scores it: delete {source_path} to train that seed again")
+                _write_json(path, {**noise_unit(source["checkpoint"], args.root, args.noise_clips), "seed": seed,
+                                   "recipe": wanted})
     recorded = ([f"trainer.max_epochs={args.epochs}"] if args.epochs else []) + [o.removeprefix("--") for o in args.override]
     summarize(out, args.config, recorded)
     return 0
@@ -359,5 +399,5 @@ if __name__ == "__main__":
 
     try:
         sys.exit(main())
-    except (DatasetError, RecipeChanged) as err:  # missing data, stale results: one line, not a traceback
+    except (DatasetError, RecipeChanged, RunMissing) as err:  # missing data, stale results: one line, not a traceback
         sys.exit(f"accuracy.py: {err}")

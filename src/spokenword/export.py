@@ -37,7 +37,7 @@ from torch import nn
 
 import spokenword
 from spokenword import runtime
-from spokenword.features import FeatureSettings, dct_matrix, mel_filterbank
+from spokenword.features import FeatureSettings, dct_matrix, lifter_matrix, mel_filterbank
 from spokenword.predict import load_task
 
 ONNX_OPSET = 18
@@ -85,7 +85,7 @@ class FrontEnd(nn.Module):
         self.top_db: float | None = None if top_db is None else float(top_db)
         self.register_buffer("window", torch.hann_window(settings.n_fft, dtype=STFT_DTYPE), persistent=False)
         rows = settings.n_fft // 2 + 1
-        bank, dct = torch.zeros(0, rows), torch.zeros(0, 0)
+        bank, dct, lifter = torch.zeros(0, rows), torch.zeros(0, 0), torch.zeros(0, 0)
         if settings.kind != "stft":
             n_mels = settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40)
             bank = mel_filterbank(settings.n_fft, sample_rate, n_mels, settings.f_min, settings.f_max)
@@ -93,9 +93,13 @@ class FrontEnd(nn.Module):
             if settings.kind == "mfcc":
                 dct = dct_matrix(settings.n_bins, n_mels)
                 rows = settings.n_bins
+            if getattr(settings, "cepstral_lifter", None) is not None:
+                lifter = lifter_matrix(settings.cepstral_lifter, n_mels)
         self.rows = rows  # feature rows before resizing to n_bins
         self.register_buffer("bank", bank, persistent=False)
         self.register_buffer("dct", dct, persistent=False)
+        self.register_buffer("lifter", lifter, persistent=False)
+        self.liftered = lifter.numel() > 0
 
     def forward(self, audio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         n_samples = audio.shape[-1]
@@ -118,6 +122,8 @@ class FrontEnd(nn.Module):
             image = torch.maximum(image, peak - self.top_db)
         if self.kind == "mfcc":
             image = torch.matmul(self.dct, image)
+        if self.liftered:
+            image = torch.matmul(self.lifter, image)
         if self.rows != self.n_bins:  # same-size width: only the rows are interpolated
             image = F.interpolate(image.unsqueeze(1), size=(self.n_bins, total), mode="bilinear", align_corners=False).squeeze(1)
         if self.stretch:

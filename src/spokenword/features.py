@@ -58,6 +58,10 @@ class FeatureSettings:
             spectrum by a microphone, a room or a voice).
         utterance_norm: per-clip scaling: ``"minmax"`` to [0, 1] (a greyscale image, as the
             reference rendered it), ``"standard"`` to mean 0 / std 1, or ``"none"``.
+        cepstral_lifter: with ``kind="logmel"``, keep only the first this many cepstral (DCT-II)
+            coefficients of each frame's dB mel spectrum and transform back to the bands (see
+            :func:`lifter_matrix`): the spectrum is smoothed across bands, so the harmonics of the
+            voice's pitch go and its envelope (the formants) stays. ``None``: off.
     """
 
     kind: Literal["stft", "logmel", "mfcc"] = "stft"
@@ -75,6 +79,7 @@ class FeatureSettings:
     top_db: float | None = None
     band_mean: bool = False
     utterance_norm: Literal["minmax", "standard", "none"] = "minmax"
+    cepstral_lifter: int | None = None
 
     def __post_init__(self) -> None:
         if self.n_fft < 8 or self.hop_length < 1 or self.n_bins < 1 or self.n_frames < 1:
@@ -83,6 +88,11 @@ class FeatureSettings:
             raise ValueError(f"crop_at must be 'centre' or 'loudest', got {self.crop_at!r}")
         if self.kind == "stft" and self.n_bins > self.n_fft // 2 + 1 and self.time_axis == "fixed":
             raise ValueError("n_bins cannot exceed n_fft // 2 + 1 for kind='stft'")
+        if self.cepstral_lifter is not None:
+            if self.kind != "logmel":
+                raise ValueError(f"cepstral_lifter needs kind='logmel', got kind={self.kind!r}")
+            if not 1 <= self.cepstral_lifter <= self.n_bins:
+                raise ValueError(f"cepstral_lifter must be 1..n_bins ({self.n_bins}), got {self.cepstral_lifter}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -163,6 +173,15 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
     basis = torch.cos(math.pi / n_mels * (n + 0.5) * k) * math.sqrt(2.0 / n_mels)
     basis[0] /= math.sqrt(2.0)
     return basis.float()
+
+
+def lifter_matrix(n_keep: int, n_bands: int) -> torch.Tensor:
+    """Low-quefrency liftering as one matrix, ``(n_bands, n_bands)``: ``D.T @ D`` with ``D`` the first
+    ``n_keep`` rows of the orthonormal DCT-II over ``n_bands`` bands, so ``lifter @ spectrum`` keeps
+    the first ``n_keep`` cepstral coefficients of a ``(n_bands, F)`` dB spectrum (the same band
+    units) and drops the rest: detail across bands finer than about ``2 * n_bands / n_keep`` bands."""
+    basis = dct_matrix(n_keep, n_bands)
+    return basis.T @ basis
 
 
 def frame_energy_db(wave: torch.Tensor, frame_length: int, hop_length: int) -> torch.Tensor:
@@ -357,6 +376,8 @@ def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings, cro
             image = limit_range(image, settings.top_db)
         if settings.kind == "mfcc":
             image = dct_matrix(settings.n_bins, bank.shape[0]) @ image
+        if settings.cepstral_lifter is not None:
+            image = lifter_matrix(settings.cepstral_lifter, bank.shape[0]) @ image
         rows = image.shape[0]
     if settings.time_axis == "stretch":
         image = resize(image, settings.n_bins, settings.n_frames)
@@ -403,6 +424,11 @@ def _dct(n_mfcc: int, n_mels: int) -> torch.Tensor:
     return dct_matrix(n_mfcc, n_mels)
 
 
+@functools.lru_cache(maxsize=32)
+def _lifter(n_keep: int, n_bands: int) -> torch.Tensor:
+    return lifter_matrix(n_keep, n_bands)
+
+
 def _images(waves: torch.Tensor, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
     """:func:`extract`'s steps after :func:`locate_speech` and peak scaling, on ``(N, T)`` clips of one
     length: ``(N, 1, n_bins, n_frames)``."""
@@ -420,6 +446,8 @@ def _images(waves: torch.Tensor, sample_rate: int, settings: FeatureSettings) ->
         image = limit_range(image, settings.top_db)
     if settings.kind == "mfcc":
         image = _dct(settings.n_bins, image.shape[-2]) @ image
+    if settings.cepstral_lifter is not None:
+        image = _lifter(settings.cepstral_lifter, image.shape[-2]) @ image
     if settings.time_axis == "stretch":
         image = resize(image, settings.n_bins, settings.n_frames)
     else:

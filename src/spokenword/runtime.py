@@ -207,6 +207,9 @@ def extract(wave: np.ndarray, sample_rate: int, settings: Mapping) -> np.ndarray
         image = np.maximum(image, image.max() - s["top_db"])
     if s["kind"] == "mfcc":
         image = dct_matrix(s["n_bins"], n_mels) @ image
+    if s.get("cepstral_lifter") is not None:  # low-quefrency liftering: keep the first coefficients only
+        basis = dct_matrix(s["cepstral_lifter"], n_mels)
+        image = basis.T @ (basis @ image)
     if s["time_axis"] == "stretch":
         image = resize(image, s["n_bins"], s["n_frames"])
     else:

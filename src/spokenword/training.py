@@ -130,6 +130,15 @@ class SpokenWordCLI(LightningCLI):
 
             load_task(ckpt)  # raises CheckpointError naming the file and the problem
 
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's, but a value that a constructor refuses (``ValueError``: a feature size, a
+        probability out of range, an unknown split) is a usage message and exit 2, like a typo in an
+        option's name, not a traceback. Constructors only check and store (no data is read here)."""
+        try:
+            super().instantiate_classes()
+        except ValueError as err:
+            self.parser.error(f"invalid configuration: {err}")
+
     def after_fit(self) -> None:
         if self.trainer.interrupted or not self.config[self.subcommand].get("report", True):
             return

@@ -63,6 +63,14 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
         bench.main([str(edited), *argv[1:]])
     assert {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")} == stamp  # nothing trained or lost
 
+    # a noise unit to make whose official run was deleted since: one message naming what to delete, not a traceback
+    checkpoint = Path(summary["units"]["official-seed0"]["checkpoint"])
+    checkpoint.rename(checkpoint.with_suffix(".moved"))
+    (out / "units" / "noise.json").unlink()
+    with pytest.raises(bench.RunMissing, match="official-seed0.json's checkpoint .* is gone.*delete .*official-seed0.json"):
+        bench.main(argv)
+    checkpoint.with_suffix(".moved").rename(checkpoint)
+
     # the comparison table marks a partial LOSO with its fold count, then gives the per-speaker table
     lines = bench.compare([out]).splitlines()
     row = lines[2]
@@ -79,13 +87,24 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     plain = float(rows[2].split("|")[2])
     assert rows[2].startswith("| none |") and abs(plain - theo) <= 2.0  # same model, Classifier's preprocessing (fp32 here)
 
+    # an ensemble of a run with itself is that run: the members' mean and the ensemble both equal the plain score
+    assert load_benchmark("ensemble").main([str(out), str(out), "--root", str(fsdd_root)]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0] == "| | theo (2) | mean | worst |"
+    assert rows[2] == f"| members (mean) | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
+    assert rows[3] == f"| ensemble | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
 
-def test_protocols_are_space_or_comma_separated_and_unknown_ones_are_a_usage_error(capsys):
+
+def test_protocols_are_space_or_comma_separated_and_bad_arguments_are_a_usage_error(capsys):
     bench = load_benchmark()
     with pytest.raises(SystemExit) as exit_info:
         bench.main([str(REPO / "configs" / "fsdd_cnn_newvoices.yaml"), "--protocols", "official", "loso,bogus"])
     assert exit_info.value.code == 2
     assert "unknown protocols ['bogus']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--compare", "benchmarks/results/no_such_run"])
+    assert exit_info.value.code == 2
+    assert "no accuracy.json in benchmarks/results/no_such_run" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["configs/no_such.yaml"])
     assert exit_info.value.code == 2 and "no config file configs/no_such.yaml" in capsys.readouterr().err

@@ -62,3 +62,29 @@ def test_one_seed_per_fold_reads_as_before(tmp_path):
     assert summary["loso"]["per_speaker"] == {"george": 0.9, "theo": 0.8} and summary["loso"]["folds"] == 2
     assert "| LOSO mean (2 folds, seed 0) | 85.00% |" in (tmp_path / "accuracy.md").read_text()
     assert "| 85.0 (2/6) | 80.0 (theo) |" in bench.compare([tmp_path]).splitlines()[2]
+
+
+def _noise_unit(out: Path, bench, seed: int, white_10: float) -> None:
+    accuracy = {"clean": 0.99, **{f"{k}_{s}dB": 0.9 for k in ("white", "babble") for s in (20, 10, 5)}}
+    accuracy["white_10dB"] = white_10
+    (out / "units").mkdir(parents=True, exist_ok=True)
+    (out / "units" / f"{bench.noise_unit_name(seed)}.json").write_text(json.dumps(
+        {"checkpoint": f"ckpt{seed}", "count": 300, "accuracy": accuracy, "inference_ms_per_clip": 2.0 + seed, "seed": seed}))
+
+
+def test_noise_figures_are_the_mean_over_the_official_seeds(tmp_path):
+    bench = load_benchmark()
+    assert bench.noise_unit_name(0) == "noise" and bench.noise_unit_name(2) == "noise-seed2"
+    _noise_unit(tmp_path, bench, 0, 0.94)
+    first = bench.summarize(tmp_path, "configs/x.yaml")["noise"]
+    assert first["seeds"] == [0] and first["accuracy"]["white_10dB"] == 0.94 and first["std"]["white_10dB"] == 0.0
+    assert "| 90.0 / 94.0 / 90.0 (1) | 90.0 / 90.0 / 90.0 (1) |" in bench.compare([tmp_path]).splitlines()[2]
+    _noise_unit(tmp_path, bench, 1, 0.96)
+    _noise_unit(tmp_path, bench, 2, 0.98)
+    noise = bench.summarize(tmp_path, "configs/x.yaml")["noise"]
+    assert noise["seeds"] == [0, 1, 2] and noise["count"] == 300
+    assert noise["accuracy"]["white_10dB"] == pytest.approx(0.96) and noise["std"]["white_10dB"] == pytest.approx(0.02)
+    assert noise["per_seed"][1]["white_10dB"] == 0.96 and noise["checkpoints"] == ["ckpt0", "ckpt1", "ckpt2"]
+    assert noise["inference_ms_per_clip"] == 2.0  # the fastest seed's timing, the least disturbed by other load
+    assert "| noise: white at 20/10/5 dB SNR (seeds 0,1,2) | 90.0% / 96.0% / 90.0% |" in (tmp_path / "accuracy.md").read_text()
+    assert "| 90.0 / 96.0 / 90.0 (3) |" in bench.compare([tmp_path]).splitlines()[2]

@@ -38,6 +38,8 @@ SETTINGS = [
     FeatureSettings(band_mean=True, top_db=60.0),
     FeatureSettings(kind="mfcc", n_bins=13, hop_length=80, n_frames=40, time_axis="fixed", band_mean=True,
                     utterance_norm="standard"),
+    FeatureSettings(kind="logmel", hop_length=80, n_frames=40, time_axis="fixed", cepstral_lifter=20, band_mean=True,
+                    utterance_norm="standard", top_db=80.0),
 ]
 
 

@@ -224,3 +224,35 @@ def test_a_cropped_clip_is_the_crop_of_its_whole_spectrogram(crop):
     assert F.kept_samples(F.window_samples(settings), settings) is None
     assert F.kept_samples(len(wave), FeatureSettings(time_axis="stretch")) is None
     assert F.kept_samples(len(wave), FeatureSettings(time_axis="fixed", hop_length=80, top_db=80.0)) is None
+
+
+def test_cepstral_lifter_keeps_the_envelope_and_drops_the_pitch_harmonics():
+    bands = torch.arange(64, dtype=torch.float32)
+    envelope = 20.0 * torch.exp(-((bands - 20.0) / 12.0) ** 2)  # a formant-like bump over ~24 bands
+    harmonics = 6.0 * torch.cos(2 * torch.pi * bands / 3.0)  # ripple every 3 bands, as a voice's pitch
+    lifter = F.lifter_matrix(20, 64)
+    assert lifter.shape == (64, 64)
+    torch.testing.assert_close(lifter @ lifter, lifter, atol=1e-5, rtol=0)  # a projection: twice = once
+    assert (lifter @ envelope - envelope).abs().max() < 0.2  # the bump is kept
+    assert (lifter @ harmonics).norm() < 0.15 * harmonics.norm()  # the ripple is (all but its edges) gone
+    torch.testing.assert_close(F.lifter_matrix(64, 64), torch.eye(64), atol=1e-5, rtol=0)  # every coefficient: no change
+
+
+def test_cepstral_lifter_in_extract_is_the_liftered_log_mel_image():
+    wave = torch.from_numpy(tone(0.7, 8000, 180.0)) * torch.hann_window(5600)
+    plain = FeatureSettings(kind="logmel", hop_length=80, n_frames=64, time_axis="fixed", utterance_norm="none")
+    liftered = FeatureSettings(**{**plain.to_dict(), "cepstral_lifter": 20})
+    torch.testing.assert_close(extract(wave, 8000, liftered)[0], F.lifter_matrix(20, 64) @ extract(wave, 8000, plain)[0],
+                               atol=1e-3, rtol=0)
+    assert liftered.digest(8000) != plain.digest(8000)  # another cache entry
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"kind": "stft", "cepstral_lifter": 20}, "needs kind='logmel'"),
+    ({"kind": "mfcc", "cepstral_lifter": 20}, "needs kind='logmel'"),
+    ({"kind": "logmel", "cepstral_lifter": 0}, "1..n_bins"),
+    ({"kind": "logmel", "n_bins": 40, "cepstral_lifter": 41}, "1..n_bins"),
+])
+def test_cepstral_lifter_settings_that_cannot_work_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureSettings(**values)

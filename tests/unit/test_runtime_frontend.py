@@ -29,6 +29,8 @@ VARIANTS = {
                                                   trim_db=30.0, trim_floor_db=8.0, crop_at="loudest",
                                                   peak_normalize=True, band_mean=True, utterance_norm="standard"),
     "stft-stretch-band-mean": FeatureSettings(band_mean=True),
+    "logmel-fixed-liftered": FeatureSettings(kind="logmel", hop_length=80, n_frames=40, time_axis="fixed", trim_db=30.0,
+                                             cepstral_lifter=20, band_mean=True, utterance_norm="standard"),
     "mfcc-fixed-short": FeatureSettings(kind="mfcc", n_bins=13, hop_length=128, n_frames=20, time_axis="fixed",
                                         f_min=50.0, f_max=3800.0),
 }

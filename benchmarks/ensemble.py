@@ -1,0 +1,78 @@
+"""Ensembles of LOSO checkpoints: does averaging several trained models help new voices?
+
+    python benchmarks/ensemble.py benchmarks/results/fsdd_cnn_newvoices [OUT ...] [--root DATA]
+
+Every ``runs/loso-SPEAKER*`` checkpoint (best validation) in the given accuracy-benchmark results
+folders is a member of SPEAKER's ensemble: all seeds of the fold (``--loso-seeds``) and, with more
+folders, other recipes' runs of the same fold. Each member scores the held-out speaker's 500
+recordings through its own checkpoint's preprocessing (:class:`spokenword.predict.Classifier`); the
+ensemble decides by the mean of the members' probabilities. Nothing is chosen on the held-out
+speaker: the members are all the runs there are. Prints, per speaker, the members' mean accuracy
+and the ensemble's, with the LOSO mean and worst of both. The cost of an ensemble is one training
+run and one forward pass per member (README "Accuracy").
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import torch
+
+
+def fold_runs(outs: list[Path]) -> dict[str, list[Path]]:
+    """Best-validation checkpoint of every LOSO run under ``OUT/runs``, grouped by held-out speaker."""
+    folds: dict[str, list[Path]] = {}
+    for out in outs:
+        for run in sorted(out.glob("runs/loso-*")):
+            best = sorted(run.glob("version_0/checkpoints/best-*.ckpt"))
+            if not best:  # a fold still training
+                continue
+            speaker = run.name.removeprefix("loso-").split("-seed")[0]
+            folds.setdefault(speaker, []).append(best[-1])
+    return folds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("outs", type=Path, nargs="+", help="accuracy benchmark results folders with LOSO runs")
+    parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
+    args = parser.parse_args(argv)
+    from spokenword.data import resolve_root
+    from spokenword.datasets import FSDD
+    from spokenword.predict import Classifier
+
+    torch.set_num_threads(1)
+    folds = fold_runs(args.outs)
+    if not folds:
+        parser.error("no finished LOSO runs under " + ", ".join(f"{o}/runs" for o in args.outs))
+    recordings = FSDD().recordings(resolve_root(args.root))
+    members_acc: dict[str, float] = {}
+    ensemble_acc: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for speaker, checkpoints in sorted(folds.items()):
+        mine = [r for r in recordings if r.speaker == speaker]
+        total, accs, labels = None, [], None
+        for checkpoint in checkpoints:
+            classifier = Classifier.from_checkpoint(checkpoint)
+            labels = labels or list(classifier.labels)  # the first member's order; the others' columns follow it
+            x = torch.stack([classifier.featurize(classifier.waveform(r.path)) for r in mine])
+            y = torch.tensor([labels.index(r.label) for r in mine])
+            probs = classifier.probabilities(x)[:, [list(classifier.labels).index(label) for label in labels]]
+            accs.append(100.0 * float((probs.argmax(-1) == y).float().mean()))
+            total = probs if total is None else total + probs
+        members_acc[speaker] = statistics.mean(accs)
+        ensemble_acc[speaker] = 100.0 * float((total.argmax(-1) == y).float().mean())
+        sizes[speaker] = len(checkpoints)
+    speakers = sorted(folds)
+    print("| | " + " | ".join(f"{s} ({sizes[s]})" for s in speakers) + " | mean | worst |")
+    print("|---|" + "---|" * (len(speakers) + 2))
+    for name, row in (("members (mean)", members_acc), ("ensemble", ensemble_acc)):
+        cells = " | ".join(f"{row[s]:.1f}" for s in speakers)
+        print(f"| {name} | {cells} | {statistics.mean(row.values()):.1f} | {min(row.values()):.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
