@@ -82,12 +82,19 @@ def test_ctrl_c_stops_cleanly_with_resume_command(reference, fsdd_root):
     # 40 epochs, not EPOCHS: the run must still be training when the signal comes (a short run on an idle
     # machine can finish between the first last.ckpt and the signal, and then rightly exits 0)
     command = fit_command(out, fsdd_root, base / "cache", "--trainer.max_epochs", "40")
-    proc = subprocess.Popen(command, env=env(), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # An ignored SIGINT is inherited through fork and exec, and Python then leaves it ignored: the child
+    # starts with the default disposition whatever an earlier in-process test left in this process.
+    parent_sigint = signal.getsignal(signal.SIGINT)
+    proc = subprocess.Popen(command, env=env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for(next(iter(_poll_glob(out, proc))), proc)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired as timeout:
+            raise AssertionError(f"fit still running 120 s after SIGINT (this process's SIGINT handler: "
+                                 f"{parent_sigint!r}); stderr: {(timeout.stderr or b'')[-2000:]!r}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
