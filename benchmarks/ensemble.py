@@ -54,10 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     for speaker, checkpoints in sorted(folds.items()):
         mine = [r for r in recordings if r.speaker == speaker]
         total, accs, labels = None, [], None
+        images: dict[str, torch.Tensor] = {}  # the fold's feature images per front end: members sharing one extract once
         for checkpoint in checkpoints:
             classifier = Classifier.from_checkpoint(checkpoint)
             labels = labels or list(classifier.labels)  # the first member's order; the others' columns follow it
-            x = torch.stack([classifier.featurize(classifier.waveform(r.path)) for r in mine])
+            key = classifier.features.digest(classifier.sample_rate)
+            if key not in images:
+                images[key] = torch.stack([classifier.featurize(classifier.waveform(r.path)) for r in mine])
+            x = images[key]
             y = torch.tensor([labels.index(r.label) for r in mine])
             probs = classifier.probabilities(x)[:, [list(classifier.labels).index(label) for label in labels]]
             accs.append(100.0 * float((probs.argmax(-1) == y).float().mean()))
