@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from spokenword.checkpointing import ResumeHint, RngState, resolve_resume
+from spokenword.checkpointing import BestCheckpoint, ResumeHint, RngState, last_checkpoint, resolve_resume
 from spokenword.data import AudioDataModule
 from spokenword.task import MONITOR, SpokenWordTask
 
@@ -142,7 +142,7 @@ class SpokenWordCLI(LightningCLI):
     def after_fit(self) -> None:
         if self.trainer.interrupted or not self.config[self.subcommand].get("report", True):
             return
-        checkpoint = next((c for c in self.trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+        checkpoint = next((c for c in self.trainer.checkpoint_callbacks if isinstance(c, BestCheckpoint)), None)
         best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
         history = next((c for c in self.trainer.callbacks if isinstance(c, EpochHistory)), None)
         kept = history.state_dict() if history else None
@@ -200,7 +200,8 @@ def trainer_defaults() -> dict:
     return {
         "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "spokenword"}},
         "callbacks": [
-            ModelCheckpoint(monitor=MONITOR, mode="max", save_last=True, filename="best-{epoch:02d}"),
+            BestCheckpoint(monitor=MONITOR, mode="max"),  # first: the checkpoint ``after_fit`` tests
+            last_checkpoint(),
             EpochHistory(),
             RngState(),
             ResumeHint(),

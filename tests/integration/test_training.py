@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 from spokenword.task import ACC, LOSS
@@ -43,7 +44,9 @@ def test_run_folder_holds_plots_checkpoints_and_resolved_config(trained_run, rep
     for name in ("loss.png", "accuracy.png", "confusion_matrix.png"):
         assert (trained_run / name).stat().st_size > 5_000
     checkpoints = {p.name for p in (trained_run / "checkpoints").iterdir()}
-    assert "last.ckpt" in checkpoints and any(n.startswith("best-") for n in checkpoints)
+    assert "last.ckpt" in checkpoints and len([n for n in checkpoints if n.startswith("best-")]) == 1
+    last = torch.load(trained_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2  # written after the final epoch, whichever epoch validated best
     assert report["checkpoint"].endswith(".ckpt") and "best-" in report["checkpoint"]
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["trainer"]["max_epochs"] == 3 and config["data"]["split"] == "official"

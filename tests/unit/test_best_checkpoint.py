@@ -1,0 +1,71 @@
+"""BestCheckpoint keeps the latest of equally good epochs; last_checkpoint writes every epoch."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.demos.boring_classes import BoringModel
+
+from spokenword.checkpointing import BestCheckpoint, last_checkpoint
+
+
+class Scripted(BoringModel):
+    """Logs a given validation score per epoch, as a saturating accuracy would."""
+
+    def __init__(self, scores: list[float]) -> None:
+        super().__init__()
+        self.scores = scores
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/acc", self.scores[self.current_epoch])
+
+
+def _fit(tmp_path, scores: list[float], *callbacks) -> None:
+    torch.manual_seed(0)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path, max_epochs=len(scores), limit_train_batches=2, limit_val_batches=1,
+        callbacks=list(callbacks), logger=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu", devices=1, num_sanity_val_steps=0,
+    )
+    trainer.fit(Scripted(scores))
+
+
+def _epoch(path) -> int:
+    return int(torch.load(path, weights_only=False)["epoch"])
+
+
+def test_a_tie_with_the_best_score_keeps_the_later_epoch(tmp_path):
+    best = BestCheckpoint(monitor="val/acc", dirpath=tmp_path / "ckpt")
+    _fit(tmp_path, [0.5, 1.0, 1.0, 0.9, 1.0, 0.8], best)
+    assert best.best_model_path.endswith("best-epoch=04.ckpt")  # Lightning's own keeps epoch 01
+    assert float(best.best_model_score) == 1.0
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["best-epoch=04.ckpt"]  # one file, no last
+
+
+def test_a_lower_score_never_replaces_the_best(tmp_path):
+    best = BestCheckpoint(monitor="val/acc", dirpath=tmp_path / "ckpt")
+    _fit(tmp_path, [0.7, 0.9, 0.6, 0.89], best)
+    assert best.best_model_path.endswith("best-epoch=01.ckpt")
+
+
+def test_mode_min_keeps_the_later_of_equal_losses(tmp_path):
+    best = BestCheckpoint(monitor="val/acc", mode="min", dirpath=tmp_path / "ckpt")
+    _fit(tmp_path, [0.5, 0.2, 0.3, 0.2], best)
+    assert best.best_model_path.endswith("best-epoch=03.ckpt")
+
+
+def test_last_checkpoint_is_the_final_epoch_even_when_the_score_stopped_improving(tmp_path):
+    best = BestCheckpoint(monitor="val/acc", dirpath=tmp_path / "ckpt")
+    last = last_checkpoint()
+    last.dirpath = str(tmp_path / "ckpt")
+    _fit(tmp_path, [1.0, 0.5, 0.5, 0.5], best, last)
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert names == ["best-epoch=00.ckpt", "last.ckpt"]
+    assert _epoch(tmp_path / "ckpt" / "best-epoch=00.ckpt") == 0
+    assert _epoch(tmp_path / "ckpt" / "last.ckpt") == 3  # the resume point is where training stopped
+
+
+def test_more_than_one_best_checkpoint_is_refused():
+    with pytest.raises(ValueError, match="save_top_k=1"):
+        BestCheckpoint(monitor="val/acc", save_top_k=3)
