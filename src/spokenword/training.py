@@ -9,6 +9,7 @@ names them once. After ``fit`` the best checkpoint is tested and the run folder 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -86,8 +87,23 @@ class ChannelsLast(Callback):
         pl_module.to(memory_format=torch.contiguous_format)
 
 
+class ShortUsageParser(LightningArgumentParser):
+    """LightningArgumentParser whose usage errors open with a one-line usage instead of jsonargparse's
+    list of every option (about 100 lines above the one that says what is wrong). ``--help`` still
+    lists them all."""
+
+    def print_usage(self, file=None) -> None:
+        (file or sys.stdout).write(f"usage: {self.prog} [-c CONFIG] [--KEY VALUE ...]\n")
+
+
 class SpokenWordCLI(LightningCLI):
     """LightningCLI with spokenword's links, defaults and reports."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        """As LightningCLI's, without its warning when ``args`` and ``sys.argv`` both hold arguments:
+        the ``spokenword`` console script passes ``sys.argv[1:]`` on purpose, through ``main(argv)``,
+        the entry point tests call in-process."""
+        self.config = parser.parse_object(args) if isinstance(args, dict) else parser.parse_args(args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.sample_rate", "model.sample_rate", apply_on="instantiate")
@@ -237,6 +253,7 @@ def run(argv: list[str]) -> int:
             trainer_defaults=defaults,
             save_config_kwargs={"overwrite": True},
             args=argv,
+            parser_class=ShortUsageParser,
             auto_configure_optimizers=False,
         )
     except SystemExit:

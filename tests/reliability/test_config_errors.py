@@ -31,6 +31,24 @@ def test_unknown_key_is_named(capsys, tmp_path):
     assert "--data.bogus_key" in err.splitlines()[-1]
 
 
+def test_a_usage_error_is_short_and_comes_without_lightnings_argv_warning(capsys, monkeypatch):
+    # as the console script runs it: sys.argv holds the same arguments that main() is given
+    argv = ["fit", "--config", CONFIG, "--model.net.init_args.dropout", "abc"]
+    monkeypatch.setattr("sys.argv", ["spokenword", *argv])
+    code, err = _run(argv, capsys)
+    assert code == EXIT_USAGE
+    assert "args parameter is intended" not in err  # LightningCLI's warning for a mix-up that is not one
+    lines = err.strip().splitlines()
+    assert lines[0] == "usage: spokenword [options] fit [-c CONFIG] [--KEY VALUE ...]"  # not ~100 option lines
+    assert len(lines) < 20 and "dropout" in err and "abc" in err and "float" in err
+
+
+def test_help_still_lists_every_option(capsys):
+    assert main(["fit", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--data.features.n_fft" in out and "--trainer.max_epochs" in out
+
+
 def test_unknown_key_in_config_file_is_named(capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(Path(CONFIG).read_text() + "\nmodle:\n  foo: 1\n")
