@@ -58,6 +58,16 @@ class BestCheckpoint(ModelCheckpoint):
         return trainer.strategy.reduce_boolean_decision(better_or_equal)
 
 
+def best_model_path(callbacks: list[Callback]) -> str | None:
+    """The checkpoint a finished ``fit`` is tested and reported with: the :class:`BestCheckpoint`'s best
+    file, else (a config that lists its own checkpoint callbacks) the first ``ModelCheckpoint`` that
+    monitors a metric, else ``None`` (the weights at the end of training: nothing was selected)."""
+    checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+    ranked = [c for c in checkpoints if isinstance(c, BestCheckpoint)] + [
+        c for c in checkpoints if c.monitor is not None and not isinstance(c, BestCheckpoint)]
+    return next((c.best_model_path for c in ranked if c.best_model_path), None)
+
+
 def last_checkpoint() -> ModelCheckpoint:
     """A checkpoint callback that writes ``RUN/checkpoints/last.ckpt`` at the end of every epoch (the
     resume point; no monitor, one file overwritten in place)."""

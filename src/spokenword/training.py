@@ -18,7 +18,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from spokenword.checkpointing import BestCheckpoint, ResumeHint, RngState, last_checkpoint, resolve_resume
+from spokenword.checkpointing import BestCheckpoint, ResumeHint, RngState, best_model_path, last_checkpoint, resolve_resume
 from spokenword.data import AudioDataModule
 from spokenword.task import MONITOR, SpokenWordTask
 
@@ -158,8 +158,7 @@ class SpokenWordCLI(LightningCLI):
     def after_fit(self) -> None:
         if self.trainer.interrupted or not self.config[self.subcommand].get("report", True):
             return
-        checkpoint = next((c for c in self.trainer.checkpoint_callbacks if isinstance(c, BestCheckpoint)), None)
-        best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+        best = best_model_path(self.trainer.checkpoint_callbacks)
         history = next((c for c in self.trainer.callbacks if isinstance(c, EpochHistory)), None)
         kept = history.state_dict() if history else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, verbose=False)
@@ -216,7 +215,7 @@ def trainer_defaults() -> dict:
     return {
         "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "spokenword"}},
         "callbacks": [
-            BestCheckpoint(monitor=MONITOR, mode="max"),  # first: the checkpoint ``after_fit`` tests
+            BestCheckpoint(monitor=MONITOR, mode="max"),  # the checkpoint ``after_fit`` tests
             last_checkpoint(),
             EpochHistory(),
             RngState(),

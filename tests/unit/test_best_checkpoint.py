@@ -1,13 +1,15 @@
-"""BestCheckpoint keeps the latest of equally good epochs; last_checkpoint writes every epoch."""
+"""BestCheckpoint keeps the latest of equally good epochs; last_checkpoint writes every epoch;
+best_model_path picks the checkpoint a finished fit is tested with."""
 
 from __future__ import annotations
 
 import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from spokenword.checkpointing import BestCheckpoint, last_checkpoint
+from spokenword.checkpointing import BestCheckpoint, best_model_path, last_checkpoint
 
 
 class Scripted(BoringModel):
@@ -69,3 +71,17 @@ def test_last_checkpoint_is_the_final_epoch_even_when_the_score_stopped_improvin
 def test_more_than_one_best_checkpoint_is_refused():
     with pytest.raises(ValueError, match="save_top_k=1"):
         BestCheckpoint(monitor="val/acc", save_top_k=3)
+
+
+def test_the_tested_checkpoint_is_the_best_checkpoints_then_any_monitored_ones(tmp_path):
+    """``fit``'s test and report use BestCheckpoint's file; a config that lists its own
+    ``ModelCheckpoint(monitor=...)`` instead still gets its best file, not the final weights."""
+    best = BestCheckpoint(monitor="val/acc", dirpath=tmp_path / "best")
+    own = ModelCheckpoint(monitor="val/acc", mode="max", dirpath=tmp_path / "own", filename="own-{epoch}")
+    last = last_checkpoint()
+    last.dirpath = str(tmp_path / "last")
+    _fit(tmp_path, [0.5, 1.0, 0.7], last, own, best)
+    assert best_model_path([last, own, best]) == best.best_model_path
+    assert best_model_path([last, own]) == own.best_model_path
+    assert own.best_model_path.endswith("own-epoch=1.ckpt")
+    assert best_model_path([last]) is None  # nothing selected: test the final weights
