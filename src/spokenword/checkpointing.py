@@ -59,13 +59,14 @@ class BestCheckpoint(ModelCheckpoint):
 
 
 def best_model_path(callbacks: list[Callback]) -> str | None:
-    """The checkpoint a finished ``fit`` is tested and reported with: the :class:`BestCheckpoint`'s best
-    file, else (a config that lists its own checkpoint callbacks) the first ``ModelCheckpoint`` that
-    monitors a metric, else ``None`` (the weights at the end of training: nothing was selected)."""
-    checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
-    ranked = [c for c in checkpoints if isinstance(c, BestCheckpoint)] + [
-        c for c in checkpoints if c.monitor is not None and not isinstance(c, BestCheckpoint)]
-    return next((c.best_model_path for c in ranked if c.best_model_path), None)
+    """The checkpoint a finished ``fit`` is tested and reported with: the best file of the first
+    ``ModelCheckpoint`` that monitors a metric, else ``None`` (the weights at the end of training:
+    nothing was selected). LightningCLI puts a config's own callbacks before the trainer defaults
+    (and Lightning keeps checkpoint callbacks in that order), so a config that lists its own
+    ``ModelCheckpoint(monitor=...)`` is tested with its choice, and every other with the default
+    :class:`BestCheckpoint`'s."""
+    monitored = (c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor is not None)
+    return next((c.best_model_path for c in monitored if c.best_model_path), None)
 
 
 def last_checkpoint() -> ModelCheckpoint:

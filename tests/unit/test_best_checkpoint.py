@@ -73,15 +73,39 @@ def test_more_than_one_best_checkpoint_is_refused():
         BestCheckpoint(monitor="val/acc", save_top_k=3)
 
 
-def test_the_tested_checkpoint_is_the_best_checkpoints_then_any_monitored_ones(tmp_path):
-    """``fit``'s test and report use BestCheckpoint's file; a config that lists its own
-    ``ModelCheckpoint(monitor=...)`` instead still gets its best file, not the final weights."""
+def test_the_tested_checkpoint_is_a_configs_own_monitored_one_else_the_default_best(tmp_path):
+    """``fit``'s test and report use the first monitored checkpoint callback: LightningCLI lists a
+    config's own callbacks before the defaults (``BestCheckpoint``, ``last_checkpoint``)."""
+    own = ModelCheckpoint(monitor="val/acc", mode="min", dirpath=tmp_path / "own", filename="own-{epoch}")
     best = BestCheckpoint(monitor="val/acc", dirpath=tmp_path / "best")
-    own = ModelCheckpoint(monitor="val/acc", mode="max", dirpath=tmp_path / "own", filename="own-{epoch}")
     last = last_checkpoint()
     last.dirpath = str(tmp_path / "last")
-    _fit(tmp_path, [0.5, 1.0, 0.7], last, own, best)
-    assert best_model_path([last, own, best]) == best.best_model_path
-    assert best_model_path([last, own]) == own.best_model_path
-    assert own.best_model_path.endswith("own-epoch=1.ckpt")
+    _fit(tmp_path, [0.5, 1.0, 0.7], own, best, last)
+    assert own.best_model_path.endswith("own-epoch=0.ckpt")  # its own rule: the lowest score
+    assert best.best_model_path.endswith("best-epoch=01.ckpt")
+    assert best_model_path([own, best, last]) == own.best_model_path
+    assert best_model_path([best, last]) == best.best_model_path
     assert best_model_path([last]) is None  # nothing selected: test the final weights
+
+
+def test_a_configs_own_checkpoint_comes_before_the_default_best_in_the_cli(tmp_path, monkeypatch):
+    """The order ``best_model_path`` relies on, as ``spokenword fit`` builds the trainer."""
+    from pathlib import Path
+
+    from spokenword.data import AudioDataModule
+    from spokenword.task import SpokenWordTask
+    from spokenword.training import SpokenWordCLI, trainer_defaults
+    from tests.conftest import tone, write_wav
+
+    for digit in range(10):  # the labels are read from the file names when the datamodule is linked
+        write_wav(tmp_path / "fsdd" / "recordings" / f"{digit}_synth_0.wav", tone(0.2, freq=300.0 + 50 * digit))
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[2] / "configs" / "fsdd_cnn.yaml"
+    args = ["--config", str(config), "--data.root", str(tmp_path), "--trainer.logger=false",
+            "--data.corpus=spokenword.datasets.FSDD", "--data.corpus.validate=false",  # 10 clips, not FSDD's 3000
+            "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint", "--trainer.callbacks.monitor=val/loss"]
+    cli = SpokenWordCLI(SpokenWordTask, AudioDataModule, run=False, args=args, auto_configure_optimizers=False,
+                        trainer_defaults=trainer_defaults())
+    monitored = [c for c in cli.trainer.checkpoint_callbacks if c.monitor is not None]
+    assert [c.monitor for c in monitored] == ["val/loss", "val/acc"]
+    assert isinstance(monitored[1], BestCheckpoint)
