@@ -9,6 +9,7 @@ names them once. After ``fit`` the best checkpoint is tested and the run folder 
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -94,6 +95,47 @@ class ShortUsageParser(LightningArgumentParser):
 
     def print_usage(self, file=None) -> None:
         (file or sys.stdout).write(f"usage: {self.prog} [-c CONFIG] [--KEY VALUE ...]\n")
+
+    def error(self, message: str, ex: Exception | None = None):
+        super().error(lead_with_reason(message), ex)
+
+
+_UNION = "Does not validate against any of the Union subtypes"
+_NONE = "Expected a <class 'NoneType'>"
+_KEY = re.compile(r'Parser key "([^"]+)":')
+
+
+def lead_with_reason(message: str) -> str:
+    """jsonargparse's message for a bad value inside a ``class_path`` block (an optional class: a
+    Union with ``None``) opens with "Does not validate against any of the Union subtypes"; the key and
+    the reason come 4-6 lines further down. When exactly one subtype other than ``None`` failed, this
+    puts ``KEY: REASON`` in front (``model.augment.freq_warp: Expected a <class 'float'>. Got value:
+    abc``; ``--model.augment.freq_warp`` is also how the command line names that key) and keeps the
+    full message below it, indented. Any other message is returned as it is."""
+    lines = message.splitlines()
+    if _UNION not in message or "Errors:" not in (line.strip() for line in lines):
+        return message
+    start = next(i for i, line in enumerate(lines) if line.strip() == "Errors:") + 1
+    items: list[list[str]] = []
+    indent = None
+    for line in lines[start:]:
+        text = line.lstrip()
+        depth = len(line) - len(text)
+        indent = depth if indent is None else indent
+        if depth == indent and text.startswith("- "):
+            items.append([text[2:]])
+        elif depth > indent and items:
+            items[-1].append(text)
+        else:
+            break
+    failed = [item for item in items if not item[0].startswith(_NONE)]
+    if len(failed) != 1:
+        return message
+    keys = _KEY.findall(lines[0]) + [key for line in failed[0] for key in _KEY.findall(line)]
+    reason = failed[0][-1]
+    if not keys or reason.startswith(("- ", "Given value")) or _KEY.fullmatch(reason):
+        return message  # a deeper Union, or a shape this does not know: jsonargparse's own message
+    return "\n".join([f"{'.'.join(keys)}: {reason}", *("  " + line for line in lines)])
 
 
 class SpokenWordCLI(LightningCLI):

@@ -117,3 +117,14 @@ def test_test_finds_run_config_from_checkpoint(trained_checkpoint, capsys):
     assert code == 0, err[-2000:]
     assert (run / "report.json").stat().st_mtime_ns > before  # re-tested with the run's own config
     assert "Parsing of ckpt_path hyperparameters failed" not in err
+
+
+def test_a_bad_value_inside_a_class_path_block_leads_with_key_and_reason(capsys):
+    """jsonargparse opens with "Does not validate against any of the Union subtypes"; the error line
+    names the key (as the command line spells it) and the reason, the full message follows."""
+    argv = ["fit", "--config", str(REPO / "configs" / "fsdd_cnn_newvoices.yaml"), "--model.augment.init_args.freq_warp", "abc"]
+    code, err = _run(argv, capsys)
+    assert code == EXIT_USAGE
+    error = next(line for line in err.splitlines() if line.startswith("error:"))
+    assert error == "error: model.augment.freq_warp: Expected a <class 'float'>. Got value: abc"
+    assert "  Does not validate against any of the Union subtypes" in err  # the detail is kept
