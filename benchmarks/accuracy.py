@@ -28,6 +28,8 @@ training); a unit made with another recipe (the config edited since, other ``--e
 ``--override``) is never mixed in: the run stops and says so. Training uses one torch thread
 unless ``--threads`` says otherwise: the thread count changes float rounding and so the result
 of a seed, and a rerun must give the same figures (run folds in parallel processes for speed).
+So does the CPU: another kind of processor (other torch kernels, e.g. AVX2 against AVX512) gives
+a seed another result, so each unit records its CPU and the table lists them.
 Also reported: parameters, training wall time (s) and inference time per clip (ms, 1 thread,
 file to probabilities).
 """
@@ -110,6 +112,7 @@ def train_unit(config: str, out: Path, name: str, seed: int, overrides: list[str
         "val_best_acc": report["validation"]["best_acc"], "parameters": report["parameters"],
         "epochs": report["epochs"], "training_seconds": report["training_seconds"],
         "checkpoint": report["checkpoint"],
+        "cpu": report.get("provenance", {}).get("cpu"),  # a seed's result differs between CPUs (float kernels)
     }
 
 
@@ -200,12 +203,25 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
         summary["training_seconds_mean"] = statistics.mean(u["training_seconds"] for u in trained)
         rows.append(("parameters", f"{summary['parameters']:,}"))
         rows.append(("training wall time per run (mean, 2 cores shared)", f"{summary['training_seconds_mean']:.0f} s"))
+        summary["cpus"] = cpus = cpus_of(trained)
+        rows.append(("trained on" + (f" {len(cpus)} kinds of CPU (a seed's result differs between them)" if len(cpus) > 1 else ""),
+                     "; ".join(cpus)))
     title = config + "".join(f" `--{o}`" for o in overrides or [])
     lines = [f"### {title}", "", "| protocol | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
     _write_json(out / "accuracy.json", summary)
     (out / "accuracy.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return summary
+
+
+def cpus_of(units: list[dict]) -> list[str]:
+    """The distinct CPUs the units were trained on (``"MODEL, KERNELS, N thread(s)"``), in first-seen order;
+    units from before the CPU was recorded count as ``"not recorded"``."""
+    seen: dict[str, None] = {}
+    for unit in units:
+        cpu = unit.get("cpu")
+        seen[f"{cpu['model']}, {cpu['capability']}, {cpu['threads']} thread(s)" if cpu else "not recorded"] = None
+    return list(seen)
 
 
 def loso_unit_name(speaker: str, seed: int) -> str:

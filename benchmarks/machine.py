@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import os
-import platform
 
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+from spokenword.provenance import cpu_model
 
 
 def load_average() -> str:

@@ -22,6 +22,26 @@ RUN_INFO_NAME = "run_info.json"
 PACKAGES = ("spokenword", "torch", "lightning", "torchmetrics", "numpy", "soundfile", "soxr", "jsonargparse")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def cpu() -> dict:
+    """The processor this process computes on: its model, the instruction set torch's CPU kernels use
+    (``"AVX2"``, ``"AVX512"``, ...) and torch's thread count. Float rounding, and so the accuracy a
+    seed reaches, differs between thread counts and between CPUs whose kernels differ: a run
+    reproduces exactly only on the same kind of CPU with the same threads."""
+    import torch
+
+    return {"model": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
+
+
 def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
     versions = {}
     for name in names:
@@ -64,6 +84,7 @@ def collect(datamodule=None, task=None) -> dict:
     info = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu(),
         "packages": package_versions(),
         "git": git_commit(),
     }

@@ -88,3 +88,17 @@ def test_noise_figures_are_the_mean_over_the_official_seeds(tmp_path):
     assert noise["inference_ms_per_clip"] == 2.0  # the fastest seed's timing, the least disturbed by other load
     assert "| noise: white at 20/10/5 dB SNR (seeds 0,1,2) | 90.0% / 96.0% / 90.0% |" in (tmp_path / "accuracy.md").read_text()
     assert "| 90.0 / 96.0 / 90.0 (3) |" in bench.compare([tmp_path]).splitlines()[2]
+
+
+def test_the_table_names_the_cpus_the_units_were_trained_on(tmp_path):
+    """A seed's result differs between kinds of CPU: the summary lists them, and says so when they differ."""
+    bench = load_benchmark()
+    _unit(tmp_path, bench, "george", 0, 0.9)
+    _unit(tmp_path, bench, "theo", 0, 0.9)
+    unit = tmp_path / "units" / "loso-theo.json"
+    cpu = {"model": "Some CPU", "capability": "AVX512", "threads": 1}
+    unit.write_text(json.dumps({**json.loads(unit.read_text()), "cpu": cpu}))
+    summary = bench.summarize(tmp_path, "configs/x.yaml")
+    assert summary["cpus"] == ["not recorded", "Some CPU, AVX512, 1 thread(s)"]
+    table = (tmp_path / "accuracy.md").read_text()
+    assert "| trained on 2 kinds of CPU (a seed's result differs between them) | not recorded; Some CPU, AVX512, 1 thread(s) |" in table
