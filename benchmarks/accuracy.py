@@ -204,7 +204,8 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
         rows.append(("parameters", f"{summary['parameters']:,}"))
         rows.append(("training wall time per run (mean, 2 cores shared)", f"{summary['training_seconds_mean']:.0f} s"))
         summary["cpus"] = cpus = cpus_of(trained)
-        rows.append(("trained on" + (f" {len(cpus)} kinds of CPU (a seed's result differs between them)" if len(cpus) > 1 else ""),
+        kinds = [c for c in cpus if c != NOT_RECORDED]
+        rows.append(("trained on" + (f" {len(kinds)} kinds of CPU (a seed's result differs between them)" if len(kinds) > 1 else ""),
                      "; ".join(cpus)))
     title = config + "".join(f" `--{o}`" for o in overrides or [])
     lines = [f"### {title}", "", "| protocol | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
@@ -214,13 +215,16 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None) -> dic
     return summary
 
 
+NOT_RECORDED = "not recorded"
+
+
 def cpus_of(units: list[dict]) -> list[str]:
     """The distinct CPUs the units were trained on (``"MODEL, KERNELS, N thread(s)"``), in first-seen order;
     units from before the CPU was recorded count as ``"not recorded"``."""
     seen: dict[str, None] = {}
     for unit in units:
         cpu = unit.get("cpu")
-        seen[f"{cpu['model']}, {cpu['capability']}, {cpu['threads']} thread(s)" if cpu else "not recorded"] = None
+        seen[f"{cpu['model']}, {cpu['capability']}, {cpu['threads']} thread(s)" if cpu else NOT_RECORDED] = None
     return list(seen)
 
 

@@ -93,12 +93,21 @@ def test_noise_figures_are_the_mean_over_the_official_seeds(tmp_path):
 def test_the_table_names_the_cpus_the_units_were_trained_on(tmp_path):
     """A seed's result differs between kinds of CPU: the summary lists them, and says so when they differ."""
     bench = load_benchmark()
-    _unit(tmp_path, bench, "george", 0, 0.9)
-    _unit(tmp_path, bench, "theo", 0, 0.9)
-    unit = tmp_path / "units" / "loso-theo.json"
-    cpu = {"model": "Some CPU", "capability": "AVX512", "threads": 1}
-    unit.write_text(json.dumps({**json.loads(unit.read_text()), "cpu": cpu}))
+
+    def with_cpu(speaker: str, model: str | None) -> None:
+        _unit(tmp_path, bench, speaker, 0, 0.9)
+        if model:
+            unit = tmp_path / "units" / f"loso-{speaker}.json"
+            cpu = {"model": model, "capability": "AVX512", "threads": 1}
+            unit.write_text(json.dumps({**json.loads(unit.read_text()), "cpu": cpu}))
+
+    with_cpu("george", None)  # a unit from before the CPU was recorded
+    with_cpu("theo", "CPU A")
     summary = bench.summarize(tmp_path, "configs/x.yaml")
-    assert summary["cpus"] == ["not recorded", "Some CPU, AVX512, 1 thread(s)"]
+    assert summary["cpus"] == ["not recorded", "CPU A, AVX512, 1 thread(s)"]
+    assert "| trained on | not recorded; CPU A, AVX512, 1 thread(s) |" in (tmp_path / "accuracy.md").read_text()
+    with_cpu("lucas", "CPU B")
+    bench.summarize(tmp_path, "configs/x.yaml")
     table = (tmp_path / "accuracy.md").read_text()
-    assert "| trained on 2 kinds of CPU (a seed's result differs between them) | not recorded; Some CPU, AVX512, 1 thread(s) |" in table
+    assert ("| trained on 2 kinds of CPU (a seed's result differs between them) | "
+            "not recorded; CPU B, AVX512, 1 thread(s); CPU A, AVX512, 1 thread(s) |") in table  # units in name order
