@@ -257,7 +257,7 @@ def trainer_defaults() -> dict:
     return {
         "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "spokenword"}},
         "callbacks": [
-            BestCheckpoint(monitor=MONITOR, mode="max"),  # the checkpoint ``after_fit`` tests
+            BestCheckpoint(monitor=MONITOR, mode="max"),  # what ``after_fit`` tests, unless a config adds its own (best_model_path)
             last_checkpoint(),
             EpochHistory(),
             RngState(),
