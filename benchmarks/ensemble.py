@@ -1,15 +1,17 @@
 """Ensembles of LOSO checkpoints: does averaging several trained models help new voices?
 
-    python benchmarks/ensemble.py benchmarks/results/fsdd_cnn_newvoices [OUT ...] [--root DATA]
+    python benchmarks/ensemble.py benchmarks/results/fsdd_cnn_newvoices [OUT ...] [--root DATA] [--checkpoint last]
 
-Every ``runs/loso-SPEAKER*`` checkpoint (best validation) in the given accuracy-benchmark results
+Every ``runs/loso-SPEAKER*`` checkpoint (best validation; with ``--checkpoint last``, the last epoch's) in the given accuracy-benchmark results
 folders is a member of SPEAKER's ensemble: all seeds of the fold (``--loso-seeds``) and, with more
 folders, other recipes' runs of the same fold. Each member scores the held-out speaker's 500
 recordings through its own checkpoint's preprocessing (:class:`spokenword.predict.Classifier`); the
 ensemble decides by the mean of the members' probabilities. Nothing is chosen on the held-out
 speaker: the members are all the runs there are. Prints, per speaker, the members' mean accuracy
 and the ensemble's, with the LOSO mean and worst of both. The cost of an ensemble is one training
-run and one forward pass per member (README "Accuracy").
+run and one forward pass per member (README "Accuracy"). ``--checkpoint last`` also answers another
+question with one folder: the members' row is then each fold's score at the end of the schedule, to
+set beside the best-validation checkpoint's (the rule of the runs' own test).
 """
 
 from __future__ import annotations
@@ -21,16 +23,22 @@ from pathlib import Path
 import torch
 
 
-def fold_runs(outs: list[Path]) -> dict[str, list[Path]]:
-    """Best-validation checkpoint of every LOSO run under ``OUT/runs``, grouped by held-out speaker."""
+CHECKPOINTS = {"best": "best-*.ckpt", "last": "last.ckpt"}
+
+
+def fold_runs(outs: list[Path], checkpoint: str = "best") -> dict[str, list[Path]]:
+    """One checkpoint (``best``: best validation; ``last``: the last epoch) of every finished LOSO
+    run under ``OUT/runs``, grouped by held-out speaker."""
     folds: dict[str, list[Path]] = {}
     for out in outs:
         for run in sorted(out.glob("runs/loso-*")):
-            best = sorted(run.glob("version_0/checkpoints/best-*.ckpt"))
-            if not best:  # a fold still training
+            if not (run / "version_0" / "report.json").exists():  # a fold still training
+                continue
+            found = sorted(run.glob(f"version_0/checkpoints/{CHECKPOINTS[checkpoint]}"))
+            if not found:  # a run without that checkpoint
                 continue
             speaker = run.name.removeprefix("loso-").split("-seed")[0]
-            folds.setdefault(speaker, []).append(best[-1])
+            folds.setdefault(speaker, []).append(found[-1])
     return folds
 
 
@@ -38,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outs", type=Path, nargs="+", help="accuracy benchmark results folders with LOSO runs")
     parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
+    parser.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",
+                        help="each run's best-validation checkpoint (default) or its last epoch's")
     args = parser.parse_args(argv)
     from spokenword.data import resolve_root
     from spokenword.datasets import FSDD
     from spokenword.predict import Classifier
 
     torch.set_num_threads(1)
-    folds = fold_runs(args.outs)
+    folds = fold_runs(args.outs, args.checkpoint)
     if not folds:
         parser.error("no finished LOSO runs under " + ", ".join(f"{o}/runs" for o in args.outs))
     recordings = FSDD().recordings(resolve_root(args.root))

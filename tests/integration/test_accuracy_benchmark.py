@@ -94,6 +94,11 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert rows[2] == f"| members (mean) | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
     assert rows[3] == f"| ensemble | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
 
+    # the last epoch's checkpoint instead of the best validation's: after one epoch they are the same model
+    assert load_benchmark("ensemble").main([str(out), "--checkpoint", "last", "--root", str(fsdd_root)]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0] == "| | theo (1) | mean | worst |" and rows[2] == f"| members (mean) | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
+
 
 def test_protocols_are_space_or_comma_separated_and_bad_arguments_are_a_usage_error(capsys):
     bench = load_benchmark()
