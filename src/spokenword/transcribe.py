@@ -79,7 +79,7 @@ class WordSettings:
     Chosen on the dev set (FSDD training takes, ``benchmarks/transcribe.py --set dev``), never on
     test recordings, with the default model of the time (``configs/fsdd_cnn_augment.yaml``). The
     noise suppression suits models with trimmed, per-utterance-normalised features, and still
-    helps the current default (``configs/fsdd_cnn_newvoices.yaml``, trained with noise): on the
+    helped the default of 2026-12-01 (``configs/fsdd_cnn_newvoices.yaml``, trained with noise): on the
     validation numbers (``--set validation``) its 10 dB digit error rate is 4.4 % with it and
     6.5 % with ``denoise=False`` (with its 80-epoch predecessor trained with less noise,
     ``over_subtraction`` 2 or 6 did worse than 4 there: 7.7 / 6.5 % against 6.2 %).

@@ -36,7 +36,7 @@ def test_a_refused_value_is_a_usage_error(option, message, fsdd_root, capsys, mo
                 monkeypatch.setattr(handler, "stream", sys.stderr)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SPOKENWORD_DATA", str(fsdd_root))
-    # fast_dev_run: were the value accepted after all, one batch is trained, not the config's 80 epochs
+    # fast_dev_run: were the value accepted after all, one batch is trained, not the config's 120 epochs
     assert cli.main(["fit", "--config", str(CONFIG), "--trainer.fast_dev_run=true", "--report=false", *option.split()]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and message in err and "Traceback" not in err

@@ -60,7 +60,7 @@ def _stop(self):
     [
         (["--trainer.max_epochs=-1", "--model.lr_scheduler.init_args.total_steps=null"], True),
         (["--trainer.max_epochs=-1", "--trainer.max_steps=100", "--model.lr_scheduler.init_args.total_steps=null"], False),
-        (["--model.lr_scheduler.init_args.total_steps=null"], False),  # 80 epochs: the run's length
+        (["--model.lr_scheduler.init_args.total_steps=null"], False),  # 120 epochs: the run's length
         (["--trainer.max_epochs=-1"], False),  # the config's own total_steps
         # stepping per epoch, a step limit gives the schedule no length
         (["--trainer.max_epochs=-1", "--trainer.max_steps=100", "--model.scheduler_interval=epoch",
