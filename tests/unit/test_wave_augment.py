@@ -185,3 +185,36 @@ def test_augmented_recordings_make_fresh_reproducible_batches(tmp_path):
 
     expected = extract(torch.from_numpy(audio.load(paths[2], SR)), SR, settings)
     assert torch.equal(clean[2][0], expected)  # without augmentation: exactly the inference features
+
+
+def test_augmented_recordings_cache_decoded_waves_within_budget(tmp_path, monkeypatch):
+    import spokenword.audio as audio
+
+    paths = []
+    for i in range(3):
+        sf.write(tmp_path / f"{i}.wav", tone(300 + 200 * i, 0.3).astype(np.float32), SR)
+        paths.append(tmp_path / f"{i}.wav")
+    settings = FeatureSettings(kind="logmel", hop_length=80, time_axis="fixed", trim_db=30.0, utterance_norm="standard")
+    augment = WaveAugment(speed=0.1, noise_p=1.0, snr_db=(5, 20))
+    reads = []
+    real_load = audio.load
+    monkeypatch.setattr(audio, "load", lambda path, rate: reads.append(path) or real_load(path, rate))
+    cached = AugmentedRecordings(paths, torch.arange(3), SR, settings, augment, random_crop=True)
+    uncached = AugmentedRecordings(paths, torch.arange(3), SR, settings, augment, random_crop=True, wave_cache_mb=0)
+    batches = {}
+    for name, data in (("cached", cached), ("uncached", uncached)):
+        torch.manual_seed(0)
+        reads.clear()
+        batches[name] = [data.__getitems__([0, 1, 2])[0] for _ in range(3)]
+        batches[name + " reads"] = len([p for p in reads if p == paths[0]])
+    assert batches["cached reads"] == 1  # decoded once, then served from memory
+    assert batches["uncached reads"] >= 3  # budget 0: every visit reads the file
+    for a, b in zip(batches["cached"], batches["uncached"]):
+        assert torch.equal(a, b)  # the cache changes nothing in the batches
+    wave = cached._wave(0)
+    wave[:] = 0.0  # a caller changing its copy ...
+    assert np.abs(cached._wave(0)).max() > 0.1  # ... leaves the cached recording intact
+    small = AugmentedRecordings(paths, torch.arange(3), SR, settings, None, False, wave_cache_mb=1.5 * 2400 * 4 / 2**20)
+    for i in range(3):
+        small._wave(i)
+    assert len(small._waves) == 1  # past the budget, recordings are not kept
