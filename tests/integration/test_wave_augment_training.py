@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import torch
 
 from spokenword.cli import main
 from tests.conftest import REPO
@@ -30,7 +32,12 @@ def test_wave_augmented_training_learns_and_is_reproducible(fsdd_root, tmp_path)
         assert code == 0
         return json.loads((tmp_path / name / "version_0" / "report.json").read_text())
 
+    threads = torch.get_num_threads()
     first, second = fit("a"), fit("b")
+    assert torch.get_num_threads() == threads  # restored after fit
+    if "OMP_NUM_THREADS" not in os.environ:  # one core left to the DataLoader worker, and recorded
+        run_info = json.loads((tmp_path / "a" / "version_0" / "run_info.json").read_text())
+        assert first["torch_threads"] == run_info["cpu"]["threads"] == max(1, threads - 1)
     assert first["test"]["acc"] > 0.2  # chance is 0.1; 24 heavily perturbed batches get well above it
     assert first["test"]["count"] == 300 and first["validation"]["count"] == 300
     # the same seed gives the same perturbations, in the worker process too
