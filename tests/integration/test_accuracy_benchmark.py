@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.benchmark_scripts import load_benchmark
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_benchmark(name: str = "accuracy"):
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    bench = load_benchmark()
+    bench = load_benchmark("accuracy")
     out = tmp_path / "bench"
     argv = [
         str(REPO / "configs" / "fsdd_cnn_augment.yaml"), "--protocols", "official,loso,noise", "--seeds", "0",
@@ -101,7 +95,7 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
 
 
 def test_protocols_are_space_or_comma_separated_and_bad_arguments_are_a_usage_error(capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("accuracy")
     with pytest.raises(SystemExit) as exit_info:
         bench.main([str(REPO / "configs" / "fsdd_cnn_newvoices.yaml"), "--protocols", "official", "loso,bogus"])
     assert exit_info.value.code == 2

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from tests.benchmark_scripts import load_benchmark
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("batch_speed", REPO / "benchmarks" / "batch_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_both_arms_make_the_same_batches_and_the_table_has_both(fsdd_root, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("batch_speed")
     assert bench.main(["--batches", "1", "--epochs", "2", "--root", str(fsdd_root)]) == 0
     out = capsys.readouterr().out
     assert "same batches in both arms (last pass, bit for bit): yes" in out
@@ -33,6 +27,6 @@ def test_both_arms_make_the_same_batches_and_the_table_has_both(fsdd_root, capsy
 
 
 def test_a_config_without_fresh_batches_is_refused(fsdd_root, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("batch_speed")
     assert bench.main([str(REPO / "configs" / "fsdd_cnn.yaml"), "--root", str(fsdd_root)]) == 2
     assert "nothing here applies" in capsys.readouterr().err

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", REPO / "benchmarks" / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark
 
 
 def _unit(out: Path, bench, speaker: str, seed: int, acc: float) -> None:
@@ -26,13 +18,13 @@ def _unit(out: Path, bench, speaker: str, seed: int, acc: float) -> None:
 
 
 def test_unit_names_keep_the_one_seed_protocols_name_for_seed_0():
-    bench = load_benchmark()
+    bench = load_benchmark("accuracy")
     assert bench.loso_unit_name("george", 0) == "loso-george"
     assert bench.loso_unit_name("george", 2) == "loso-george-seed2"
 
 
 def test_a_speakers_figure_is_the_mean_over_its_seeds(tmp_path, capsys):
-    bench = load_benchmark()
+    bench = load_benchmark("accuracy")
     for speaker, seed, acc in [("george", 0, 0.90), ("george", 1, 0.80), ("theo", 0, 0.96), ("theo", 1, 0.94),
                                ("lucas", 0, 0.70)]:  # lucas has seed 0 only: seed 1 is not complete
         _unit(tmp_path, bench, speaker, seed, acc)
@@ -55,7 +47,7 @@ def test_a_speakers_figure_is_the_mean_over_its_seeds(tmp_path, capsys):
 
 
 def test_one_seed_per_fold_reads_as_before(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("accuracy")
     _unit(tmp_path, bench, "george", 0, 0.9)
     _unit(tmp_path, bench, "theo", 0, 0.8)
     summary = bench.summarize(tmp_path, "configs/x.yaml")
@@ -73,7 +65,7 @@ def _noise_unit(out: Path, bench, seed: int, white_10: float) -> None:
 
 
 def test_noise_figures_are_the_mean_over_the_official_seeds(tmp_path):
-    bench = load_benchmark()
+    bench = load_benchmark("accuracy")
     assert bench.noise_unit_name(0) == "noise" and bench.noise_unit_name(2) == "noise-seed2"
     _noise_unit(tmp_path, bench, 0, 0.94)
     first = bench.summarize(tmp_path, "configs/x.yaml")["noise"]
@@ -92,7 +84,7 @@ def test_noise_figures_are_the_mean_over_the_official_seeds(tmp_path):
 
 def test_the_table_names_the_cpus_the_units_were_trained_on(tmp_path):
     """A seed's result differs between kinds of CPU: the summary lists them, and says so when they differ."""
-    bench = load_benchmark()
+    bench = load_benchmark("accuracy")
 
     def with_cpu(speaker: str, model: str | None) -> None:
         _unit(tmp_path, bench, speaker, 0, 0.9)
