@@ -8,6 +8,9 @@ task's ``augment`` argument and applied in ``training_step`` only; inference nev
 * frequency warp: each clip's frequency axis is stretched by a random factor in
   ``[1 - freq_warp, 1 + freq_warp]`` (a cheap vocal-tract-length perturbation: it simulates
   other speakers' formant positions);
+* time stretch: each clip's time axis is stretched about the centre frame by a random factor in
+  ``[1 - time_stretch, 1 + time_stretch]`` (tempo perturbation: a slower or faster speaker with the
+  same pitch and formants, unlike the waveform's speed perturbation, which moves all three);
 * time shift: each clip moves by up to ``time_shift`` frames (edges repeat the border frame);
 * SpecAugment masks: ``freq_masks`` bands of up to ``freq_mask_bins`` bins and ``time_masks``
   spans of up to ``time_mask_frames`` frames set to the clip's mean;
@@ -39,6 +42,23 @@ def warp_frequency(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     ys = 2.0 * source / max(h - 1, 1) - 1.0
     xs = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device)
     grid = torch.stack(torch.broadcast_tensors(xs.view(1, 1, w), ys.view(n, h, 1)), dim=-1)  # (N, H, W, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def stretch_time(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Stretch each clip's time axis (W, axis -1) about its centre frame by ``factors`` (N,).
+
+    Output frame ``j`` reads input frame ``c + (j - c) / factor`` with ``c = (W - 1) / 2`` (linear
+    interpolation, border frames repeated past the edges), so a factor > 1 makes the word last
+    longer (slower speech). Shape unchanged ``(N, C, H, W)``.
+    """
+    n, _, h, w = x.shape
+    centre = (w - 1) / 2.0
+    frames = torch.arange(w, dtype=x.dtype, device=x.device)
+    source = centre + (frames.unsqueeze(0) - centre) / factors.to(x.dtype).unsqueeze(1)  # (N, W)
+    xs = 2.0 * source / max(w - 1, 1) - 1.0
+    ys = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device)
+    grid = torch.stack(torch.broadcast_tensors(xs.view(n, 1, w), ys.view(1, h, 1)), dim=-1)  # (N, H, W, 2)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
@@ -74,6 +94,7 @@ class FeatureAugment(nn.Module):
 
     Args:
         freq_warp: maximum relative frequency-axis stretch (0.18 = factors in [0.82, 1.18]).
+        time_stretch: maximum relative time-axis stretch (0.15 = factors in [0.85, 1.15]).
         time_shift: maximum shift in frames, either direction.
         freq_masks: number of frequency masks per clip.
         freq_mask_bins: maximum width of a frequency mask (bins).
@@ -88,6 +109,7 @@ class FeatureAugment(nn.Module):
     def __init__(
         self,
         freq_warp: float = 0.0,
+        time_stretch: float = 0.0,
         time_shift: int = 0,
         freq_masks: int = 0,
         freq_mask_bins: int = 10,
@@ -100,7 +122,10 @@ class FeatureAugment(nn.Module):
         super().__init__()
         if not 0.0 <= freq_warp < 1.0:
             raise ValueError(f"freq_warp must be in [0, 1), got {freq_warp}")
+        if not 0.0 <= time_stretch < 1.0:
+            raise ValueError(f"time_stretch must be in [0, 1), got {time_stretch}")
         self.freq_warp = freq_warp
+        self.time_stretch = time_stretch
         self.time_shift = time_shift
         self.freq_masks = freq_masks
         self.freq_mask_bins = freq_mask_bins
@@ -119,6 +144,8 @@ class FeatureAugment(nn.Module):
         n, device = x.shape[0], x.device
         if self.freq_warp > 0:
             x = warp_frequency(x, _uniform(n, 1.0 - self.freq_warp, 1.0 + self.freq_warp, generator, device))
+        if self.time_stretch > 0:
+            x = stretch_time(x, _uniform(n, 1.0 - self.time_stretch, 1.0 + self.time_stretch, generator, device))
         if self.time_shift > 0:
             x = shift_time(x, torch.randint(-self.time_shift, self.time_shift + 1, (n,), generator=generator, device=device))
         x = mask_axis(x, -2, self.freq_mask_bins, self.freq_masks, generator)

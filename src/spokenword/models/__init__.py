@@ -5,7 +5,8 @@ to ``(N, num_classes)`` logits; ``forward_features`` returns the pooled features
 """
 
 from spokenword.models.cnn import SpectrogramCNN
+from spokenword.models.mixstyle import MixStyle
 from spokenword.models.resnet import ResNetSmall
 from spokenword.models.rnn import FrameRNN
 
-__all__ = ["FrameRNN", "ResNetSmall", "SpectrogramCNN"]
+__all__ = ["FrameRNN", "MixStyle", "ResNetSmall", "SpectrogramCNN"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spokenword.models.mixstyle import MixStyle
+
 
 class SpectrogramCNN(nn.Module):
     """The reference 4-block CNN (84,682 parameters for a 64x64 input and 10 classes).
@@ -20,6 +22,10 @@ class SpectrogramCNN(nn.Module):
         dropout: dropout probability before the classifier (the reference's regulariser; 0 = off).
         batch_norm: batch normalisation after each convolution (+352 parameters; not in the
             reference). It makes the network much easier to train under heavy augmentation.
+        mixstyle_p: probability that a training batch gets :class:`MixStyle` after each of the
+            first ``mixstyle_blocks`` blocks (0 = off; no parameters, identity in ``eval()``).
+        mixstyle_alpha: MixStyle's ``Beta(alpha, alpha)`` mixing weight.
+        mixstyle_blocks: after how many of the first blocks MixStyle is applied (1-4).
     """
 
     def __init__(
@@ -29,6 +35,9 @@ class SpectrogramCNN(nn.Module):
         input_size: tuple[int, int] = (64, 64),
         dropout: float = 0.0,
         batch_norm: bool = False,
+        mixstyle_p: float = 0.0,
+        mixstyle_alpha: float = 0.1,
+        mixstyle_blocks: int = 2,
     ):
         super().__init__()
         specs = [(in_channels, 16, 5, 2), (16, 32, 5, 2), (32, 64, 3, 2), (64, 64, 3, 2)]
@@ -38,6 +47,11 @@ class SpectrogramCNN(nn.Module):
             layers += [nn.BatchNorm2d(cout)] if batch_norm else []
             layers += [nn.ReLU(), nn.MaxPool2d(2)]
         self.features = nn.Sequential(*layers)
+        if not 1 <= mixstyle_blocks <= len(specs):
+            raise ValueError(f"mixstyle_blocks must be in 1..{len(specs)}, got {mixstyle_blocks}")
+        # Kept outside `features` so the layer indices, and so checkpoints, stay the reference's.
+        self.mixstyle = MixStyle(mixstyle_p, mixstyle_alpha) if mixstyle_p > 0 else None
+        self.mixstyle_blocks = mixstyle_blocks
         with torch.no_grad():
             flat = self.features(torch.zeros(1, in_channels, *input_size)).numel()
         self.dropout = nn.Dropout(dropout)
@@ -46,7 +60,16 @@ class SpectrogramCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` images to ``(N, 1600)`` flattened features (for 64x64 input)."""
-        return self.features(x).flatten(1)
+        if self.mixstyle is None:
+            return self.features(x).flatten(1)
+        blocks = 0
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.MaxPool2d):
+                blocks += 1
+                if blocks <= self.mixstyle_blocks:
+                    x = self.mixstyle(x)
+        return x.flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` images to ``(N, num_classes)`` logits."""
