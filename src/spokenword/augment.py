@@ -30,6 +30,13 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator | None,
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
+def _resample(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Bilinear resampling of ``x`` ``(N, C, H, W)`` at normalised source positions in [-1, 1]:
+    ``xs`` (frames) and ``ys`` (bins) broadcast to ``(N, H, W)``; border values repeat past the edges."""
+    grid = torch.stack(torch.broadcast_tensors(xs, ys), dim=-1)  # (N, H, W, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def warp_frequency(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """Stretch each clip's frequency axis (H, axis -2) by ``factors`` (N,).
 
@@ -41,8 +48,7 @@ def warp_frequency(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     source = rows.unsqueeze(0) / factors.to(x.dtype).unsqueeze(1)  # (N, H) source bin per output bin
     ys = 2.0 * source / max(h - 1, 1) - 1.0
     xs = torch.linspace(-1.0, 1.0, w, dtype=x.dtype, device=x.device)
-    grid = torch.stack(torch.broadcast_tensors(xs.view(1, 1, w), ys.view(n, h, 1)), dim=-1)  # (N, H, W, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return _resample(x, xs.view(1, 1, w), ys.view(n, h, 1))
 
 
 def stretch_time(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -58,8 +64,7 @@ def stretch_time(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     source = centre + (frames.unsqueeze(0) - centre) / factors.to(x.dtype).unsqueeze(1)  # (N, W)
     xs = 2.0 * source / max(w - 1, 1) - 1.0
     ys = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device)
-    grid = torch.stack(torch.broadcast_tensors(xs.view(n, 1, w), ys.view(1, h, 1)), dim=-1)  # (N, H, W, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return _resample(x, xs.view(n, 1, w), ys.view(1, h, 1))
 
 
 def shift_time(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
