@@ -49,3 +49,19 @@ def test_batch_norm_is_optional_and_off_in_the_reference():
     assert sum(p.numel() for p in model.parameters()) == 84_682 + 2 * (16 + 32 + 64 + 64)
     x = torch.randn(4, 1, 64, 64)
     assert model.eval()(x).shape == (4, 10)
+
+
+def test_channels_set_the_widths_and_the_head():
+    model = SpectrogramCNN(batch_norm=True, channels=(16, 32, 96, 96))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 96, 96]
+    assert [c.in_channels for c in convs] == [1, 16, 32, 96]
+    assert model.head.in_features == 96 * 5 * 5
+    expected = (16 * 25 + 16) + (32 * 16 * 25 + 32) + (96 * 32 * 9 + 96) + (96 * 96 * 9 + 96)
+    expected += 2 * (16 + 32 + 96 + 96) + 96 * 25 * 10 + 10
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert model.eval()(torch.randn(3, 1, 64, 64)).shape == (3, 10)
+    with pytest.raises(ValueError, match="four positive widths"):
+        SpectrogramCNN(channels=(16, 32, 64))
+    with pytest.raises(ValueError, match="four positive widths"):
+        SpectrogramCNN(channels=(16, 0, 64, 64))

@@ -26,6 +26,9 @@ class SpectrogramCNN(nn.Module):
             first ``mixstyle_blocks`` blocks (0 = off; no parameters, identity in ``eval()``).
         mixstyle_alpha: MixStyle's ``Beta(alpha, alpha)`` mixing weight.
         mixstyle_blocks: after how many of the first blocks MixStyle is applied (1-4).
+        channels: output channels of the four convolutions (the reference's ``(16, 32, 64, 64)``);
+            wider late blocks add capacity where the map is small (9x9 and 11x11 for 64x64 input), so
+            they cost parameters more than compute. The head's input is ``channels[3] x 5 x 5``.
     """
 
     def __init__(
@@ -38,9 +41,13 @@ class SpectrogramCNN(nn.Module):
         mixstyle_p: float = 0.0,
         mixstyle_alpha: float = 0.1,
         mixstyle_blocks: int = 2,
+        channels: tuple[int, int, int, int] = (16, 32, 64, 64),
     ):
         super().__init__()
-        specs = [(in_channels, 16, 5, 2), (16, 32, 5, 2), (32, 64, 3, 2), (64, 64, 3, 2)]
+        if len(channels) != 4 or min(channels) < 1:
+            raise ValueError(f"channels must be four positive widths, got {channels}")
+        c1, c2, c3, c4 = channels
+        specs = [(in_channels, c1, 5, 2), (c1, c2, 5, 2), (c2, c3, 3, 2), (c3, c4, 3, 2)]
         layers: list[nn.Module] = []
         for cin, cout, kernel, pad in specs:
             layers += [nn.Conv2d(cin, cout, kernel, padding=pad)]
@@ -59,7 +66,8 @@ class SpectrogramCNN(nn.Module):
         self.num_classes = num_classes
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` images to ``(N, 1600)`` flattened features (for 64x64 input)."""
+        """``(N, C, H, W)`` images to ``(N, channels[3] * 25)`` flattened features (1600 for the
+        reference widths and 64x64 input)."""
         if self.mixstyle is None:
             return self.features(x).flatten(1)
         blocks = 0
