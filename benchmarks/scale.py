@@ -125,7 +125,7 @@ def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         mean, std = dm.feature_mean, dm.feature_std
         start = time.perf_counter()
-        for x, y in dm.train_dataloader():
+        for x, y, _ in dm.train_dataloader():  # (features, label, speaker)
             loss = torch.nn.functional.cross_entropy(net((x - mean) / std), y)
             opt.zero_grad()
             loss.backward()

@@ -141,24 +141,32 @@ def make_split(
 
 
 class CachedFeatures(Dataset):
-    """``(features (N, 1, H, W) float32, label index (N,))`` batches read from a cache entry.
+    """``(features (N, 1, H, W) float32, label index (N,))`` batches read from a cache entry, with
+    ``speaker index (N,)`` third when ``speakers`` is given (the training part's).
 
     ``__getitems__`` fetches a whole batch at once (DataLoader calls it with the batch's indices);
     use :func:`whole_batch` as the DataLoader's ``collate_fn``.
     """
 
-    def __init__(self, rows: FeatureRows, targets: torch.Tensor):
+    def __init__(self, rows: FeatureRows, targets: torch.Tensor, speakers: torch.Tensor | None = None):
         self.rows = rows
         self.targets = targets
+        self.speakers = speakers
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.rows[[index]][0]), self.targets[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(part[0] for part in self.__getitems__([index]))
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(self.rows[indices]), self.targets[torch.as_tensor(indices, dtype=torch.long)]
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        return (torch.from_numpy(self.rows[indices]),) + _targets(self.targets, self.speakers, indices)
+
+
+def _targets(targets: torch.Tensor, speakers: torch.Tensor | None, indices) -> tuple[torch.Tensor, ...]:
+    """``(label index (N,))``, or ``(label index, speaker index)`` when ``speakers`` is given."""
+    index = torch.as_tensor(indices, dtype=torch.long)
+    return (targets[index],) if speakers is None else (targets[index], speakers[index])
 
 
 class AugmentedRecordings(Dataset):
@@ -166,7 +174,7 @@ class AugmentedRecordings(Dataset):
     :class:`~spokenword.wave_augment.WaveAugment` and passed through the inference front end
     (:func:`~spokenword.features.extract`), at a random crop position when ``random_crop``.
 
-    Yields the same ``(features (N, 1, H, W), label index (N,))`` batches as
+    Yields the same ``(features (N, 1, H, W), label index (N,)[, speaker index (N,)])`` batches as
     :class:`CachedFeatures` (use :func:`whole_batch`). Randomness comes from torch's generator
     (seeded by ``seed_everything``, and per DataLoader worker by torch), so runs are reproducible.
 
@@ -181,6 +189,7 @@ class AugmentedRecordings(Dataset):
             process (each DataLoader worker holds its own), so later epochs skip opening and
             decoding the files (a quarter of the cost of an augmented FSDD batch); recordings past
             the budget are read from disk every time. 0 = no cache.
+        speakers: speaker index of each recording ``(N,)``, returned third in each batch, or ``None``.
     """
 
     def __init__(
@@ -192,9 +201,11 @@ class AugmentedRecordings(Dataset):
         augment: WaveAugment | None,
         random_crop: bool,
         wave_cache_mb: float = 512.0,
+        speakers: torch.Tensor | None = None,
     ):
         self.paths = paths
         self.targets = targets
+        self.speakers = speakers
         self.sample_rate = sample_rate
         self.features = features
         self.augment = augment
@@ -228,14 +239,13 @@ class AugmentedRecordings(Dataset):
         crop = float(rng.random()) if self.random_crop else None
         return extract(torch.from_numpy(wave), self.sample_rate, self.features, crop=crop)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.__getitems__([index])
-        return x[0], y[0]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(part[0] for part in self.__getitems__([index]))
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         x = torch.stack([self._example(int(i), rng) for i in indices])
-        return x, self.targets[torch.as_tensor(indices, dtype=torch.long)]
+        return (x,) + _targets(self.targets, self.speakers, indices)
 
 
 def whole_batch(batch):
@@ -258,7 +268,9 @@ class UnpaddedDistributedSampler(DistributedSampler):
 
 
 class AudioDataModule(L.LightningDataModule):
-    """Labelled recordings to batches of ``(features (N, 1, n_bins, n_frames), label index (N,))``.
+    """Labelled recordings to batches of ``(features (N, 1, n_bins, n_frames), label index (N,))``;
+    training batches carry a third tensor, each clip's index in :attr:`train_speakers` ``(N,)``
+    (for speaker-adversarial training; other training steps ignore it).
 
     Args:
         root: data root (``<root>/fsdd/recordings`` for FSDD); default ``$SPOKENWORD_DATA`` or ``./data``.
@@ -336,6 +348,11 @@ class AudioDataModule(L.LightningDataModule):
         return len(self.labels)
 
     @cached_property
+    def train_speakers(self) -> list[str]:
+        """The training part's speakers, sorted (``""``: unknown); linked to the model."""
+        return sorted({r.speaker for r in self.split.train})
+
+    @cached_property
     def split(self) -> Split:
         return make_split(self.recordings, self.split_name, self.test_speakers, self.val_speakers)
 
@@ -371,7 +388,11 @@ class AudioDataModule(L.LightningDataModule):
             raise DatasetError(f"the {part} part of split {self.split_name!r} is empty")
         index = {label: i for i, label in enumerate(self.labels)}
         y = torch.tensor([index[r.label] for r in records], dtype=torch.long)
-        return CachedFeatures(FeatureRows(self._features(part, records)), y)
+        speakers = None
+        if part == "train":
+            order = {speaker: i for i, speaker in enumerate(self.train_speakers)}
+            speakers = torch.tensor([order[r.speaker] for r in records], dtype=torch.long)
+        return CachedFeatures(FeatureRows(self._features(part, records)), y, speakers)
 
     def dataset(self, part: str) -> CachedFeatures:
         """The dataset of one part (``train``, ``val`` or ``test``), reading the cache on demand."""
@@ -389,7 +410,7 @@ class AudioDataModule(L.LightningDataModule):
         if self.fresh_training_batches:
             data = AugmentedRecordings(
                 [r.path for r in self.split.train], data.targets, self.sample_rate, self.features,
-                self.wave_augment, self.random_crop,
+                self.wave_augment, self.random_crop, speakers=data.speakers,
             )
         return DataLoader(
             data, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 from spokenword.augment import FeatureAugment, mixup
 from spokenword.features import FeatureSettings
 from spokenword.models import SpectrogramCNN
+from spokenword.models.adversary import SpeakerAdversary, dann_ramp
 
 # LightningCLI stores ``net`` as its config (class_path/init_args), so keeping it in the
 # hyper-parameters is what makes ``load_from_checkpoint`` rebuild it.
@@ -57,6 +58,14 @@ class SpokenWordTask(L.LightningModule):
         augment: feature-batch augmentation applied to training batches only (see
             :mod:`spokenword.augment`), or ``None``.
         mixup_alpha: mixup Beta parameter for training batches (0 = off).
+        speaker_adversary: weight of speaker-adversarial training (0 = off): a
+            :class:`~spokenword.models.adversary.SpeakerAdversary` learns the training speaker from
+            the network's pooled features and its reversed gradient, ramped up over the run
+            (:func:`~spokenword.models.adversary.dann_ramp`), makes the features speaker-invariant.
+            Training batches must carry speaker indices (the data module's do); no effect on
+            inference or exports.
+        speakers: the training speakers, in the order of the batches' speaker indices (linked from
+            the data module).
     """
 
     def __init__(
@@ -71,6 +80,8 @@ class SpokenWordTask(L.LightningModule):
         label_smoothing: float = 0.0,
         augment: FeatureAugment | None = None,
         mixup_alpha: float = 0.0,
+        speaker_adversary: float = 0.0,
+        speakers: list[str] | None = None,
     ):
         super().__init__()
         if isinstance(features, dict):  # as stored in a checkpoint's hyper-parameters
@@ -87,6 +98,15 @@ class SpokenWordTask(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.augment = augment
         self.mixup_alpha = mixup_alpha
+        if speaker_adversary < 0:
+            raise ValueError(f"speaker_adversary must be >= 0, got {speaker_adversary}")
+        self.speaker_adversary = speaker_adversary
+        self.speakers = list(speakers or [])
+        self.adversary = None
+        if speaker_adversary > 0:
+            if mixup_alpha > 0:
+                raise ValueError("speaker_adversary and mixup_alpha cannot be combined (a mixed clip has two speakers)")
+            self.adversary = SpeakerAdversary(self._feature_size(), len(self.speakers))
         self.register_buffer("feature_mean", torch.tensor(0.0))
         self.register_buffer("feature_std", torch.tensor(1.0))
         n = len(self.labels)
@@ -102,6 +122,14 @@ class SpokenWordTask(L.LightningModule):
             }
         )
         self.test_results: dict | None = None
+
+    def _feature_size(self) -> int:
+        """Size of the network's pooled features for this model's feature images."""
+        mode = self.net.training
+        with torch.no_grad():
+            size = self.net.eval().forward_features(torch.zeros(2, *self.features.shape)).shape[1]
+        self.net.train(mode)
+        return int(size)
 
     # -- inference -----------------------------------------------------------------------------
     def set_normalization(self, mean: float, std: float) -> None:
@@ -126,10 +154,15 @@ class SpokenWordTask(L.LightningModule):
         return logits, y, loss
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, y = batch[0], batch[1]  # training batches may carry speaker indices third
+        total = None  # what is optimised, when it is more than the logged word loss
         if self.augment is not None:
             x = self.augment(x)
-        if self.mixup_alpha > 0:
+        if self.adversary is not None:
+            if len(batch) < 3:
+                raise ValueError("speaker_adversary needs training batches of (features, label, speaker)")
+            logits, loss, total = self._adversarial_step(x, y, batch[2])
+        elif self.mixup_alpha > 0:
             x, y, partner, lam = mixup(x, y, self.mixup_alpha)
             logits = self(x)
             smoothing = self.label_smoothing
@@ -141,7 +174,21 @@ class SpokenWordTask(L.LightningModule):
         self.train_acc(logits, y)
         self.log(f"train/{LOSS}", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log(f"train/{ACC}", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
-        return loss
+        return loss if total is None else total
+
+    def _adversarial_step(self, x: torch.Tensor, y: torch.Tensor, speaker: torch.Tensor):
+        """Logits, the word loss (logged as ``train/loss``, comparable with other runs) and the loss
+        to optimise: the word loss plus the speaker adversary's, whose reversed gradient reaches the
+        features."""
+        features = self.net.forward_features((x - self.feature_mean) / self.feature_std)
+        logits = self.net.forward_head(features)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        total = max(float(self.trainer.estimated_stepping_batches), 1.0)
+        scale = self.speaker_adversary * dann_ramp(self.global_step / total)
+        speaker_logits = self.adversary(features.float(), scale)
+        speaker_loss = F.cross_entropy(speaker_logits, speaker)
+        self.log(f"train/speaker_{LOSS}", speaker_loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+        return logits, loss, loss + speaker_loss
 
     def validation_step(self, batch, batch_idx):
         logits, y, loss = self._step(batch, "val")

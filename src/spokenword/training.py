@@ -186,10 +186,11 @@ class SpokenWordCLI(LightningCLI):
         parser.link_arguments("data.features", "model.features", apply_on="instantiate")
         parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.train_speakers", "model.speakers", apply_on="instantiate")
         parser.add_argument("--report", type=bool, default=True, help="write report.json and plots after fit/test")
 
     #: model arguments filled from the data module by the links above, so not options of their own
-    LINKED = ("labels", "sample_rate", "features")
+    LINKED = ("labels", "sample_rate", "features", "speakers")
 
     def _parse_ckpt_path(self) -> None:
         """As LightningCLI's (the checkpoint's hyperparameters become the model's config), minus the

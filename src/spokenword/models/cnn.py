@@ -81,4 +81,8 @@ class SpectrogramCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` images to ``(N, num_classes)`` logits."""
-        return self.head(self.dropout(self.forward_features(x)))
+        return self.forward_head(self.forward_features(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features (:meth:`forward_features`) to logits ``(N, num_classes)``: dropout, then the head."""
+        return self.head(self.dropout(features))

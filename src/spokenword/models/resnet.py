@@ -71,4 +71,8 @@ class ResNetSmall(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` to logits ``(N, num_classes)``."""
-        return self.head(self.dropout(self.forward_features(x)))
+        return self.forward_head(self.forward_features(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features (:meth:`forward_features`) to logits ``(N, num_classes)``: dropout, then the head."""
+        return self.head(self.dropout(features))

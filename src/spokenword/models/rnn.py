@@ -49,4 +49,8 @@ class FrameRNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` to logits ``(N, num_classes)``."""
-        return self.head(self.dropout(self.forward_features(x)))
+        return self.forward_head(self.forward_features(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features (:meth:`forward_features`) to logits ``(N, num_classes)``: dropout, then the head."""
+        return self.head(self.dropout(features))
