@@ -4,9 +4,10 @@ Each takes ``num_classes`` (linked from the data module) and maps ``(N, 1, H, W)
 to ``(N, num_classes)`` logits; ``forward_features`` returns the pooled features before the head.
 """
 
+from spokenword.models.adversary import SpeakerAdversary
 from spokenword.models.cnn import SpectrogramCNN
 from spokenword.models.mixstyle import MixStyle
 from spokenword.models.resnet import ResNetSmall
 from spokenword.models.rnn import FrameRNN
 
-__all__ = ["FrameRNN", "MixStyle", "ResNetSmall", "SpectrogramCNN"]
+__all__ = ["FrameRNN", "MixStyle", "ResNetSmall", "SpeakerAdversary", "SpectrogramCNN"]
