@@ -131,6 +131,24 @@ class SpokenWordTask(L.LightningModule):
         self.net.train(mode)
         return int(size)
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """The speaker adversary is training-only, and its size follows the training speakers of
+        the data at hand: a checkpoint is evaluated on another split (``spokenword test
+        --ckpt_path``), or loaded into a model without an adversary, whatever adversary it carries.
+        Its weights are restored when their shapes match this model's (resuming a fit) and left
+        as this model's otherwise."""
+        state = checkpoint.get("state_dict")
+        if not isinstance(state, dict):
+            return
+        prefix = "adversary."
+        mine = {k: v for k, v in self.state_dict().items() if k.startswith(prefix)}
+        theirs = {k: v for k, v in state.items() if k.startswith(prefix)}
+        matches = theirs.keys() == mine.keys() and all(theirs[k].shape == mine[k].shape for k in mine)
+        if not matches:
+            for key in theirs:
+                del state[key]
+            state.update(mine)
+
     # -- inference -----------------------------------------------------------------------------
     def set_normalization(self, mean: float, std: float) -> None:
         """Store the training features' mean and std (applied in :meth:`forward`)."""

@@ -80,3 +80,19 @@ def test_speaker_indices_reach_training_batches_and_the_model(tmp_path, monkeypa
     task = load_task(path)  # the adversary's weights are in the checkpoint and load strictly
     assert task.adversary is not None and task.speakers == ["a0f", "b0f"]
     assert task(torch.zeros(1, 1, 64, 64)).shape == (1, 3)
+
+
+def test_a_checkpoint_loads_whatever_adversary_it_carries():
+    net = lambda: SpectrogramCNN(batch_norm=True)  # noqa: E731
+    trained = SpokenWordTask(net=net(), speaker_adversary=0.5, speakers=["a", "b"])
+    for other in (SpokenWordTask(net=net(), speaker_adversary=0.5, speakers=["a", "b", "c"]),  # another split's speakers
+                  SpokenWordTask(net=net())):  # no adversary
+        checkpoint = {"state_dict": {k: v.clone() for k, v in trained.state_dict().items()}}
+        other.on_load_checkpoint(checkpoint)
+        other.load_state_dict(checkpoint["state_dict"])  # strict
+        assert all(torch.equal(a, b) for a, b in zip(other.net.state_dict().values(), trained.net.state_dict().values()))
+    same = SpokenWordTask(net=net(), speaker_adversary=0.5, speakers=["x", "y"])  # resuming: the adversary is restored
+    checkpoint = {"state_dict": {k: v.clone() for k, v in trained.state_dict().items()}}
+    same.on_load_checkpoint(checkpoint)
+    same.load_state_dict(checkpoint["state_dict"])
+    assert all(torch.equal(a, b) for a, b in zip(same.adversary.state_dict().values(), trained.adversary.state_dict().values()))
