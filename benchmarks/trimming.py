@@ -48,7 +48,8 @@ def table(recordings, sample_rate: int, s: FeatureSettings) -> list[str]:
     for r in recordings:
         cuts[(r.speaker, r.label)].append(cut_ms(audio.load(r.path, sample_rate), sample_rate, s))
     speakers = sorted({k[0] for k in cuts})
-    labels = sorted({k[1] for k in cuts}, key=lambda t: (not t.isdigit(), int(t) if t.isdigit() else 0, t))
+    present = {k[1] for k in cuts}
+    labels = [label for label in FSDD().labels(recordings) if label in present]  # the corpus's label order
     head = ["speaker", *(f'"{label}"' for label in labels), "all", "clips shortened", "peak rule alone"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for speaker in speakers:
