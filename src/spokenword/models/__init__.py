@@ -6,8 +6,9 @@ to ``(N, num_classes)`` logits; ``forward_features`` returns the pooled features
 
 from spokenword.models.adversary import SpeakerAdversary
 from spokenword.models.cnn import SpectrogramCNN
+from spokenword.models.freqnorm import RelaxedFreqNorm
 from spokenword.models.mixstyle import MixStyle
 from spokenword.models.resnet import ResNetSmall
 from spokenword.models.rnn import FrameRNN
 
-__all__ = ["FrameRNN", "MixStyle", "ResNetSmall", "SpeakerAdversary", "SpectrogramCNN"]
+__all__ = ["FrameRNN", "MixStyle", "RelaxedFreqNorm", "ResNetSmall", "SpeakerAdversary", "SpectrogramCNN"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spokenword.models.freqnorm import RelaxedFreqNorm
 from spokenword.models.mixstyle import MixStyle
 
 
@@ -29,6 +30,10 @@ class SpectrogramCNN(nn.Module):
         channels: output channels of the four convolutions (the reference's ``(16, 32, 64, 64)``);
             wider late blocks add capacity where the map is small (9x9 and 11x11 for 64x64 input), so
             they cost parameters more than compute. The head's input is ``channels[3] x 5 x 5``.
+        freq_norm: weight ``lam`` of :class:`RelaxedFreqNorm` (relaxed instance frequency-wise
+            normalisation) after each of the first ``freq_norm_blocks`` blocks (0 = off, the
+            reference; the paper's value is 0.5). No parameters, active in training and inference.
+        freq_norm_blocks: after how many of the first blocks it is applied (1-4).
     """
 
     def __init__(
@@ -42,6 +47,8 @@ class SpectrogramCNN(nn.Module):
         mixstyle_alpha: float = 0.1,
         mixstyle_blocks: int = 2,
         channels: tuple[int, int, int, int] = (16, 32, 64, 64),
+        freq_norm: float = 0.0,
+        freq_norm_blocks: int = 2,
     ):
         super().__init__()
         if len(channels) != 4 or min(channels) < 1:
@@ -59,6 +66,10 @@ class SpectrogramCNN(nn.Module):
         # Kept outside `features` so the layer indices, and so checkpoints, stay the reference's.
         self.mixstyle = MixStyle(mixstyle_p, mixstyle_alpha) if mixstyle_p > 0 else None
         self.mixstyle_blocks = mixstyle_blocks
+        if not 1 <= freq_norm_blocks <= len(specs):
+            raise ValueError(f"freq_norm_blocks must be in 1..{len(specs)}, got {freq_norm_blocks}")
+        self.freq_norm = RelaxedFreqNorm(freq_norm) if freq_norm > 0 else None
+        self.freq_norm_blocks = freq_norm_blocks
         with torch.no_grad():
             flat = self.features(torch.zeros(1, in_channels, *input_size)).numel()
         self.dropout = nn.Dropout(dropout)
@@ -68,14 +79,16 @@ class SpectrogramCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` images to ``(N, channels[3] * 25)`` flattened features (1600 for the
         reference widths and 64x64 input)."""
-        if self.mixstyle is None:
+        if self.mixstyle is None and self.freq_norm is None:
             return self.features(x).flatten(1)
         blocks = 0
         for layer in self.features:
             x = layer(x)
             if isinstance(layer, nn.MaxPool2d):
                 blocks += 1
-                if blocks <= self.mixstyle_blocks:
+                if self.freq_norm is not None and blocks <= self.freq_norm_blocks:
+                    x = self.freq_norm(x)
+                if self.mixstyle is not None and blocks <= self.mixstyle_blocks:
                     x = self.mixstyle(x)
         return x.flatten(1)
 
