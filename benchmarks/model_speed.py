@@ -1,6 +1,6 @@
 """Training-step cost of each network on this CPU: which configs are practical to train here.
 
-    python benchmarks/model_speed.py [--threads 1] [--batch 128] [--steps 6]
+    python benchmarks/model_speed.py [--threads 1] [--batch 128] [--steps 6] [--variant KEY=VALUE[,KEY=VALUE]] ...
 
 One step = forward, cross-entropy, backward and an AdamW update on a batch of 64x64 feature images
 (random values: the cost does not depend on them), for each model as the shipped configs build it
@@ -8,6 +8,11 @@ One step = forward, cross-entropy, backward and an AdamW update on a batch of 64
 float32 and under bf16 autocast; convolutional models use channels-last memory (as
 :class:`spokenword.training.ChannelsLast`). Prints the median ms per step after two warm-up steps,
 and each network's faster precision as a multiple of the CNN's faster one.
+
+``--variant`` adds a row for the default CNN with some of its constructor arguments changed, as a
+config's ``model.net.init_args`` (or ``benchmarks/accuracy.py --override``) would change them; values
+are YAML (``--variant 'channels=[16,32,96,96]' --variant freq_norm=0.5``). Tried variants are timed by
+this command, not by an ad-hoc script.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+import yaml
+
+#: the default config's network (configs/fsdd_cnn_newvoices.yaml); --variant rows start from it
+DEFAULT_CNN = {"dropout": 0.3, "batch_norm": True}
 
 
 def models() -> dict[str, tuple[torch.nn.Module, bool]]:
@@ -25,10 +34,47 @@ def models() -> dict[str, tuple[torch.nn.Module, bool]]:
     from spokenword.models import FrameRNN, ResNetSmall, SpectrogramCNN
 
     return {
-        "SpectrogramCNN (default)": (SpectrogramCNN(dropout=0.3, batch_norm=True), True),
+        "SpectrogramCNN (default)": (SpectrogramCNN(**DEFAULT_CNN), True),
         "ResNetSmall": (ResNetSmall(dropout=0.1), True),
         "FrameRNN (GRU)": (FrameRNN(dropout=0.2), False),
     }
+
+
+def parse_variant(text: str) -> dict:
+    """``"freq_norm=0.5,channels=[16,32,96,96]"`` -> ``{"freq_norm": 0.5, "channels": [16, 32, 96, 96]}``
+    (commas inside brackets belong to the value)."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text + ","):
+        depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise ValueError(f"unbalanced brackets in {text!r}")
+    args = {}
+    for item in filter(None, (item.strip() for item in items)):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            args[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{key.strip()}: not a YAML value: {value!r}") from error
+    if not args:
+        raise ValueError(f"expected KEY=VALUE[,KEY=VALUE], got {text!r}")
+    return args
+
+
+def variant(text: str) -> tuple[str, torch.nn.Module]:
+    """A ``--variant`` row: its label and the default CNN built with the changed arguments."""
+    from spokenword.models import SpectrogramCNN
+
+    args = parse_variant(text)
+    try:
+        net = SpectrogramCNN(**{**DEFAULT_CNN, **args})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"SpectrogramCNN({text}): {error}") from error
+    return f"SpectrogramCNN (default, {', '.join(f'{k}={v}' for k, v in args.items())})", net
 
 
 def step_ms(net: torch.nn.Module, conv: bool, batch: int, steps: int, bf16: bool) -> float:
@@ -54,11 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: as benchmarks/accuracy.py trains)")
     parser.add_argument("--batch", type=int, default=128, help="batch size (the configs' 128)")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per model and precision")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also time the default CNN with these constructor arguments changed (repeatable)")
     args = parser.parse_args(argv)
+    nets = models()
+    for text in args.variant:
+        try:
+            name, net = variant(text)
+        except ValueError as error:
+            parser.error(f"--variant: {error}")
+        nets[name] = (net, True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = []
-    for name, (net, conv) in models().items():
+    for name, (net, conv) in nets.items():
         params = sum(p.numel() for p in net.parameters())
         fp32 = step_ms(net, conv, args.batch, args.steps, bf16=False)
         bf16 = step_ms(net, conv, args.batch, args.steps, bf16=True)
