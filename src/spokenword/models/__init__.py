@@ -10,5 +10,7 @@ from spokenword.models.freqnorm import RelaxedFreqNorm
 from spokenword.models.mixstyle import MixStyle
 from spokenword.models.resnet import ResNetSmall
 from spokenword.models.rnn import FrameRNN
+from spokenword.models.speech_embedding import SpeechEmbedding, SpeechEmbeddingCNN
 
-__all__ = ["FrameRNN", "MixStyle", "RelaxedFreqNorm", "ResNetSmall", "SpeakerAdversary", "SpectrogramCNN"]
+__all__ = ["FrameRNN", "MixStyle", "RelaxedFreqNorm", "ResNetSmall", "SpeakerAdversary", "SpectrogramCNN", "SpeechEmbedding",
+           "SpeechEmbeddingCNN"]
