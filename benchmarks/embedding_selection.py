@@ -12,7 +12,7 @@ for the outer fold is the mean over those five validation speakers.
 
 The backbone is frozen, so its embeddings are computed once per clip and per augmented copy
 (``--copies`` draws of the config's waveform augmentation, ``data.wave_augment``, and of its
-feature augmentation, ``model.augment``, through the project's own front end with a random crop),
+feature augmentation, ``model.augment``; default ``configs/fsdd_embedding_waveaug.yaml``, which has both, through the project's own front end with a random crop),
 and only the head (the config's ``hidden``/``dropout``, AdamW 3e-3 with the one-cycle schedule,
 label smoothing 0.1, batch 128, ``--epochs`` epochs; each epoch takes one random copy of each clip)
 is trained per split: minutes for all 6 x 5 x 4 trainings. Candidates: ``clean`` (no augmentation),
@@ -42,7 +42,8 @@ from spokenword.features import FeatureSettings, extract
 from spokenword.models import SpeechEmbeddingCNN
 from spokenword.wave_augment import WaveAugment
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fsdd_embedding_newvoices.yaml"
+#: the recipe whose waveform and feature augmentation are the candidates (both, as first fixed)
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fsdd_embedding_waveaug.yaml"
 CANDIDATES = ("clean", "feature", "wave", "wave+feature")
 
 
@@ -50,6 +51,8 @@ def load_recipe(config: Path):
     """The config's feature settings, waveform and feature augmentation, and head arguments."""
     values = yaml.safe_load(config.read_text())
     data, model = values["data"], values["model"]
+    if not data.get("wave_augment") or not model.get("augment"):
+        raise ValueError(f"{config} must set both data.wave_augment and model.augment (the candidates' augmentation)")
     wave = WaveAugment(**data["wave_augment"]["init_args"])
     feature = FeatureAugment(**model["augment"]["init_args"])
     head = {k: v for k, v in model["net"]["init_args"].items() if k in ("hidden", "dropout")}
@@ -95,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.copies, args.epochs, args.every) < 1:
         parser.error("--copies, --epochs and --every must be >= 1")
-    settings, rate, wave_augment, feature_augment, head_args = load_recipe(Path(args.config))
+    try:
+        settings, rate, wave_augment, feature_augment, head_args = load_recipe(Path(args.config))
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
     recordings = FSDD().recordings(resolve_root(args.root))[:: args.every]
     labels = FSDD().labels(recordings)
     y = torch.tensor([labels.index(r.label) for r in recordings])
