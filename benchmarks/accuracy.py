@@ -116,17 +116,22 @@ def train_unit(config: str, out: Path, name: str, seed: int, overrides: list[str
     }
 
 
-def noise_unit(checkpoint: str, root: str | None, clips: int | None = None) -> dict:
+def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None = None) -> dict:
     """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB`` (the first
-    ``clips`` test recordings when given: smoke runs)."""
+    ``clips`` test recordings when given: smoke runs). Several checkpoints are scored as one
+    :class:`spokenword.ensemble.Ensemble` (``benchmarks/ensemble.py --noise``)."""
     import torch
 
     from spokenword.data import make_split, resolve_root
     from spokenword.datasets import FSDD
+    from spokenword.ensemble import load_ensemble
     from spokenword.predict import Classifier
     from spokenword.wave_augment import babble, mix_at_snr
 
-    clf = Classifier.from_checkpoint(checkpoint)
+    if isinstance(checkpoint, (list, tuple)):
+        clf = load_ensemble(checkpoint) if len(checkpoint) > 1 else Classifier.from_checkpoint(checkpoint[0])
+    else:
+        clf = Classifier.from_checkpoint(checkpoint)
     split = make_split(FSDD().recordings(resolve_root(root)), "official")
     test = split.test[:clips] if clips else split.test
     labels = {label: i for i, label in enumerate(clf.labels)}
@@ -135,8 +140,8 @@ def noise_unit(checkpoint: str, root: str | None, clips: int | None = None) -> d
     scores = {}
 
     def accuracy(waves: list[np.ndarray]) -> float:
-        features = torch.stack([clf.featurize(w) for w in waves])
-        return float((clf.probabilities(features).argmax(-1).numpy() == truth).mean())
+        probs = np.asarray(clf.probabilities([clf.featurize(w) for w in waves]))
+        return float((probs.argmax(-1) == truth).mean())
 
     scores["clean"] = accuracy(clean)
     for kind in NOISES:

@@ -1,6 +1,7 @@
 """Ensembles of LOSO checkpoints: does averaging several trained models help new voices?
 
     python benchmarks/ensemble.py benchmarks/results/fsdd_cnn_newvoices [OUT ...] [--root DATA] [--checkpoint last]
+    python benchmarks/ensemble.py OUT OUT [...] --noise [--seed 0]   # the ensemble in noise, official split
 
 Every ``runs/loso-SPEAKER*`` checkpoint (best validation; with ``--checkpoint last``, the last epoch's) in the given accuracy-benchmark results
 folders is a member of SPEAKER's ensemble: all seeds of the fold (``--loso-seeds``) and, with more
@@ -12,6 +13,11 @@ and the ensemble's, with the LOSO mean and worst of both. The cost of an ensembl
 run and one forward pass per member (README "Accuracy"). ``--checkpoint last`` also answers another
 question with one folder: the members' row is then each fold's score at the end of the schedule, to
 set beside the best-validation checkpoint's (the rule of the runs' own test).
+
+``--noise`` scores the ensemble of the folders' official-split runs of one seed (``--seed``, default 0)
+under the accuracy benchmark's noise protocol (official test split, white and babble noise at 20,
+10 and 5 dB SNR, the same deterministic noise), through :class:`spokenword.ensemble.Ensemble`, and
+prints it beside each member's own noise unit when the folder has one.
 """
 
 from __future__ import annotations
@@ -48,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
     parser.add_argument("--checkpoint", choices=sorted(CHECKPOINTS), default="best",
                         help="each run's best-validation checkpoint (default) or its last epoch's")
+    parser.add_argument("--noise", action="store_true",
+                        help="score the ensemble of the folders' official-split runs in noise instead of LOSO")
+    parser.add_argument("--seed", type=int, default=0, help="the official-split seed whose runs --noise combines")
+    parser.add_argument("--noise-clips", type=int, default=None, help="--noise on the first N test clips only (smoke runs)")
     args = parser.parse_args(argv)
+    if args.noise:
+        return noise_table(args.outs, args.seed, args.root, args.noise_clips)
     from spokenword.data import resolve_root
     from spokenword.datasets import FSDD
     from spokenword.predict import Classifier
@@ -85,6 +97,38 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in (("members (mean)", members_acc), ("ensemble", ensemble_acc)):
         cells = " | ".join(f"{row[s]:.1f}" for s in speakers)
         print(f"| {name} | {cells} | {statistics.mean(row.values()):.1f} | {min(row.values()):.1f} |")
+    return 0
+
+
+def noise_table(outs: list[Path], seed: int, root: str | None, clips: int | None = None) -> int:
+    """Print the noise protocol's row for each member (its own noise unit, when present) and for
+    the ensemble of the folders' ``official-seedN`` checkpoints."""
+    import importlib.util
+    import json
+
+    # the sibling script (benchmarks/ is not a package): one noise protocol, defined once
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", Path(__file__).with_name("accuracy.py"))
+    accuracy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(accuracy)
+    NOISES, SNRS_DB, noise_unit, noise_unit_name = accuracy.NOISES, accuracy.SNRS_DB, accuracy.noise_unit, accuracy.noise_unit_name
+
+    checkpoints, rows = [], []
+    for out in outs:
+        unit = out / "units" / f"official-seed{seed}.json"
+        if not unit.is_file():
+            raise SystemExit(f"ensemble.py: error: {unit} is missing: run accuracy.py with --protocols official (seed {seed})")
+        checkpoints.append(json.loads(unit.read_text())["checkpoint"])
+        member = out / "units" / f"{noise_unit_name(seed)}.json"
+        if member.is_file():
+            rows.append((out.name, json.loads(member.read_text())))
+    torch.set_num_threads(1)
+    rows.append((f"ensemble ({len(checkpoints)})", noise_unit(checkpoints, root, clips)))
+    columns = ["clean"] + [f"{kind}_{db}dB" for kind in NOISES for db in SNRS_DB]
+    print("| official split, seed %d | " % seed + " | ".join(c.replace("_", " ") for c in columns) + " | ms per clip |")
+    print("|---|" + "---|" * (len(columns) + 1))
+    for name, unit in rows:
+        cells = " | ".join(f"{100 * unit['accuracy'][c]:.1f}" for c in columns)
+        print(f"| {name} | {cells} | {unit['inference_ms_per_clip']:.1f} |")
     return 0
 
 

@@ -27,6 +27,24 @@ def _data_root_argument(parser: argparse.ArgumentParser) -> None:
                         help="data root (default: $SPOKENWORD_DATA, else ./data); FSDD lives in <root>/fsdd/recordings")
 
 
+def _ensemble_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--with", dest="also", action="append", default=[], metavar="MODEL",
+                        help="another checkpoint or export whose probabilities are averaged with the first's "
+                             "(an ensemble; repeatable; README \"Accuracy\" measures it)")
+
+
+def _open_model(args):
+    """The classifier of ``args.model``, or the :class:`~spokenword.ensemble.Ensemble` of it and
+    every ``--with`` model (torch-free for ``.onnx`` files)."""
+    if args.also:
+        from spokenword.ensemble import load_ensemble
+
+        return load_ensemble([args.model, *args.also])
+    from spokenword.runtime import load_classifier
+
+    return load_classifier(args.model)
+
+
 def _cmd_download(args) -> int:
     from spokenword.data import resolve_root
     from spokenword.datasets import fsdd
@@ -41,9 +59,7 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_classify(args) -> int:
-    from spokenword.runtime import load_classifier  # torch-free for .onnx exports
-
-    classifier = load_classifier(args.model)
+    classifier = _open_model(args)  # torch-free for .onnx exports
     failed = 0
     results = {}
     for path, result in classifier.predict_many(args.files, top_k=args.top_k):
@@ -62,9 +78,9 @@ def _cmd_classify(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from spokenword.datasets.folder import scan
-    from spokenword.predict import evaluate, load_classifier
+    from spokenword.predict import evaluate
 
-    classifier = load_classifier(args.model)
+    classifier = _open_model(args)
     recordings = scan(Path(args.data))
     result = evaluate(classifier, recordings)
     for line in result.errors:
@@ -94,11 +110,10 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_transcribe(args) -> int:
-    from spokenword.predict import load_classifier
     from spokenword.transcribe import DEFAULT_THRESHOLD, Transcriber
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    transcriber = Transcriber(load_classifier(args.model), threshold=threshold)
+    transcriber = Transcriber(_open_model(args), threshold=threshold)
     failed = 0
     results = {}
     for path, result in transcriber.transcribe_many(args.files):
@@ -129,7 +144,7 @@ def _cmd_serve(args) -> int:
 
     if args.max_seconds <= 0 or args.max_upload_mb <= 0:
         raise UsageError("--max-seconds and --max-upload-mb must be positive")
-    serve(args.model, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
+    serve(args.model, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
           runtime=args.runtime)
     return EXIT_OK
 
@@ -153,12 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg; any rate, mono or stereo)")
     p.add_argument("--json", action="store_true", help="print JSON: per file a list of {label, score}")
     p.add_argument("--top-k", type=int, default=None, help="labels per file in --json (default: all)")
+    _ensemble_argument(p)
     p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on labelled recordings")
     p.add_argument("model", help="checkpoint (.ckpt)")
     p.add_argument("data", help="folder (FSDD-style names, one sub-folder per label, or labels.csv) or a manifest .csv")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _ensemble_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("export", help="export a checkpoint for deployment: ONNX (float or int8) or TorchScript, audio in, probabilities out")
@@ -179,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON: text plus per-word label, score, start/end (s)")
     p.add_argument("--threshold", type=float, default=None,
                    help="words scored lower are printed as '?' (default: spokenword.transcribe.DEFAULT_THRESHOLD)")
+    _ensemble_argument(p)
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("figures", help="write the dataset illustrations (waveform, spectrogram, grid, MFCC)")
@@ -196,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
                    help="auto (default): a .ckpt is exported to ONNX at startup and run by ONNX Runtime, or by PyTorch "
                         "when the export extras are missing; onnx: the same, missing extras are an error; torch: PyTorch")
+    _ensemble_argument(p)
     p.set_defaults(func=_cmd_serve)
     return parser
 

@@ -84,8 +84,11 @@ class Classifier:
         return self.featurize(wave).numpy()
 
     @torch.inference_mode()
-    def probabilities(self, features: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, H, W)`` features to ``(N, num_classes)`` probabilities."""
+    def probabilities(self, features: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """``(N, 1, H, W)`` features (or a list of N :meth:`featurize` outputs) to ``(N, num_classes)``
+        probabilities."""
+        if not isinstance(features, torch.Tensor):
+            features = torch.stack(list(features))
         return torch.softmax(self.model(features), dim=-1)
 
     def rank(self, probs: torch.Tensor, top_k: int | None = None) -> Prediction:

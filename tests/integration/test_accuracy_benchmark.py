@@ -88,6 +88,15 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     assert rows[2] == f"| members (mean) | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
     assert rows[3] == f"| ensemble | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
 
+    # in noise: the ensemble of the official run with itself scores what the run's own noise unit says
+    assert bench.main(argv) == 0  # remakes the noise unit deleted above
+    capsys.readouterr()
+    assert load_benchmark("ensemble").main([str(out), str(out), "--noise", "--noise-clips", "20", "--root", str(fsdd_root)]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("| official split, seed 0 | clean | white 20dB |") and len(rows) == 2 + 3
+    assert rows[2].split("|")[2:9] == rows[4].split("|")[2:9]  # member's unit == ensemble(run, run), every condition
+    assert rows[4].startswith("| ensemble (2) |")
+
     # the last epoch's checkpoint instead of the best validation's: after one epoch they are the same model
     assert load_benchmark("ensemble").main([str(out), "--checkpoint", "last", "--root", str(fsdd_root)]) == 0
     rows = capsys.readouterr().out.strip().splitlines()

@@ -328,5 +328,28 @@ def test_cli_passes_the_runtime_flag(trained_checkpoint, monkeypatch, capsys):
     assert cli.main(["serve", str(trained_checkpoint)]) == 0
     assert cli.main(["serve", str(trained_checkpoint), "--runtime", "torch"]) == 0
     assert [k["runtime"] for k in seen] == ["auto", "torch"]
+    assert cli.main(["serve", str(trained_checkpoint), "--with", "b.ckpt", "--with", "c.onnx"]) == 0
+    assert [k["also"] for k in seen] == [[], [], ["b.ckpt", "c.onnx"]]
     assert cli.main(["serve", str(trained_checkpoint), "--runtime", "gpu"]) == 2
     assert "invalid choice: 'gpu'" in capsys.readouterr().err
+
+
+def test_an_ensemble_is_served_like_one_model(trained_checkpoint: Path, test_files):
+    """``spokenword serve MODEL --with MODEL``: the app around an Ensemble (here of the checkpoint run by
+    PyTorch and by ONNX Runtime) answers with the ensemble's probabilities, batched or not."""
+    from fastapi.testclient import TestClient
+
+    from spokenword.ensemble import Ensemble
+    from spokenword.serve import create_app
+    from spokenword.serve.app import load_model
+
+    ensemble = Ensemble([load_model(trained_checkpoint, "torch")[0], load_model(trained_checkpoint, "onnx")[0]])
+    with TestClient(create_app(ensemble, max_upload_bytes=1_000_000, max_seconds=10)) as client:
+        assert client.get("/health").json()["runtime"] == "torch+onnx"
+        for path in test_files[:4]:
+            answer = client.post("/predict", content=path.read_bytes(), headers={"content-type": "audio/wav"}).json()
+            expected = ensemble(path)
+            assert answer["label"] == expected[0]["label"]
+            assert answer["score"] == pytest.approx(expected[0]["score"], abs=1e-5)
+        bad = client.post("/predict", content=b"definitely not audio " * 10)
+        assert bad.status_code == 422 and "not a readable audio file" in bad.text

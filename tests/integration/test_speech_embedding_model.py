@@ -76,3 +76,48 @@ def test_onnx_export_carries_the_backbone_and_matches_pytorch(checkpoint: Path, 
     got = onnx_model.probabilities([onnx_model.featurize(w) for w in waves])
     np.testing.assert_array_equal(got.argmax(axis=1), expected.argmax(axis=1))
     assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_an_ensemble_of_two_front_ends_averages_them(checkpoint: Path, trained_checkpoint: Path, test_clips, tmp_path,
+                                                     capsys):
+    """The reference CNN (64x64 stretched log-power image) with the embedding model (32-band log-mel,
+    128 frames), each through its own checkpoint's preprocessing; a member may be an ONNX export."""
+    from spokenword.ensemble import load_ensemble
+
+    cnn, emb = Classifier.from_checkpoint(trained_checkpoint), Classifier.from_checkpoint(checkpoint)
+    assert cnn.features != emb.features
+    ensemble = load_ensemble([trained_checkpoint, checkpoint])
+    waves = [ensemble.waveform(r.path) for r in test_clips]
+    with torch.no_grad():
+        expected = (cnn.probabilities([cnn.featurize(w) for w in waves]) + emb.probabilities([emb.featurize(w) for w in waves])) / 2
+    got = ensemble.probabilities([ensemble.featurize(w) for w in waves])
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-6)
+
+    clip = str(test_clips[0].path)
+    assert main(["classify", str(trained_checkpoint), clip, "--with", str(checkpoint), "--json"]) == 0
+    (scores,) = json.loads(capsys.readouterr().out).values()
+    by_label = {s["label"]: s["score"] for s in scores}
+    assert [by_label[label] for label in ensemble.labels] == pytest.approx(got[0].tolist(), abs=1e-5)
+
+    exported = tmp_path / "embedding.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(exported)]) == 0
+    capsys.readouterr()
+    mixed = load_ensemble([trained_checkpoint, exported])
+    np.testing.assert_allclose(mixed.probabilities([mixed.featurize(w) for w in waves]), got, atol=1e-4)
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for r in test_clips:
+        (folder / r.path.name).symlink_to(r.path)
+    assert main(["evaluate", str(trained_checkpoint), str(folder), "--with", str(checkpoint), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == len(test_clips)
+    assert result["accuracy"] == pytest.approx(float((got.argmax(1) == [ensemble.labels.index(r.label) for r in test_clips]).mean()))
+
+    assert main(["transcribe", str(trained_checkpoint), clip, "--with", str(checkpoint), "--json"]) == 0
+    (transcript,) = json.loads(capsys.readouterr().out).values()
+    assert 1 <= len(transcript["words"]) <= 2 and transcript["text"]  # one FSDD clip: a word (two if split), read by the ensemble
+
+    code = main(["classify", str(trained_checkpoint), clip, "--with", str(tmp_path / "absent.ckpt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "absent.ckpt" in err and err.count("\n") == 1

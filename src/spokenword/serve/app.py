@@ -171,7 +171,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     app.state.classifier = classifier
     labels = list(classifier.labels)
     rate = int(classifier.sample_rate)
-    runtime = "onnx" if hasattr(classifier, "session") else "torch"  # OnnxClassifier holds an ORT session
+    runtime = getattr(classifier, "runtime", None) or ("onnx" if hasattr(classifier, "session") else "torch")  # OnnxClassifier holds an ORT session
 
     def decode(data: bytes, name: str) -> np.ndarray:
         try:
@@ -341,11 +341,13 @@ def load_model(model: str | Path, runtime: str = "auto", *, max_seconds: float |
     return load_classifier(path, max_seconds=max_seconds), "torch"
 
 
-def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
+def serve(model: str, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
           max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
           batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
           http: str = "auto", loop: str = "auto") -> None:
     """Load ``model`` once (:func:`load_model`, ``runtime``) and run the app with uvicorn until interrupted.
+    With ``also`` (more checkpoints or exports), the app serves the :class:`~spokenword.ensemble.Ensemble`
+    of ``model`` and those, each loaded the same way.
 
     ``batch_ms``/``max_batch``: micro-batching of ``/predict`` (see :func:`create_app`); ``live``: the
     ``/ws/transcribe`` settings (a :class:`~spokenword.serve.live.LiveSettings`, True for the defaults,
@@ -366,6 +368,11 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, max_seconds:
         logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
                        "pip install 'spokenword[serve]'")
     classifier, used = load_model(model, runtime, max_seconds=max_seconds)
+    if also:
+        from spokenword.ensemble import Ensemble
+
+        classifier = Ensemble([classifier] + [load_model(m, runtime, max_seconds=max_seconds)[0] for m in also])
+        used = classifier.runtime
     settings = live if isinstance(live, LiveSettings) else LiveSettings()
     app = create_app(classifier, max_upload_bytes=int(max_upload_mb * 1e6), max_seconds=max_seconds,
                      batch_ms=batch_ms, max_batch=max_batch, live=settings if live else False)

@@ -1,0 +1,122 @@
+"""Several trained models as one classifier: :class:`Ensemble` averages their probabilities.
+
+Each member keeps its own inference contract (its checkpoint's or export's sample rate, feature
+settings and normalisation): a recording is decoded once, at the first member's rate, and every
+member featurizes it its own way. Members may be checkpoints (:class:`spokenword.predict.Classifier`)
+or ONNX exports (:class:`spokenword.runtime.OnnxClassifier`), mixed; they must know the same labels
+(in any order: the ensemble's order is the first member's).
+
+Why: models that fail on different recordings make fewer errors together. README "Accuracy"
+measures it on voices the models never heard (``benchmarks/ensemble.py``). The cost is one forward
+pass (and one training run) per member.
+
+Torch-free: members made from ``.onnx`` files need onnxruntime, not torch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from spokenword import audio
+from spokenword.runtime import ModelError, predict_batched
+
+Prediction = list[dict]
+
+
+class Ensemble:
+    """Classify recordings with several models: the mean of the members' probabilities.
+
+    The same call interface as :class:`spokenword.predict.Classifier` (``__call__``,
+    ``predict_many``, ``waveform``, ``featurize``, ``probabilities``, ``rank``, ``labels``,
+    ``sample_rate``), so ``evaluate``, ``Transcriber`` and the CLI take it unchanged.
+
+    Args:
+        members: two or more classifiers with the same label set.
+        weights: one non-negative weight per member (default: equal); the ensemble's
+            probabilities are the weighted mean of the members'.
+
+    Raises:
+        ModelError: fewer than two members, label sets that differ, or bad weights.
+    """
+
+    def __init__(self, members: Sequence, weights: Sequence[float] | None = None):
+        members = list(members)
+        if len(members) < 2:
+            raise ModelError(f"an ensemble needs at least two models, got {len(members)}")
+        self.members = members
+        self.labels: list[str] = list(members[0].labels)
+        for i, member in enumerate(members[1:], start=2):
+            if sorted(member.labels) != sorted(self.labels):
+                raise ModelError(f"model {i} of the ensemble knows the labels {list(member.labels)}, "
+                                 f"model 1 knows {self.labels}: an ensemble's models must share their labels")
+        weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(members) or any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+            raise ModelError(f"ensemble weights must be {len(members)} non-negative numbers, not all zero: {weights}")
+        self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
+        # column j of member m's output is the ensemble's label order[m][j]
+        self._columns = [[list(m.labels).index(label) for label in self.labels] for m in members]
+        self.sample_rate = int(members[0].sample_rate)
+
+    @property
+    def runtime(self) -> str:
+        """The members' runtimes, e.g. ``onnx+onnx`` (``onnx``: an ONNX Runtime session, else ``torch``)."""
+        return "+".join("onnx" if hasattr(m, "session") else "torch" for m in self.members)
+
+    @property
+    def max_seconds(self) -> float | None:
+        return self.members[0].max_seconds
+
+    def waveform(self, source) -> np.ndarray:
+        """Decode and resample ``source`` (path, bytes, file object or ``(samples, rate)``) to float32
+        mono ``(T,)`` at :attr:`sample_rate` Hz (the first member's)."""
+        return self.members[0].waveform(source)
+
+    def featurize(self, wave: np.ndarray) -> tuple:
+        """``(T,)`` waveform at :attr:`sample_rate` to one input per member (each member's own
+        features; a member at another rate resamples first)."""
+        out = []
+        for member in self.members:
+            if int(member.sample_rate) != self.sample_rate:
+                wave_m = audio.prepare(np.asarray(wave), self.sample_rate, int(member.sample_rate))
+            else:
+                wave_m = wave
+            out.append(member.featurize(wave_m))
+        return tuple(out)
+
+    def spectrogram(self, wave: np.ndarray) -> np.ndarray:
+        """The first member's ``(1, n_bins, n_frames)`` feature image (for display)."""
+        return self.members[0].spectrogram(wave)
+
+    def probabilities(self, features: Sequence[tuple]) -> np.ndarray:
+        """A batch of :meth:`featurize` outputs (a list of per-member tuples) to ``(N, num_classes)``
+        probabilities (float32, the weighted mean of the members', columns in :attr:`labels` order)."""
+        features = list(features)
+        total = np.zeros((len(features), len(self.labels)), dtype=np.float64)
+        for m, (member, weight, columns) in enumerate(zip(self.members, self.weights, self._columns)):
+            probs = np.asarray(member.probabilities([f[m] for f in features]), dtype=np.float64)
+            total += weight * probs[:, columns]
+        return total.astype(np.float32)
+
+    def rank(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
+        """One row of probabilities to the sorted ``[{"label", "score"}]`` list."""
+        k = len(self.labels) if top_k is None else max(1, min(top_k, len(self.labels)))
+        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+        return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
+
+    def __call__(self, source, top_k: int | None = None) -> Prediction:
+        return self.rank(self.probabilities([self.featurize(self.waveform(source))])[0], top_k)
+
+    def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
+        """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
+        return predict_batched(self, sources, top_k, batch_size)
+
+
+def load_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None, **kwargs) -> Ensemble:
+    """An :class:`Ensemble` of the models at ``paths`` (``.ckpt`` or ``.onnx``, mixed); ``kwargs``
+    (e.g. ``max_seconds``) go to every member's loader."""
+    from spokenword.runtime import load_classifier
+
+    return Ensemble([load_classifier(p, **kwargs) for p in paths], weights)
