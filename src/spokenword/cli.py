@@ -81,7 +81,19 @@ def _cmd_evaluate(args) -> int:
     from spokenword.predict import evaluate
 
     classifier = _open_model(args)
-    recordings = scan(Path(args.data))
+    if args.data is None and args.split is None:
+        raise UsageError("evaluate needs DATA (a folder or manifest) or --split (FSDD at --data.root)")
+    if args.data is not None:
+        recordings = scan(Path(args.data))
+    else:
+        from spokenword.data import resolve_root
+        from spokenword.datasets import FSDD
+
+        recordings = FSDD().recordings(resolve_root(args.data_root))
+    if args.split is not None:
+        from spokenword.data import make_split
+
+        recordings = make_split(recordings, args.split).test
     result = evaluate(classifier, recordings)
     for line in result.errors:
         print(f"error: {line}", file=sys.stderr)
@@ -164,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("classify", help="print the predicted label of each audio file")
-    p.add_argument("model", help="checkpoint (.ckpt)")
+    p.add_argument("model", help="checkpoint (.ckpt), export (.onnx) or training run folder (its best checkpoint)")
     p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg; any rate, mono or stereo)")
     p.add_argument("--json", action="store_true", help="print JSON: per file a list of {label, score}")
     p.add_argument("--top-k", type=int, default=None, help="labels per file in --json (default: all)")
@@ -172,14 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on labelled recordings")
-    p.add_argument("model", help="checkpoint (.ckpt)")
-    p.add_argument("data", help="folder (FSDD-style names, one sub-folder per label, or labels.csv) or a manifest .csv")
+    p.add_argument("model", help="checkpoint (.ckpt), export (.onnx) or training run folder (its best checkpoint)")
+    p.add_argument("data", nargs="?", default=None,
+                   help="folder (FSDD-style names, one sub-folder per label, or labels.csv) or a manifest .csv "
+                        "(default with --split: FSDD at --data.root)")
+    p.add_argument("--split", choices=("official",), default=None,
+                   help="score only that split's test recordings (FSDD takes 0-4), never seen in its training")
+    _data_root_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("export", help="export a checkpoint for deployment: ONNX (float or int8) or TorchScript, audio in, probabilities out")
-    p.add_argument("model", help="checkpoint (.ckpt)")
+    p.add_argument("model", help="checkpoint (.ckpt) or training run folder (its best checkpoint)")
     p.add_argument("--format", choices=("onnx", "torchscript"), required=True, help="export format")
     p.add_argument("--out", required=True, help="model file to write (.onnx / .pt); its metadata goes beside it as .json")
     p.add_argument("--int8", action="store_true",
@@ -191,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("transcribe", help="turn recordings of several spoken digits into digit strings")
-    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("model", help="checkpoint (.ckpt), exported model (.onnx) or training run folder (its best checkpoint)")
     p.add_argument("files", nargs="+", help="audio files (any format soundfile reads, any rate)")
     p.add_argument("--json", action="store_true", help="print JSON: text plus per-word label, score, start/end (s)")
     p.add_argument("--threshold", type=float, default=None,
@@ -206,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_figures)
 
     p = sub.add_parser("serve", help="web page and HTTP API (POST /predict) around one model, served by uvicorn")
-    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("model", help="checkpoint (.ckpt), exported model (.onnx) or training run folder (its best checkpoint)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="longer clips are refused with 413 (default 10)")

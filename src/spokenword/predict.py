@@ -26,10 +26,12 @@ class CheckpointError(ModelError):
 
 
 def load_task(path: str | os.PathLike):
-    """Load a :class:`~spokenword.task.SpokenWordTask` from a checkpoint, in eval mode on the CPU."""
+    """Load a :class:`~spokenword.task.SpokenWordTask` from a checkpoint (or a training run's folder:
+    its best checkpoint, :func:`spokenword.runtime.model_file`), in eval mode on the CPU."""
+    from spokenword.runtime import model_file
     from spokenword.task import SpokenWordTask
 
-    path = Path(path)
+    path = model_file(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:

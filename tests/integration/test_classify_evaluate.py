@@ -162,3 +162,18 @@ def test_a_recording_at_another_rate_with_silence_around_the_word_gets_the_train
     expected = clf.featurize(clf.waveform(original)).numpy().ravel()
     got = clf.featurize(clf.waveform((recording, rate))).numpy().ravel()
     assert np.corrcoef(expected, got)[0, 1] > 0.95
+
+
+def test_evaluate_a_run_folder_on_the_official_test_split(trained_run, fsdd_root, capsys):
+    """``evaluate RUN --split official``: the run's best checkpoint on FSDD's 300 test recordings (takes 0-4),
+    what the run's own report scored."""
+    import json as json_
+
+    code, out, err = _run(capsys, "evaluate", trained_run, "--split", "official", "--data.root", fsdd_root, "--json")
+    assert code == 0 and err == ""
+    result = json.loads(out)
+    assert result["count"] == 300 and result["failed"] == 0
+    report = json_.loads((trained_run / "report.json").read_text())
+    assert result["accuracy"] == pytest.approx(report["test"]["acc"], abs=0.01)  # fit's test (batched, its precision)
+    code, out, err = _run(capsys, "evaluate", trained_run)
+    assert code == 2 and "needs DATA" in err

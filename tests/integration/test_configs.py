@@ -31,6 +31,27 @@ def test_config_parses(config, capsys):
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert resolved["model"]["net"]["class_path"]
     assert resolved["data"]["split"] in {"official", "reference", "speakers"}
+    # runs go to runs/<the file's name>: `make train` finds the ensemble's members there (Makefile)
+    assert resolved["trainer"]["logger"]["init_args"]["name"] == config.stem
+
+
+def test_make_train_trains_and_scores_the_default_ensemble():
+    """The Makefile's default: the CNN, then the embedding, then their ensemble on the official test split."""
+    import subprocess
+
+    repo = CONFIGS[0].parents[1]
+    lines = subprocess.run(["make", "-n", "train"], cwd=repo, capture_output=True, text=True, check=True,
+                           env={"PATH": "/usr/bin:/bin", "VENV": ".venv-never-made"}).stdout.splitlines()
+    commands = [line for line in lines if "spokenword " in line and not line.startswith("echo")]
+    assert [c.split("spokenword ", 1)[1] for c in commands[-4:]] == [
+        "download",
+        "fit --config configs/fsdd_cnn_newvoices.yaml",
+        "fit --config configs/fsdd_embedding_newvoices.yaml",
+        "evaluate runs/fsdd_cnn_newvoices --with runs/fsdd_embedding_newvoices --split official",
+    ]
+    alone = subprocess.run(["make", "-n", "train", "WITH="], cwd=repo, capture_output=True, text=True, check=True,
+                           env={"PATH": "/usr/bin:/bin", "VENV": ".venv-never-made"}).stdout
+    assert "fsdd_embedding" not in alone and "--with" not in alone
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])

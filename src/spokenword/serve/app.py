@@ -298,9 +298,9 @@ def load_model(model: str | Path, runtime: str = "auto", *, max_seconds: float |
     ``threads``: intra-op threads per inference (ONNX Runtime session, or torch's global setting).
     Raises :class:`~spokenword.runtime.ModelError` with a one-line message for unusable choices.
     """
-    from spokenword.runtime import OnnxClassifier
+    from spokenword.runtime import OnnxClassifier, model_file
 
-    path = Path(model)
+    path = model_file(model)  # a training run's folder: its best checkpoint
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
     if path.suffix.lower() == ".onnx":
