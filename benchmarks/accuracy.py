@@ -128,10 +128,8 @@ def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None 
     from spokenword.predict import Classifier
     from spokenword.wave_augment import babble, mix_at_snr
 
-    if isinstance(checkpoint, (list, tuple)):
-        clf = load_ensemble(checkpoint) if len(checkpoint) > 1 else Classifier.from_checkpoint(checkpoint[0])
-    else:
-        clf = Classifier.from_checkpoint(checkpoint)
+    checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
+    clf = load_ensemble(checkpoints) if len(checkpoints) > 1 else Classifier.from_checkpoint(checkpoints[0])
     split = make_split(FSDD().recordings(resolve_root(root)), "official")
     test = split.test[:clips] if clips else split.test
     labels = {label: i for i, label in enumerate(clf.labels)}

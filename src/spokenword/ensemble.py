@@ -16,17 +16,14 @@ Torch-free: members made from ``.onnx`` files need onnxruntime, not torch.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from spokenword import audio
-from spokenword.runtime import ModelError, predict_batched
-
-Prediction = list[dict]
+from spokenword.runtime import ModelError, NumpyClassifier
 
 
-class Ensemble:
+class Ensemble(NumpyClassifier):
     """Classify recordings with several models: the mean of the members' probabilities.
 
     The same call interface as :class:`spokenword.predict.Classifier` (``__call__``,
@@ -62,8 +59,8 @@ class Ensemble:
 
     @property
     def runtime(self) -> str:
-        """The members' runtimes, e.g. ``onnx+onnx`` (``onnx``: an ONNX Runtime session, else ``torch``)."""
-        return "+".join("onnx" if hasattr(m, "session") else "torch" for m in self.members)
+        """The members' runtimes, e.g. ``onnx+torch``."""
+        return "+".join(m.runtime for m in self.members)
 
     @property
     def max_seconds(self) -> float | None:
@@ -77,14 +74,9 @@ class Ensemble:
     def featurize(self, wave: np.ndarray) -> tuple:
         """``(T,)`` waveform at :attr:`sample_rate` to one input per member (each member's own
         features; a member at another rate resamples first)."""
-        out = []
-        for member in self.members:
-            if int(member.sample_rate) != self.sample_rate:
-                wave_m = audio.prepare(np.asarray(wave), self.sample_rate, int(member.sample_rate))
-            else:
-                wave_m = wave
-            out.append(member.featurize(wave_m))
-        return tuple(out)
+        return tuple(member.featurize(wave if int(member.sample_rate) == self.sample_rate
+                                      else member.waveform((wave, self.sample_rate)))
+                     for member in self.members)
 
     def spectrogram(self, wave: np.ndarray) -> np.ndarray:
         """The first member's ``(1, n_bins, n_frames)`` feature image (for display)."""
@@ -100,18 +92,6 @@ class Ensemble:
             total += weight * probs[:, columns]
         return total.astype(np.float32)
 
-    def rank(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
-        """One row of probabilities to the sorted ``[{"label", "score"}]`` list."""
-        k = len(self.labels) if top_k is None else max(1, min(top_k, len(self.labels)))
-        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
-        return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
-
-    def __call__(self, source, top_k: int | None = None) -> Prediction:
-        return self.rank(self.probabilities([self.featurize(self.waveform(source))])[0], top_k)
-
-    def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
-        """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
-        return predict_batched(self, sources, top_k, batch_size)
 
 
 def load_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None, **kwargs) -> Ensemble:

@@ -54,6 +54,8 @@ class Classifier:
         features: feature settings used in training.
     """
 
+    runtime = "torch"  # what runs the model (``/health``, ``Ensemble.runtime``)
+
     def __init__(self, model: torch.nn.Module, labels: Sequence[str], sample_rate: int, features: FeatureSettings,
                  max_seconds: float | None = None):
         self.model = model.eval()

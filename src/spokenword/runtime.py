@@ -276,7 +276,29 @@ def pad_batch(waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return batch, lengths
 
 
-class OnnxClassifier:
+class NumpyClassifier:
+    """The calls shared by the classifiers whose probabilities are numpy arrays
+    (:class:`OnnxClassifier`, :class:`spokenword.ensemble.Ensemble`): :meth:`rank`, ``__call__`` and
+    :meth:`predict_many`. A subclass gives ``labels``, ``runtime``, ``waveform``, ``featurize`` and
+    ``probabilities`` (a list of ``featurize`` outputs to ``(N, num_classes)``)."""
+
+    labels: list[str]
+
+    def rank(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
+        """One row of probabilities to the sorted ``[{"label", "score"}]`` list."""
+        k = len(self.labels) if top_k is None else max(1, min(top_k, len(self.labels)))
+        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+        return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
+
+    def __call__(self, source, top_k: int | None = None) -> Prediction:
+        return self.rank(self.probabilities([self.featurize(self.waveform(source))])[0], top_k)
+
+    def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
+        """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
+        return predict_batched(self, sources, top_k, batch_size)
+
+
+class OnnxClassifier(NumpyClassifier):
     """Classify recordings with an ONNX export; the same interface as
     :class:`spokenword.predict.Classifier`, without torch.
 
@@ -289,6 +311,8 @@ class OnnxClassifier:
         max_seconds: reject longer clips at decode time (``None``: no limit), as ``Classifier``.
         threads: ONNX Runtime intra-op threads (``None``: its default).
     """
+
+    runtime = "onnx"  # what runs the model (``/health``, ``Ensemble.runtime``)
 
     def __init__(self, path: str | os.PathLike, max_seconds: float | None = None, threads: int | None = None):
         try:
@@ -325,18 +349,6 @@ class OnnxClassifier:
         batch, lengths = pad_batch(list(features))
         return self.session.run([PROBS_OUTPUT], {AUDIO_INPUT: batch, LENGTH_INPUT: lengths})[0]
 
-    def rank(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
-        """One row of probabilities to the sorted ``[{"label", "score"}]`` list."""
-        k = len(self.labels) if top_k is None else max(1, min(top_k, len(self.labels)))
-        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
-        return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
-
-    def __call__(self, source, top_k: int | None = None) -> Prediction:
-        return self.rank(self.probabilities([self.featurize(self.waveform(source))])[0], top_k)
-
-    def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
-        """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
-        return predict_batched(self, sources, top_k, batch_size)
 
 
 def predict_batched(classifier, sources: Iterable, top_k: int | None = None, batch_size: int = 64, collate=list):
@@ -373,8 +385,6 @@ def model_file(path: str | os.PathLike) -> Path:
     (``runs/NAME``) the best checkpoint of its newest finished run (highest ``version_N``).
 
     Raises :class:`ModelError` for a folder without a finished run."""
-    import json
-
     path = Path(path)
     if not path.is_dir():
         return path

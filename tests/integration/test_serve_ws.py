@@ -305,6 +305,7 @@ class BrokenClassifier:
 
     labels = [str(d) for d in range(10)]
     sample_rate = RATE
+    runtime = "torch"
 
     def __call__(self, source, top_k=None):
         raise RuntimeError("model exploded")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from spokenword import audio
 from spokenword.audio import AudioError
 from spokenword.ensemble import Ensemble
 from spokenword.features import FeatureSettings
@@ -34,9 +35,15 @@ def classifier(logits, labels=LABELS, rate: int = 8000) -> Classifier:
 class RateProbe:
     """A numpy member (like an ONNX export) that records the length of each waveform it featurizes."""
 
+    runtime = "onnx"
+
     def __init__(self, rate: int, probs, labels=LABELS):
         self.sample_rate, self.labels, self.probs, self.max_seconds = rate, list(labels), np.asarray(probs), None
         self.lengths: list[int] = []
+
+    def waveform(self, source):
+        samples, rate = source
+        return audio.prepare(np.asarray(samples), int(rate), self.sample_rate)
 
     def featurize(self, wave):
         self.lengths.append(len(wave))
@@ -93,7 +100,7 @@ def test_bad_ensembles_are_refused_with_a_reason(members, weights, message):
 def test_a_member_at_another_rate_gets_the_clip_at_its_rate():
     first, other = classifier([1.0, 0.0, 0.0], rate=8000), RateProbe(16000, [0.1, 0.1, 0.8])
     ens = Ensemble([first, other])
-    assert ens.sample_rate == 8000
+    assert ens.sample_rate == 8000 and ens.runtime == "torch+onnx"
     ens((tone(0.5, rate=44100), 44100))  # decoded once at 8 kHz, resampled to 16 kHz for the second member
     assert other.lengths == [8000]
     # numpy and torch members mix: the second member's columns count as much as the first's

@@ -153,8 +153,8 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     """Build the app around ``classifier`` (loaded once by the caller).
 
     Args:
-        classifier: object with ``labels``, ``sample_rate`` (Hz), ``waveform``, ``featurize``,
-            ``probabilities``, ``rank`` and ``spectrogram`` (both ``load_classifier`` kinds).
+        classifier: object with ``labels``, ``sample_rate`` (Hz), ``runtime``, ``waveform``, ``featurize``,
+            ``probabilities``, ``rank`` and ``spectrogram`` (both ``load_classifier`` kinds, or an Ensemble).
         max_upload_bytes: larger uploads are refused with 413 before being read whole.
         max_seconds: longer clips are refused with 413 (the classifier may also check it from the
             file header when loaded with ``max_seconds=``); None for no limit.
@@ -171,7 +171,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     app.state.classifier = classifier
     labels = list(classifier.labels)
     rate = int(classifier.sample_rate)
-    runtime = getattr(classifier, "runtime", None) or ("onnx" if hasattr(classifier, "session") else "torch")  # OnnxClassifier holds an ORT session
+    runtime = classifier.runtime  # "torch", "onnx", or an ensemble's e.g. "onnx+onnx"
 
     def decode(data: bytes, name: str) -> np.ndarray:
         try:
