@@ -95,7 +95,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 def train_unit(config: str, out: Path, name: str, seed: int, overrides: list[str]) -> dict:
     """One ``spokenword fit`` run (config + overrides); returns its report's key figures."""
-    from spokenword.training import run
+    from spokenword.training.cli import run
 
     run_dir = out / "runs" / name / "version_0"
     argv = [
@@ -122,11 +122,11 @@ def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None 
     :class:`spokenword.ensemble.Ensemble` (``benchmarks/ensemble.py --noise``)."""
     import torch
 
-    from spokenword.data import make_split, resolve_root
-    from spokenword.datasets import FSDD
-    from spokenword.ensemble import load_ensemble
-    from spokenword.predict import Classifier
-    from spokenword.wave_augment import babble, mix_at_snr
+    from spokenword.data.splits import make_split, resolve_root
+    from spokenword.data.corpora import FSDD
+    from spokenword.inference.ensemble import load_ensemble
+    from spokenword.inference.checkpoint import Classifier
+    from spokenword.data.wave_augment import babble, mix_at_snr
 
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     clf = load_ensemble(checkpoints) if len(checkpoints) > 1 else Classifier.from_checkpoint(checkpoints[0])
@@ -389,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                 _write_json(path, {**train_unit(args.config, out, f"official-seed{seed}", seed,
                                                 ["--data.split=official", *common]), "recipe": wanted})
     if "loso" in protocols:
-        from spokenword.data import resolve_root
-        from spokenword.datasets import FSDD
+        from spokenword.data.splits import resolve_root
+        from spokenword.data.corpora import FSDD
 
         speakers = args.folds or sorted({r.speaker for r in FSDD().recordings(resolve_root(args.root))})
         for seed in args.loso_seeds or args.seeds[:1]:
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from spokenword.datasets import DatasetError
+    from spokenword.data.corpora import DatasetError
 
     try:
         sys.exit(main())

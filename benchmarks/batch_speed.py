@@ -31,9 +31,9 @@ CONFIG = REPO / "configs" / "fsdd_cnn_newvoices.yaml"
 
 def datamodule(config: Path, root: str | None):
     """The config's :class:`~spokenword.data.AudioDataModule`, built by the CLI's own parser."""
-    from spokenword.data import AudioDataModule
-    from spokenword.task import SpokenWordTask
-    from spokenword.training import SpokenWordCLI, trainer_defaults
+    from spokenword.data.datamodule import AudioDataModule
+    from spokenword.training.task import SpokenWordTask
+    from spokenword.training.cli import SpokenWordCLI, trainer_defaults
 
     args = ["--config", str(config)] + (["--data.root", root] if root else [])
     cli = SpokenWordCLI(SpokenWordTask, AudioDataModule, run=False, trainer_defaults=trainer_defaults(),
@@ -51,7 +51,7 @@ def batches(dm, n_batches: int | None) -> list[list[int]]:
 
 def time_arm(dm, chunks: list[list[int]], epochs: int, wave_cache_mb: float) -> tuple[list[float], list[torch.Tensor]]:
     """Mean ms per batch of each pass over ``chunks``, and the last pass's feature batches."""
-    from spokenword.data import AugmentedRecordings
+    from spokenword.data.datamodule import AugmentedRecordings
 
     index = {label: i for i, label in enumerate(dm.labels)}
     targets = torch.tensor([index[r.label] for r in dm.split.train], dtype=torch.long)
@@ -69,7 +69,7 @@ def time_arm(dm, chunks: list[list[int]], epochs: int, wave_cache_mb: float) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from spokenword.data import AugmentedRecordings
+    from spokenword.data.datamodule import AugmentedRecordings
 
     default_mb = inspect.signature(AugmentedRecordings).parameters["wave_cache_mb"].default
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from spokenword.datasets import DatasetError
+    from spokenword.data.corpora import DatasetError
 
     try:
         raise SystemExit(main())

@@ -23,8 +23,8 @@ import argparse
 import numpy as np
 
 from spokenword import audio
-from spokenword.data import resolve_root
-from spokenword.datasets import FSDD
+from spokenword.data.splits import resolve_root
+from spokenword.data.corpora import FSDD
 from spokenword.models.speech_embedding import openwakeword_embedding_path
 
 #: the front end's input rate (Hz) and the peak the recordings are scaled to (16-bit full scale / 2)

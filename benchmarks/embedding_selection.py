@@ -35,12 +35,13 @@ import torch.nn.functional as F
 import yaml
 
 from spokenword import audio
-from spokenword.augment import FeatureAugment
-from spokenword.data import resolve_root
-from spokenword.datasets import FSDD
-from spokenword.features import FeatureSettings, extract
+from spokenword.data.feature_augment import FeatureAugment
+from spokenword.data.splits import resolve_root
+from spokenword.data.corpora import FSDD
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract
 from spokenword.models import SpeechEmbeddingCNN
-from spokenword.wave_augment import WaveAugment
+from spokenword.data.wave_augment import WaveAugment
 
 #: the recipe whose waveform and feature augmentation are the candidates (both, as first fixed)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fsdd_embedding_waveaug.yaml"

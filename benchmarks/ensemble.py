@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.noise:
         return noise_table(args.outs, args.seed, args.root, args.noise_clips)
-    from spokenword.data import resolve_root
-    from spokenword.datasets import FSDD
-    from spokenword.predict import Classifier
+    from spokenword.data.splits import resolve_root
+    from spokenword.data.corpora import FSDD
+    from spokenword.inference.checkpoint import Classifier
 
     torch.set_num_threads(1)
     folds = fold_runs(args.outs, args.checkpoint)

@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spokenword import export, runtime
-from spokenword.data import make_split, resolve_root
-from spokenword.datasets import FSDD
-from spokenword.predict import Classifier
+from spokenword.inference import export
+from spokenword.inference import base as runtime
+from spokenword.inference.onnx import OnnxClassifier
+from spokenword.data.splits import make_split, resolve_root
+from spokenword.data.corpora import FSDD
+from spokenword.inference.checkpoint import Classifier
 
 TARGET_P50_MS, TARGET_KB = 1.0, 120.0
 
@@ -45,7 +47,7 @@ def _runners(checkpoint: Path, paths: dict[str, Path]) -> dict:
             return scripted(torch.from_numpy(audio), torch.from_numpy(length)).numpy()
 
     def onnx_runner(path):
-        model = runtime.OnnxClassifier(path, threads=1)
+        model = OnnxClassifier(path, threads=1)
         return lambda waves: model.probabilities([model.featurize(w) for w in waves])
 
     return {

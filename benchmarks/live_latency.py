@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data.root", dest="root", default=None)
     args = parser.parse_args(argv)
 
-    from spokenword.data import resolve_root
+    from spokenword.data.splits import resolve_root
 
     recordings = resolve_root(args.root) / "fsdd" / "recordings"
     options = {"runtime": args.runtime}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from spokenword.provenance import cpu_model
+from spokenword.training.provenance import cpu_model
 
 
 def load_average() -> str:

@@ -7,7 +7,7 @@ One step = forward, cross-entropy, backward and an AdamW update on a batch of fe
 each model as the shipped configs build it (``configs/fsdd_cnn_newvoices.yaml``,
 ``fsdd_resnet_newvoices.yaml``, ``fsdd_gru_newvoices.yaml``, ``fsdd_embedding_newvoices.yaml``: its
 backbone frozen, random weights: the same cost as the pretrained ones), in float32 and under bf16 autocast; convolutional models use channels-last memory (as
-:class:`spokenword.training.ChannelsLast`). Prints the median ms per step after two warm-up steps,
+:class:`spokenword.training.callbacks.ChannelsLast`). Prints the median ms per step after two warm-up steps,
 and each network's faster precision as a multiple of the CNN's faster one.
 
 ``--variant`` adds a row for the default CNN with some of its constructor arguments changed, as a

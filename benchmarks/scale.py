@@ -100,11 +100,11 @@ def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool
     """Runs in a child process: extraction, one epoch, peak RSS; then the one-process comparison."""
     import torch
 
-    from spokenword import cache as cache_module
-    from spokenword.cache import FeatureCache
-    from spokenword.data import AudioDataModule
-    from spokenword.datasets import SpeechCommands
-    from spokenword.features import FeatureSettings
+    from spokenword.data.datamodule import cache as cache_module
+    from spokenword.data.cache import FeatureCache
+    from spokenword.data.datamodule import AudioDataModule
+    from spokenword.data.corpora import SpeechCommands
+    from spokenword.frontend.settings import FeatureSettings
     from spokenword.models import SpectrogramCNN
 
     torch.set_num_threads(workers)

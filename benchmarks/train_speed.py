@@ -6,7 +6,7 @@ ExponentialLR 0.99, batch 256, validation every epoch, best-validation weights t
 * ``minimal``: a plain loop over in-memory tensors (features normalised once), no framework.
 * ``spokenword``: ``spokenword fit`` as configured (LightningCLI, the data module reading the
   feature cache, checkpointing, CSV logging, the default callbacks, among them
-  :class:`~spokenword.training.ChannelsLast`: channels-last convolutions and pooling), progress
+  :class:`~spokenword.training.callbacks.ChannelsLast`: channels-last convolutions and pooling), progress
   bar off; timed over fit + test.
 * ``spokenword-fast``: the same plus ``trainer.precision: bf16-mixed`` (oneDNN bf16 convolutions)
   and one evaluation batch for the whole validation/test set.
@@ -62,9 +62,9 @@ def cpu_seconds() -> float:
 
 def run_spokenword(epochs: int, workdir: Path, fast: bool, seed: int = 0) -> tuple[float, float]:
     """Seconds for fit + test, and test accuracy, through the CLI's own classes."""
-    from spokenword.data import AudioDataModule
-    from spokenword.task import ACC, SpokenWordTask
-    from spokenword.training import SpokenWordCLI, trainer_defaults
+    from spokenword.data.datamodule import AudioDataModule
+    from spokenword.training.task import ACC, SpokenWordTask
+    from spokenword.training.cli import SpokenWordCLI, trainer_defaults
 
     cli = SpokenWordCLI(SpokenWordTask, AudioDataModule, run=False, seed_everything_default=0,
                         trainer_defaults=trainer_defaults(), args=spokenword_args(epochs, workdir, fast, seed),
@@ -78,9 +78,9 @@ def run_spokenword(epochs: int, workdir: Path, fast: bool, seed: int = 0) -> tup
 
 def tensors(workdir: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], int]:
     """The same features, as in-memory tensors normalised by the training mean/std."""
-    from spokenword.data import AudioDataModule
-    from spokenword.training import SpokenWordCLI, trainer_defaults
-    from spokenword.task import SpokenWordTask
+    from spokenword.data.datamodule import AudioDataModule
+    from spokenword.training.cli import SpokenWordCLI, trainer_defaults
+    from spokenword.training.task import SpokenWordTask
 
     cli = SpokenWordCLI(SpokenWordTask, AudioDataModule, run=False, trainer_defaults=trainer_defaults(),
                         args=spokenword_args(1, workdir, False), auto_configure_optimizers=False)

@@ -53,10 +53,10 @@ from pathlib import Path
 import numpy as np
 
 from spokenword import audio
-from spokenword.data import resolve_root
-from spokenword.datasets import FSDD
-from spokenword.segment import StreamingSegmenter, VadSettings
-from spokenword.transcribe import UNCERTAIN, Transcriber, WordSettings
+from spokenword.data.splits import resolve_root
+from spokenword.data.corpora import FSDD
+from spokenword.transcribe.segment import StreamingSegmenter, VadSettings
+from spokenword.transcribe.decode import UNCERTAIN, Transcriber, WordSettings
 
 CONDITIONS = {"clean": None, "20": 20.0, "10": 10.0}
 SETS = {  # name: (takes, default seed, description)

@@ -22,9 +22,10 @@ import torch
 import yaml
 
 from spokenword import audio
-from spokenword.data import resolve_root
-from spokenword.datasets import FSDD
-from spokenword.features import FeatureSettings, trim_silence
+from spokenword.data.splits import resolve_root
+from spokenword.data.corpora import FSDD
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import trim_silence
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fsdd_cnn_newvoices.yaml"
 

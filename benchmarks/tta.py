@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="an accuracy benchmark results folder with LOSO runs")
     parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
     args = parser.parse_args(argv)
-    from spokenword.augment import warp_frequency
-    from spokenword.data import resolve_root
-    from spokenword.datasets import FSDD
-    from spokenword.predict import Classifier
+    from spokenword.data.feature_augment import warp_frequency
+    from spokenword.data.splits import resolve_root
+    from spokenword.data.corpora import FSDD
+    from spokenword.inference.checkpoint import Classifier
 
     torch.set_num_threads(1)
     recordings = FSDD().recordings(resolve_root(args.root))

@@ -37,17 +37,17 @@ def _open_model(args):
     """The classifier of ``args.model``, or the :class:`~spokenword.ensemble.Ensemble` of it and
     every ``--with`` model (torch-free for ``.onnx`` files)."""
     if args.also:
-        from spokenword.ensemble import load_ensemble
+        from spokenword.inference.ensemble import load_ensemble
 
         return load_ensemble([args.model, *args.also])
-    from spokenword.runtime import load_classifier
+    from spokenword.inference.load import load_model as load_classifier
 
     return load_classifier(args.model)
 
 
 def _cmd_download(args) -> int:
-    from spokenword.data import resolve_root
-    from spokenword.datasets import fsdd
+    from spokenword.data.splits import resolve_root
+    from spokenword.data.corpora import fsdd
 
     root = resolve_root(args.data_root)
     if fsdd.is_installed(root) and not args.force:
@@ -77,8 +77,8 @@ def _cmd_classify(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from spokenword.datasets.folder import scan
-    from spokenword.predict import evaluate
+    from spokenword.data.corpora.folder import scan
+    from spokenword.inference.evaluate import evaluate
 
     classifier = _open_model(args)
     if args.data is None and args.split is None:
@@ -86,12 +86,12 @@ def _cmd_evaluate(args) -> int:
     if args.data is not None:
         recordings = scan(Path(args.data))
     else:
-        from spokenword.data import resolve_root
-        from spokenword.datasets import FSDD
+        from spokenword.data.splits import resolve_root
+        from spokenword.data.corpora import FSDD
 
         recordings = FSDD().recordings(resolve_root(args.data_root))
     if args.split is not None:
-        from spokenword.data import make_split
+        from spokenword.data.splits import make_split
 
         recordings = make_split(recordings, args.split).test
     result = evaluate(classifier, recordings)
@@ -110,7 +110,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from spokenword import export
+    from spokenword.inference import export
 
     if args.int8 and args.format != "onnx":
         raise UsageError("--int8 needs --format onnx (ONNX Runtime static quantization)")
@@ -122,7 +122,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_transcribe(args) -> int:
-    from spokenword.transcribe import DEFAULT_THRESHOLD, Transcriber
+    from spokenword.transcribe.decode import DEFAULT_THRESHOLD, Transcriber
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     transcriber = Transcriber(_open_model(args), threshold=threshold)
@@ -142,8 +142,8 @@ def _cmd_transcribe(args) -> int:
 
 
 def _cmd_figures(args) -> int:
-    from spokenword import figures
-    from spokenword.data import resolve_root
+    from spokenword.training.cli import figures
+    from spokenword.data.splits import resolve_root
 
     paths = figures.write_all(resolve_root(args.data_root), Path(args.out), speaker=args.speaker)
     for path in paths:
@@ -240,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     from spokenword.audio import AudioError
-    from spokenword.datasets import DatasetError
-    from spokenword.runtime import ModelError  # CheckpointError / ExportError; torch-free
+    from spokenword.data.corpora import DatasetError
+    from spokenword.inference.base import ModelError  # CheckpointError / ExportError; torch-free
 
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
-            from spokenword import training
+            from spokenword.training import cli as training
 
             return training.run(argv)
         parser = build_parser()

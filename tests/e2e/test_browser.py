@@ -25,7 +25,7 @@ CANDIDATES = [f"{d}_{s}_{t}.wav" for t in range(5) for s in ("jackson", "theo", 
 
 @pytest.fixture(scope="module")
 def classifier(trained_checkpoint):
-    from spokenword.predict import load_classifier
+    from spokenword.inference.load import load_model as load_classifier
 
     return load_classifier(trained_checkpoint, max_seconds=10)
 
@@ -184,7 +184,7 @@ def spoken_number(classifier, fsdd_recordings: Path, tmp_path_factory) -> tuple[
     right, 0.6 s apart, 0.8 s of silence before and after, as the fake microphone's file; and its
     digits, which the offline transcriber (the live endpoint's settings) also reads from it."""
     from spokenword.serve.live import live_vad
-    from spokenword.transcribe import Transcriber
+    from spokenword.transcribe.decode import Transcriber
 
     transcriber = Transcriber(classifier, vad=live_vad())
     rate = classifier.sample_rate

@@ -12,7 +12,7 @@ import soundfile as sf
 import soxr
 
 from spokenword.cli import main
-from spokenword.predict import Classifier
+from spokenword.inference.checkpoint import Classifier
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,7 @@ def test_a_recording_at_another_rate_with_silence_around_the_word_gets_the_train
     import torch
     import yaml
 
-    from spokenword.features import FeatureSettings
+    from spokenword.frontend.settings import FeatureSettings
     from tests.conftest import REPO
 
     values = yaml.safe_load((REPO / "configs" / "fsdd_cnn_newvoices.yaml").read_text())["data"]["features"]

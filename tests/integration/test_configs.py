@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
-from spokenword import training
+from spokenword.training import cli as training
 from spokenword.cli import main
-from spokenword.data import AudioDataModule
-from spokenword.datasets import DatasetError
-from spokenword.task import SpokenWordTask
+from spokenword.data.datamodule import AudioDataModule
+from spokenword.data.corpora import DatasetError
+from spokenword.training.task import SpokenWordTask
 
 pytestmark = pytest.mark.integration
 

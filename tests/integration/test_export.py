@@ -15,11 +15,14 @@ import onnx
 import pytest
 import torch
 
-from spokenword import export, runtime
+from spokenword.inference import export
+from spokenword.inference import base as runtime
+from spokenword.inference.onnx import OnnxClassifier
 from spokenword.cli import main
-from spokenword.data import make_split
-from spokenword.datasets import FSDD
-from spokenword.predict import Classifier, load_classifier
+from spokenword.data.splits import make_split
+from spokenword.data.corpora import FSDD
+from spokenword.inference.checkpoint import Classifier
+from spokenword.inference.load import load_model as load_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +76,7 @@ def _assert_parity(probs: np.ndarray, expected: np.ndarray, tolerance: float = P
 
 
 def _onnx_probabilities(path: Path, waves) -> np.ndarray:
-    classifier = runtime.OnnxClassifier(path)
+    classifier = OnnxClassifier(path)
     return classifier.probabilities([classifier.featurize(w) for w in waves])
 
 
@@ -92,7 +95,7 @@ def _accuracy(probs: np.ndarray, labels: list[str], recordings) -> float:
 def test_onnx_matches_pytorch_on_the_whole_test_split(exports, reference):
     classifier, waves, expected = reference
     onnx_classifier = load_classifier(exports["onnx"])
-    assert isinstance(onnx_classifier, runtime.OnnxClassifier)
+    assert isinstance(onnx_classifier, OnnxClassifier)
     assert onnx_classifier.labels == classifier.labels and onnx_classifier.sample_rate == classifier.sample_rate
     batched = onnx_classifier.probabilities([onnx_classifier.featurize(w) for w in waves])  # zero-padded batch
     _assert_parity(batched, expected)
@@ -109,7 +112,7 @@ def test_exports_match_pytorch_within_1e_4(kind, exports, reference):
 
 def test_onnx_classifier_interface_matches_the_checkpoint_one(exports, reference, test_split):
     classifier, _, _ = reference
-    onnx_classifier = runtime.OnnxClassifier(exports["onnx"])
+    onnx_classifier = OnnxClassifier(exports["onnx"])
     paths = [r.path for r in test_split[:5]] + [Path("missing.wav")]
     ours = list(onnx_classifier.predict_many(paths, top_k=3))
     theirs = list(classifier.predict_many(paths, top_k=3))
@@ -134,7 +137,7 @@ def test_torchscript_matches_pytorch_on_the_whole_test_split(exports, reference)
 
 def test_int8_accuracy_cost_and_size(exports, reference, test_split):
     classifier, waves, expected = reference
-    int8 = runtime.OnnxClassifier(exports["int8"])
+    int8 = OnnxClassifier(exports["int8"])
     probs = int8.probabilities([int8.featurize(w) for w in waves])
     float_acc = _accuracy(expected, classifier.labels, test_split)
     int8_acc = _accuracy(probs, classifier.labels, test_split)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.image
 import pytest
 
-from spokenword import figures
-from spokenword.datasets import DatasetError
+from spokenword.training import figures
+from spokenword.data.corpora import DatasetError
 
 pytestmark = pytest.mark.integration
 

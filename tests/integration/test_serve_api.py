@@ -266,8 +266,8 @@ def test_micro_batcher_groups_and_fails_per_batch():
 
 # -- runtime choice ------------------------------------------------------------------------------
 def test_runtimes_agree(trained_checkpoint, test_files):
-    from spokenword.predict import Classifier
-    from spokenword.runtime import OnnxClassifier
+    from spokenword.inference.checkpoint import Classifier
+    from spokenword.inference.onnx import OnnxClassifier
     from spokenword.serve.app import load_model
 
     torch_clf, used = load_model(trained_checkpoint, "torch")
@@ -282,9 +282,9 @@ def test_runtimes_agree(trained_checkpoint, test_files):
 
 
 def test_runtime_choice_errors_and_fallback(trained_checkpoint, tmp_path, monkeypatch, caplog):
-    import spokenword.export
-    from spokenword.predict import Classifier
-    from spokenword.runtime import ModelError
+    import spokenword.inference.export
+    from spokenword.inference.checkpoint import Classifier
+    from spokenword.inference.base import ModelError
     from spokenword.serve import app as serve_app
 
     with pytest.raises(ModelError, match="--runtime torch needs the .ckpt"):
@@ -310,7 +310,7 @@ def test_runtime_choice_errors_and_fallback(trained_checkpoint, tmp_path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("unsupported operator")
 
-    monkeypatch.setattr(spokenword.export, "export_onnx", broken)
+    monkeypatch.setattr(spokenword.inference.export, "export_onnx", broken)
     caplog.clear()
     with caplog.at_level("WARNING", logger="spokenword.serve"):
         clf, used = serve_app.load_model(trained_checkpoint)
@@ -339,7 +339,7 @@ def test_an_ensemble_is_served_like_one_model(trained_checkpoint: Path, test_fil
     PyTorch and by ONNX Runtime) answers with the ensemble's probabilities, batched or not."""
     from fastapi.testclient import TestClient
 
-    from spokenword.ensemble import Ensemble
+    from spokenword.inference.ensemble import Ensemble
     from spokenword.serve import create_app
     from spokenword.serve.app import load_model
 

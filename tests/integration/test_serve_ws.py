@@ -23,7 +23,7 @@ SPEAKERS = ("jackson", "theo", "nicolas", "george", "lucas", "yweweler")
 
 @pytest.fixture(scope="module")
 def classifier(trained_checkpoint):
-    from spokenword.predict import load_classifier
+    from spokenword.inference.load import load_model as load_classifier
 
     return load_classifier(trained_checkpoint, max_seconds=10)
 
@@ -46,7 +46,7 @@ def client(classifier):
 def offline_words(classifier, wave: np.ndarray):
     """What the transcriber makes of the whole signal at once, with the live endpoint's settings."""
     from spokenword.serve.live import live_vad
-    from spokenword.transcribe import Transcriber
+    from spokenword.transcribe.decode import Transcriber
 
     return Transcriber(classifier, vad=live_vad()).transcribe_samples(wave, RATE).words
 
@@ -338,7 +338,7 @@ def test_a_server_fault_closes_with_1011_and_the_server_goes_on(spoken):
 def test_memory_per_stream_stays_bounded(classifier):
     """Two minutes of word-like bursts through one stream: memory after 2 min ~ after 30 s."""
     from spokenword.serve.live import LiveStream, live_vad
-    from spokenword.transcribe import Transcriber
+    from spokenword.transcribe.decode import Transcriber
 
     live = LiveStream(Transcriber(classifier, vad=live_vad()), RATE, "int16")
     second = np.concatenate([tone(0.35, freq=300.0, amplitude=0.3), np.zeros(int(0.65 * RATE), np.float32)])

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from spokenword import runtime
+from spokenword.inference.onnx import OnnxClassifier
 from spokenword.cli import main
-from spokenword.data import make_split
-from spokenword.datasets import FSDD
+from spokenword.data.splits import make_split
+from spokenword.data.corpora import FSDD
 from spokenword.models import SpeechEmbeddingCNN
-from spokenword.predict import Classifier
+from spokenword.inference.checkpoint import Classifier
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_onnx_export_carries_the_backbone_and_matches_pytorch(checkpoint: Path, 
     waves = [reference.waveform(r.path) for r in test_clips]
     with torch.no_grad():
         expected = reference.probabilities(torch.stack([reference.featurize(w) for w in waves])).numpy()
-    onnx_model = runtime.OnnxClassifier(path)
+    onnx_model = OnnxClassifier(path)
     got = onnx_model.probabilities([onnx_model.featurize(w) for w in waves])
     np.testing.assert_array_equal(got.argmax(axis=1), expected.argmax(axis=1))
     assert np.abs(got - expected).max() <= 1e-4
@@ -82,7 +82,7 @@ def test_an_ensemble_of_two_front_ends_averages_them(checkpoint: Path, trained_c
                                                      capsys):
     """The reference CNN (64x64 stretched log-power image) with the embedding model (32-band log-mel,
     128 frames), each through its own checkpoint's preprocessing; a member may be an ONNX export."""
-    from spokenword.ensemble import load_ensemble
+    from spokenword.inference.ensemble import load_ensemble
 
     cnn, emb = Classifier.from_checkpoint(trained_checkpoint), Classifier.from_checkpoint(checkpoint)
     assert cnn.features != emb.features

@@ -8,9 +8,9 @@ import soundfile as sf
 
 from spokenword import audio
 from spokenword.cli import main
-from spokenword.predict import Classifier
-from spokenword.segment import segments
-from spokenword.transcribe import Transcriber
+from spokenword.inference.checkpoint import Classifier
+from spokenword.transcribe.segment import segments
+from spokenword.transcribe.decode import Transcriber
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ def test_wave_augmented_training_learns_and_is_reproducible(fsdd_root, tmp_path)
     def fit(name: str) -> dict:
         code = main([
             "fit", "--config", str(REPO / "configs" / "fsdd_cnn_augment.yaml"),
-            "--data.wave_augment", "spokenword.wave_augment.WaveAugment",
+            "--data.wave_augment", "spokenword.data.wave_augment.WaveAugment",
             "--data.wave_augment.speed", "0.1", "--data.wave_augment.noise_p", "0.5",
             "--data.wave_augment.reverb_p", "0.2", "--data.wave_augment.filter_p", "0.2",
             "--data.wave_augment.pad_seconds", "0.2", "--data.random_crop", "true",

@@ -4,7 +4,6 @@ a missing file reports it by name. (Basic download/validation cases: tests/unit/
 
 from __future__ import annotations
 
-import functools
 import http.server
 import io
 import signal
@@ -19,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spokenword.cache import FeatureCache, extract_file
-from spokenword.datasets import DatasetError, fsdd
-from spokenword.features import FeatureSettings
+from spokenword.data.cache import FeatureCache, extract_file
+from spokenword.data.corpora import DatasetError, fsdd
+from spokenword.frontend.settings import FeatureSettings
 from tests.conftest import tone, write_wav
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +94,7 @@ def slow_server(tmp_path):
 def test_killed_download_is_never_taken_as_installed(tmp_path, slow_server):
     url, digest = slow_server
     root = tmp_path / "data"
-    script = (f"from spokenword.datasets import fsdd; "
+    script = (f"from spokenword.data.corpora import fsdd; "
               f"fsdd.download({str(root)!r}, url={url!r}, expected_digest={digest!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     try:
@@ -136,8 +135,8 @@ def test_cache_killed_mid_write_is_not_reused(tmp_path, clips):
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from spokenword import cache
-        from spokenword.features import FeatureSettings
+        from spokenword.data import cache
+        from spokenword.frontend.settings import FeatureSettings
         real = cache._extract_chunk
         def slow(args):
             time.sleep(0.3)
@@ -168,7 +167,7 @@ def test_cache_killed_mid_write_is_not_reused(tmp_path, clips):
 
 
 def test_cache_interrupted_by_exception_leaves_nothing(tmp_path, clips, monkeypatch):
-    from spokenword import cache as cache_module
+    from spokenword.data import cache as cache_module
 
     calls = []
     real = cache_module._extract_chunk
@@ -202,8 +201,8 @@ def test_truncated_cache_entry_is_rebuilt(tmp_path, clips):
 
 
 def test_manifest_with_missing_file_names_it(tmp_path, clips):
-    from spokenword.data import AudioDataModule
-    from spokenword.datasets import LabelledFolder
+    from spokenword.data.datamodule import AudioDataModule
+    from spokenword.data.corpora import LabelledFolder
 
     missing = tmp_path / "audio" / "gone.wav"
     manifest = tmp_path / "audio" / "labels.csv"

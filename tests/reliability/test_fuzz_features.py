@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spokenword import audio
-from spokenword.features import FeatureSettings, extract
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract
 
 TARGET_RATE = 8000
 

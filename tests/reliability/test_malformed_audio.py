@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
@@ -90,7 +89,7 @@ def test_serve_answers_every_malformed_upload(corpus, trained_checkpoint):
     missing) cannot be uploaded and are left out."""
     from fastapi.testclient import TestClient
 
-    from spokenword.predict import Classifier
+    from spokenword.inference.checkpoint import Classifier
     from spokenword.serve.app import create_app
 
     client = TestClient(create_app(Classifier.from_checkpoint(trained_checkpoint)), raise_server_exceptions=False)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from spokenword.provenance import RUN_INFO_NAME, data_hash
+from spokenword.training.provenance import RUN_INFO_NAME, data_hash
 from tests.reliability.training_runs import metrics, only_run, run_fit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,7 +34,7 @@ def test_run_info_records_versions_commit_and_data_hash(reference_run):
 
 
 def test_data_hash_changes_with_content_and_settings(tmp_path):
-    from spokenword.datasets import Recording
+    from spokenword.data.corpora import Recording
 
     wav = tmp_path / "0_a_0.wav"
     wav.write_bytes(b"abc")

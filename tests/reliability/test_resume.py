@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spokenword.checkpointing import AtomicCheckpointIO
+from spokenword.training.checkpointing import AtomicCheckpointIO
 from tests.reliability.training_runs import EPOCHS, REPO, env, fit_command, metrics, only_run, run_fit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

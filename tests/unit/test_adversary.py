@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spokenword.data import AudioDataModule
+from spokenword.data.datamodule import AudioDataModule
 from spokenword.models import SpectrogramCNN
 from spokenword.models.adversary import SpeakerAdversary, dann_ramp, reverse_gradient
-from spokenword.task import SpokenWordTask
+from spokenword.training.task import SpokenWordTask
 from tests.unit.test_corpora import speech_commands
 
 
@@ -49,13 +49,13 @@ def test_adversary_sees_the_network_pooled_features():
 
 
 def test_speaker_indices_reach_training_batches_and_the_model(tmp_path, monkeypatch):
-    from spokenword.predict import load_task
-    from spokenword.training import SpokenWordCLI, trainer_defaults
+    from spokenword.inference.checkpoint import load_task
+    from spokenword.training.cli import SpokenWordCLI, trainer_defaults
 
     speech_commands(tmp_path)  # speakers a-d: c is test, d validation, a and b train
     monkeypatch.chdir(tmp_path)
     args = [
-        "--data.root", str(tmp_path), "--data.corpus", "spokenword.datasets.SpeechCommands",
+        "--data.root", str(tmp_path), "--data.corpus", "spokenword.data.corpora.SpeechCommands",
         "--data.corpus.path", "sc", "--data.split", "corpus", "--data.sample_rate", "16000",
         "--data.cache_dir", str(tmp_path / "cache"), "--data.batch_size", "4",
         "--trainer.logger", "false", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spokenword.augment import FeatureAugment, mask_axis, mixup, shift_time, stretch_time, warp_frequency
+from spokenword.data.feature_augment import FeatureAugment, mask_axis, mixup, shift_time, stretch_time, warp_frequency
 
 
 def batch(n: int = 4, h: int = 16, w: int = 20) -> torch.Tensor:

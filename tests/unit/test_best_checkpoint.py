@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from spokenword.checkpointing import BestCheckpoint, best_model_path, last_checkpoint
+from spokenword.training.checkpointing import BestCheckpoint, best_model_path, last_checkpoint
 
 
 class Scripted(BoringModel):
@@ -92,9 +92,9 @@ def test_a_configs_own_checkpoint_comes_before_the_default_best_in_the_cli(tmp_p
     """The order ``best_model_path`` relies on, as ``spokenword fit`` builds the trainer."""
     from pathlib import Path
 
-    from spokenword.data import AudioDataModule
-    from spokenword.task import SpokenWordTask
-    from spokenword.training import SpokenWordCLI, trainer_defaults
+    from spokenword.data.datamodule import AudioDataModule
+    from spokenword.training.task import SpokenWordTask
+    from spokenword.training.cli import SpokenWordCLI, trainer_defaults
     from tests.conftest import tone, write_wav
 
     for digit in range(10):  # the labels are read from the file names when the datamodule is linked
@@ -102,7 +102,7 @@ def test_a_configs_own_checkpoint_comes_before_the_default_best_in_the_cli(tmp_p
     monkeypatch.chdir(tmp_path)
     config = Path(__file__).resolve().parents[2] / "configs" / "fsdd_cnn.yaml"
     args = ["--config", str(config), "--data.root", str(tmp_path), "--trainer.logger=false",
-            "--data.corpus=spokenword.datasets.FSDD", "--data.corpus.validate=false",  # 10 clips, not FSDD's 3000
+            "--data.corpus=spokenword.data.corpora.FSDD", "--data.corpus.validate=false",  # 10 clips, not FSDD's 3000
             "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint", "--trainer.callbacks.monitor=val/loss"]
     cli = SpokenWordCLI(SpokenWordTask, AudioDataModule, run=False, args=args, auto_configure_optimizers=False,
                         trainer_defaults=trainer_defaults())

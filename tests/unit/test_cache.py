@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from spokenword import cache as cache_module
-from spokenword.cache import FeatureCache, extract_file
-from spokenword.datasets import DatasetError
-from spokenword.features import FeatureSettings
+from spokenword.data import cache as cache_module
+from spokenword.data.cache import FeatureCache, extract_file
+from spokenword.data.corpora import DatasetError
+from spokenword.frontend.settings import FeatureSettings
 from tests.conftest import tone, write_wav
 
 

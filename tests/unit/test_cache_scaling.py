@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from spokenword import cache as cache_module
-from spokenword.cache import FeatureCache, FeatureRows
-from spokenword.data import AudioDataModule, CachedFeatures, UnpaddedDistributedSampler
-from spokenword.datasets import LabelledFolder
-from spokenword.features import FeatureSettings
+from spokenword.data import cache as cache_module
+from spokenword.data.cache import FeatureCache, FeatureRows
+from spokenword.data.datamodule import AudioDataModule, CachedFeatures, UnpaddedDistributedSampler
+from spokenword.data.corpora import LabelledFolder
+from spokenword.frontend.settings import FeatureSettings
 from tests.conftest import tone, write_wav
 
 SMALL = FeatureSettings(n_fft=64, hop_length=32, n_bins=16, n_frames=12)

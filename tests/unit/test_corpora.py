@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from spokenword.data import AudioDataModule, make_split
-from spokenword.datasets import AudioMNIST, DatasetError, LabelledFolder, Recording, SpeechCommands
-from spokenword.features import FeatureSettings
+from spokenword.data.datamodule import AudioDataModule
+from spokenword.data.splits import make_split
+from spokenword.data.corpora import AudioMNIST, DatasetError, LabelledFolder, Recording, SpeechCommands
+from spokenword.frontend.settings import FeatureSettings
 from tests.conftest import tone, write_wav
 
 WORDS = ("go", "no", "yes")
@@ -107,14 +108,14 @@ def test_corpus_is_chosen_in_a_config_and_its_labels_reach_the_model(tmp_path, m
     import yaml
 
     from spokenword.cli import main
-    from spokenword.task import SpokenWordTask
-    from spokenword.training import SpokenWordCLI, trainer_defaults
+    from spokenword.training.task import SpokenWordTask
+    from spokenword.training.cli import SpokenWordCLI, trainer_defaults
 
     speech_commands(tmp_path)
     monkeypatch.chdir(tmp_path)
     args = [
         "--data.root", str(tmp_path),
-        "--data.corpus", "spokenword.datasets.SpeechCommands",
+        "--data.corpus", "spokenword.data.corpora.SpeechCommands",
         "--data.corpus.path", "sc",
         "--data.split", "corpus",
         "--data.sample_rate", "16000",
@@ -124,7 +125,7 @@ def test_corpus_is_chosen_in_a_config_and_its_labels_reach_the_model(tmp_path, m
     ]
     assert main(["fit", *args, "--print_config"]) == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
-    assert resolved["data"]["corpus"] == {"class_path": "spokenword.datasets.SpeechCommands", "init_args": {"path": "sc", "words": None}}
+    assert resolved["data"]["corpus"] == {"class_path": "spokenword.data.corpora.SpeechCommands", "init_args": {"path": "sc", "words": None}}
     cli = SpokenWordCLI(SpokenWordTask, AudioDataModule, run=False, args=args, auto_configure_optimizers=False,
                         trainer_defaults=trainer_defaults())
     assert isinstance(cli.datamodule.corpus, SpeechCommands) and cli.datamodule.corpus.path == "sc"

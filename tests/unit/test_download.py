@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from spokenword.data import AudioDataModule
-from spokenword.datasets import FSDD, DatasetError
-from spokenword.datasets import fsdd
+from spokenword.data.datamodule import AudioDataModule
+from spokenword.data.corpora import FSDD, DatasetError
+from spokenword.data.corpora import fsdd
 from tests.conftest import tone, write_wav
 
 PREFIX = "free-spoken-digit-dataset-1.0.10"

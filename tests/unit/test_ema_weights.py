@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from spokenword.training import EMAWeights
+from spokenword.training.callbacks import EMAWeights
 
 
 class Recorder(pl.Callback):

@@ -8,10 +8,11 @@ import torch
 
 from spokenword import audio
 from spokenword.audio import AudioError
-from spokenword.ensemble import Ensemble
-from spokenword.features import FeatureSettings
-from spokenword.predict import Classifier, evaluate
-from spokenword.runtime import ModelError
+from spokenword.inference.ensemble import Ensemble
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.inference.checkpoint import Classifier
+from spokenword.inference.evaluate import evaluate
+from spokenword.inference.base import ModelError
 from tests.conftest import tone, write_wav
 
 LABELS = ["a", "b", "c"]
@@ -110,7 +111,7 @@ def test_a_member_at_another_rate_gets_the_clip_at_its_rate():
 
 
 def test_predict_many_and_evaluate_go_on_past_a_bad_file(tmp_path):
-    from spokenword.datasets import Recording
+    from spokenword.data.corpora import Recording
 
     good = [write_wav(tmp_path / f"{i}.wav", tone(0.4, freq=300 + 100 * i)) for i in range(3)]
     bad = tmp_path / "corrupt.wav"

@@ -14,11 +14,12 @@ import soundfile as sf
 import torch
 
 from spokenword import audio
-from spokenword import cache as cache_module
-from spokenword import features
-from spokenword.cache import FeatureCache, extract_file
-from spokenword.datasets import DatasetError
-from spokenword.features import FeatureSettings, extract, extract_batch
+from spokenword.data import cache as cache_module
+from spokenword.frontend import graph as features
+from spokenword.data.cache import FeatureCache, extract_file
+from spokenword.data.corpora import DatasetError
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract, extract_batch
 from tests.conftest import tone, write_wav
 
 RATE = 8000

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from spokenword import features as F
-from spokenword.features import FeatureSettings, extract
+from spokenword.frontend import graph as F
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract
 from tests.conftest import tone
 
 
@@ -164,7 +165,7 @@ def test_top_db_makes_the_image_robust_to_an_emptied_band_edge():
 
 
 def test_trim_floor_rule_cuts_noise_that_the_peak_rule_keeps():
-    from spokenword.features import trim_silence
+    from spokenword.frontend.graph import trim_silence
 
     rng = np.random.default_rng(0)
     t = np.arange(2400) / 8000
@@ -178,7 +179,7 @@ def test_trim_floor_rule_cuts_noise_that_the_peak_rule_keeps():
 
 
 def test_loudest_window_finds_an_off_centre_word():
-    from spokenword.features import loudest_window
+    from spokenword.frontend.graph import loudest_window
 
     wave = torch.zeros(16000)
     wave[1000:3000] = torch.sin(torch.arange(2000) * 0.3)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from spokenword.datasets import DatasetError, LabelledFolder, Recording
-from spokenword.datasets.folder import scan
+from spokenword.data.corpora import DatasetError, LabelledFolder, Recording
+from spokenword.data.corpora.folder import scan
 from tests.conftest import tone, write_wav
 
 

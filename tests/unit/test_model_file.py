@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from spokenword.runtime import ModelError, model_file
+from spokenword.inference.base import ModelError
+from spokenword.inference.load import model_file
 
 
 def _run(folder, best: str, relative: bool = False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from spokenword.provenance import collect
+from spokenword.training.provenance import collect
 
 
 def test_provenance_records_the_cpu_its_kernels_and_threads():

@@ -11,8 +11,10 @@ import pytest
 import torch
 import yaml
 
-from spokenword import export, runtime
-from spokenword.features import FeatureSettings, extract
+from spokenword.inference import export
+from spokenword.inference import base as runtime
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract
 from tests.conftest import REPO, tone
 
 RATE = 8000
@@ -150,7 +152,7 @@ def test_host_steps_trim_only_when_configured():
 
 
 def test_host_steps_floor_rule_and_loudest_window_match_torch():
-    from spokenword import features
+    from spokenword.frontend import graph as features
 
     rng = np.random.default_rng(3)
     word = tone(0.3, RATE, 500.0) * np.hanning(int(0.3 * RATE)).astype(np.float32)

@@ -5,7 +5,7 @@ import pytest
 
 from scipy import signal
 
-from spokenword.segment import StreamingSegmenter, VadSettings, segments, split_points
+from spokenword.transcribe.segment import StreamingSegmenter, VadSettings, segments, split_points
 
 RATE = 8000
 

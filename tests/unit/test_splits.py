@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from spokenword.data import make_split
-from spokenword.datasets import DatasetError, Recording
+from spokenword.data.splits import make_split
+from spokenword.data.corpora import DatasetError, Recording
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 RECORDINGS = [

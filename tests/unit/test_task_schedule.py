@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable
 from torch.utils.data import DataLoader, TensorDataset
 
 from spokenword.models import SpectrogramCNN
-from spokenword.task import SpokenWordTask
+from spokenword.training.task import SpokenWordTask
 
 
 def _factory(init_args: dict):
@@ -69,7 +69,8 @@ def _stop(self):
     ],
 )
 def test_a_schedule_without_a_length_is_a_usage_error_before_any_data(options, refused, capsys, monkeypatch, tmp_path):
-    from spokenword import cli, training
+    from spokenword import cli
+    from spokenword.training import cli as training
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(training.SpokenWordCLI, "instantiate_classes", _stop)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
 
-from spokenword.training import ThreadsBesideWorkers, trainer_defaults
+from spokenword.training.callbacks import ThreadsBesideWorkers
+from spokenword.training.cli import trainer_defaults
 
 
 @pytest.fixture

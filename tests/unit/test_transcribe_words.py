@@ -4,7 +4,7 @@ three tones: joining fragments, splitting run-together words, noise suppression,
 import numpy as np
 import pytest
 
-from spokenword.transcribe import Transcriber, WordSettings, noise_spectrum, suppress_noise
+from spokenword.transcribe.decode import Transcriber, WordSettings, noise_spectrum, suppress_noise
 
 RATE = 8000
 TONES = {"a": 440.0, "b": 700.0, "c": 1100.0}

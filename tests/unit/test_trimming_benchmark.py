@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spokenword.datasets import Recording
-from spokenword.features import FeatureSettings
+from spokenword.data.corpora import Recording
+from spokenword.frontend.settings import FeatureSettings
 from tests.benchmark_scripts import load_benchmark
 from tests.conftest import tone, write_wav
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from spokenword.training import lead_with_reason
+from spokenword.training.cli import lead_with_reason
 
 ONE = """Parser key "model.augment":
   Does not validate against any of the Union subtypes
-  Subtypes: [<class 'spokenword.augment.FeatureAugment'>, <class 'NoneType'>]
+  Subtypes: [<class 'spokenword.data.feature_augment.FeatureAugment'>, <class 'NoneType'>]
   Errors:
-    - Problem with given class_path 'spokenword.augment.FeatureAugment':
+    - Problem with given class_path 'spokenword.data.feature_augment.FeatureAugment':
         Parser key "time_masks":
           Expected a <class 'int'>. Got value: two
     - Expected a <class 'NoneType'>
@@ -17,9 +17,9 @@ ONE = """Parser key "model.augment":
 
 TWO = """Parser key "data.corpus":
   Does not validate against any of the Union subtypes
-  Subtypes: [<class 'spokenword.datasets.base.Corpus'>, <class 'NoneType'>]
+  Subtypes: [<class 'spokenword.data.corpora.base.Corpus'>, <class 'NoneType'>]
   Errors:
-    - Expected an instantiatable class, but spokenword.datasets.Corpus is abstract
+    - Expected an instantiatable class, but spokenword.data.corpora.Corpus is abstract
     - Problem with given class_path 'x.Y':
         No module named 'x'
   Given value type: <class 'str'>"""

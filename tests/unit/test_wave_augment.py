@@ -5,19 +5,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from spokenword.data import AugmentedRecordings
-from spokenword.features import FeatureSettings
-from spokenword.wave_augment import (
-    WaveAugment,
-    band_limit,
-    babble,
-    change_speed,
-    colored_noise,
-    mix_at_snr,
-    reverberate,
-    room_response,
-    tilt,
-)
+from spokenword.data.datamodule import AugmentedRecordings
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.data.wave_augment import WaveAugment, band_limit, babble, change_speed, colored_noise, mix_at_snr, reverberate, room_response, tilt
 
 SR = 8000
 
@@ -180,7 +170,7 @@ def test_augmented_recordings_make_fresh_reproducible_batches(tmp_path):
     assert not torch.equal(x1, x2)  # fresh perturbations on every visit
     assert torch.equal(x1, x3)  # ... drawn from torch's seeded generator
     clean = AugmentedRecordings(paths, torch.arange(4), SR, settings, None, random_crop=False)
-    from spokenword.features import extract
+    from spokenword.frontend.graph import extract
     import spokenword.audio as audio
 
     expected = extract(torch.from_numpy(audio.load(paths[2], SR)), SR, settings)

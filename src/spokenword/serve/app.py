@@ -35,7 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from spokenword.audio import AudioError
-from spokenword.runtime import ModelError
+from spokenword.inference.base import ModelError
 from spokenword.serve.batching import MicroBatcher
 
 STATIC = Path(__file__).with_name("static")
@@ -298,7 +298,8 @@ def load_model(model: str | Path, runtime: str = "auto", *, max_seconds: float |
     ``threads``: intra-op threads per inference (ONNX Runtime session, or torch's global setting).
     Raises :class:`~spokenword.runtime.ModelError` with a one-line message for unusable choices.
     """
-    from spokenword.runtime import OnnxClassifier, model_file
+    from spokenword.inference.onnx import OnnxClassifier
+    from spokenword.inference.load import model_file
 
     path = model_file(model)  # a training run's folder: its best checkpoint
     if runtime not in RUNTIMES:
@@ -317,7 +318,7 @@ def load_model(model: str | Path, runtime: str = "auto", *, max_seconds: float |
                            "pip install 'spokenword[export]' to serve it with ONNX Runtime", ", ".join(missing), path.name)
         else:
             _one_thread_torch()
-            from spokenword.export import export_onnx
+            from spokenword.inference.export import export_onnx
 
             started = time.perf_counter()
             try:
@@ -336,7 +337,7 @@ def load_model(model: str | Path, runtime: str = "auto", *, max_seconds: float |
                             time.perf_counter() - started)
                 return classifier, "onnx"
     _one_thread_torch()
-    from spokenword.predict import load_classifier
+    from spokenword.inference.load import load_model as load_classifier
 
     return load_classifier(path, max_seconds=max_seconds), "torch"
 
@@ -369,7 +370,7 @@ def serve(model: str, *, also: Sequence[str] = (), host: str = "127.0.0.1", port
                        "pip install 'spokenword[serve]'")
     classifier, used = load_model(model, runtime, max_seconds=max_seconds)
     if also:
-        from spokenword.ensemble import Ensemble
+        from spokenword.inference.ensemble import Ensemble
 
         classifier = Ensemble([classifier] + [load_model(m, runtime, max_seconds=max_seconds)[0] for m in also])
         used = classifier.runtime

@@ -43,8 +43,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from spokenword import audio
-from spokenword.segment import VadSettings
-from spokenword.transcribe import DEFAULT_THRESHOLD, Transcriber
+from spokenword.transcribe.segment import VadSettings
+from spokenword.transcribe.decode import DEFAULT_THRESHOLD, Transcriber
 
 logger = logging.getLogger("spokenword.serve")
 

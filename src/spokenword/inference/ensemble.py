@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spokenword.runtime import ModelError, NumpyClassifier
+from spokenword.inference.base import ModelError, NumpyClassifier
 
 
 class Ensemble(NumpyClassifier):
@@ -97,6 +97,6 @@ class Ensemble(NumpyClassifier):
 def load_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None, **kwargs) -> Ensemble:
     """An :class:`Ensemble` of the models at ``paths`` (``.ckpt`` or ``.onnx``, mixed); ``kwargs``
     (e.g. ``max_seconds``) go to every member's loader."""
-    from spokenword.runtime import load_classifier
+    from spokenword.inference.load import load_model as load_classifier
 
     return Ensemble([load_classifier(p, **kwargs) for p in paths], weights)

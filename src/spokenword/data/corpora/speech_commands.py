@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spokenword.datasets.base import Corpus, DatasetError, Recording
-from spokenword.datasets.folder import AUDIO_SUFFIXES
+from spokenword.data.corpora.base import Corpus, DatasetError, Recording
+from spokenword.data.corpora.folder import AUDIO_SUFFIXES
 
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"

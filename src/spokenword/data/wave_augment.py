@@ -180,8 +180,8 @@ class WaveAugment:
     def noise_files(self) -> list[Path]:
         """Recordings under ``noise_dir`` (listed once, sorted)."""
         if self._noise_files is None:
-            from spokenword.datasets.base import DatasetError
-            from spokenword.datasets.folder import AUDIO_SUFFIXES
+            from spokenword.data.corpora.base import DatasetError
+            from spokenword.data.corpora.folder import AUDIO_SUFFIXES
 
             root = Path(self.noise_dir or "")
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if root.is_dir() else []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from spokenword.datasets.base import Corpus, DatasetError, Recording
+from spokenword.data.corpora.base import Corpus, DatasetError, Recording
 
 SAMPLE_RATE = 48000
 _NAME = re.compile(r"^(?P<label>\d+)_(?P<speaker>\d+)_(?P<take>\d+)\.wav$", re.IGNORECASE)

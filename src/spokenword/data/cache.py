@@ -36,8 +36,9 @@ import torch
 from tqdm.auto import tqdm
 
 from spokenword import audio
-from spokenword.datasets.base import DatasetError
-from spokenword.features import FeatureSettings, extract, extract_batch
+from spokenword.data.corpora.base import DatasetError
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract, extract_batch
 
 #: bump when feature code changes in a way that changes its output
 FEATURE_CODE_VERSION = 4

@@ -7,16 +7,15 @@ and normalisation statistics, and :class:`Classifier` applies exactly that prepr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
 from spokenword import audio
-from spokenword.features import FeatureSettings, extract
-from spokenword.runtime import ModelError, predict_batched
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract
+from spokenword.inference.base import ModelError, predict_batched
 
 Prediction = list[dict]  # [{"label": "7", "score": 0.97}, ...] sorted by score, highest first
 
@@ -28,8 +27,8 @@ class CheckpointError(ModelError):
 def load_task(path: str | os.PathLike):
     """Load a :class:`~spokenword.task.SpokenWordTask` from a checkpoint (or a training run's folder:
     its best checkpoint, :func:`spokenword.runtime.model_file`), in eval mode on the CPU."""
-    from spokenword.runtime import model_file
-    from spokenword.task import SpokenWordTask
+    from spokenword.inference.load import model_file
+    from spokenword.training.task import SpokenWordTask
 
     path = model_file(path)
     if not path.is_file():
@@ -108,71 +107,3 @@ class Classifier:
     def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
         """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
         return predict_batched(self, sources, top_k, batch_size, collate=torch.stack)
-
-
-def load_classifier(path: str | os.PathLike, **kwargs):
-    """Open a trained model for inference: a ``.ckpt`` checkpoint (:class:`Classifier`) or an
-    exported ``.onnx`` model (:class:`spokenword.runtime.OnnxClassifier`, no torch needed), both
-    with the same call interface. The dispatch lives in :func:`spokenword.runtime.load_classifier`
-    (torch-free, so the ONNX path never imports torch)."""
-    from spokenword.runtime import load_classifier as load
-
-    return load(path, **kwargs)
-
-
-@dataclass
-class Evaluation:
-    """Scores of a classifier on labelled recordings."""
-
-    labels: list[str]
-    confusion: np.ndarray  # (true, predicted) counts over the known labels
-    errors: list[str]  # one line per file that could not be scored
-    per_speaker: dict[str, tuple[int, int]]  # speaker -> (correct, total)
-    unknown_labels: list[str]
-
-    @property
-    def count(self) -> int:
-        return int(self.confusion.sum())
-
-    @property
-    def accuracy(self) -> float:
-        return float(np.trace(self.confusion) / self.count) if self.count else float("nan")
-
-    def to_dict(self) -> dict:
-        rows = self.confusion.sum(axis=1)
-        return {
-            "accuracy": self.accuracy,
-            "count": self.count,
-            "failed": len(self.errors),
-            "per_class_accuracy": {
-                label: (float(self.confusion[i, i] / rows[i]) if rows[i] else None) for i, label in enumerate(self.labels)
-            },
-            "per_speaker_accuracy": {s: c / t for s, (c, t) in sorted(self.per_speaker.items()) if t},
-            "labels": self.labels,
-            "confusion_matrix": self.confusion.tolist(),
-            "errors": self.errors,
-        }
-
-
-def evaluate(classifier: Classifier, recordings) -> Evaluation:
-    """Score ``recordings`` (:class:`~spokenword.datasets.Recording` list) with ``classifier``."""
-    index = {label: i for i, label in enumerate(classifier.labels)}
-    confusion = np.zeros((len(index), len(index)), dtype=np.int64)
-    errors: list[str] = []
-    unknown = sorted({r.label for r in recordings if r.label not in index})
-    per_speaker: dict[str, list[int]] = {}
-    by_path = {r.path: r for r in recordings if r.label in index}
-    for path, result in classifier.predict_many(list(by_path)):
-        if isinstance(result, Exception):
-            errors.append(str(result))
-            continue
-        rec = by_path[path]
-        predicted = index[result[0]["label"]]
-        confusion[index[rec.label], predicted] += 1
-        if rec.speaker:
-            tally = per_speaker.setdefault(rec.speaker, [0, 0])
-            tally[0] += int(predicted == index[rec.label])
-            tally[1] += 1
-    for label in unknown:
-        errors.append(f"label {label!r} is not one the model knows ({', '.join(classifier.labels)}); its files were skipped")
-    return Evaluation(classifier.labels, confusion, errors, {k: (v[0], v[1]) for k, v in per_speaker.items()}, unknown)

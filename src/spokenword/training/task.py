@@ -24,8 +24,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from spokenword.augment import FeatureAugment, mixup
-from spokenword.features import FeatureSettings
+from spokenword.data.feature_augment import FeatureAugment, mixup
+from spokenword.frontend.settings import FeatureSettings
 from spokenword.models import SpectrogramCNN
 from spokenword.models.adversary import SpeakerAdversary, dann_ramp
 

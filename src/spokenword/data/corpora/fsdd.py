@@ -21,7 +21,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from spokenword.datasets.base import Corpus, DatasetError, Recording
+from spokenword.data.corpora.base import Corpus, DatasetError, Recording
 
 VERSION = "v1.0.10"
 URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/{VERSION}.tar.gz"

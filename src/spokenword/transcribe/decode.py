@@ -35,7 +35,7 @@ import soundfile as sf
 from scipy import signal
 
 from spokenword import audio
-from spokenword.segment import Segment, StreamingSegmenter, VadSettings, split_points
+from spokenword.transcribe.segment import Segment, StreamingSegmenter, VadSettings, split_points
 
 UNCERTAIN = "?"
 
@@ -171,7 +171,7 @@ class Transcriber:
     def __init__(self, model, threshold: float = DEFAULT_THRESHOLD, vad: VadSettings | None = None,
                  block_seconds: float = 1.0, words: WordSettings | None = None):
         if isinstance(model, (str, os.PathLike)):
-            from spokenword.predict import load_classifier
+            from spokenword.inference.load import load_model as load_classifier
 
             model = load_classifier(model)
         self.classifier = model

@@ -157,7 +157,7 @@ def resolve_resume(config) -> None:
     ``config`` is the fit subcommand's jsonargparse namespace; it is edited in place.
     Raises :class:`~spokenword.predict.CheckpointError` when there is nothing to resume.
     """
-    from spokenword.predict import CheckpointError
+    from spokenword.inference.checkpoint import CheckpointError
 
     logger = config.trainer.get("logger") if hasattr(config.trainer, "get") else None
     init = logger.get("init_args") if logger is not None and hasattr(logger, "get") else None

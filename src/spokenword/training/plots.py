@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spokenword.task import ACC, LOSS  # noqa: E402
+from spokenword.training.task import ACC, LOSS  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

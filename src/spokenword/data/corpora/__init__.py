@@ -4,10 +4,10 @@ A corpus turns a folder into a list of :class:`Recording` records; splitting, fe
 training live in :mod:`spokenword.data`.
 """
 
-from spokenword.datasets.base import Corpus, DatasetError, Recording
-from spokenword.datasets.fsdd import FSDD
-from spokenword.datasets.folder import LabelledFolder
-from spokenword.datasets.audiomnist import AudioMNIST
-from spokenword.datasets.speech_commands import SpeechCommands
+from spokenword.data.corpora.base import Corpus, DatasetError, Recording
+from spokenword.data.corpora.fsdd import FSDD
+from spokenword.data.corpora.folder import LabelledFolder
+from spokenword.data.corpora.audiomnist import AudioMNIST
+from spokenword.data.corpora.speech_commands import SpeechCommands
 
 __all__ = ["AudioMNIST", "Corpus", "DatasetError", "FSDD", "LabelledFolder", "Recording", "SpeechCommands"]

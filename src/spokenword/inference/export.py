@@ -36,9 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import spokenword
-from spokenword import runtime
-from spokenword.features import FeatureSettings, dct_matrix, lifter_matrix, mel_filterbank
-from spokenword.predict import load_task
+from spokenword.frontend.host import host_steps
+from spokenword.inference import base as runtime
+from spokenword.inference.onnx import read_metadata
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import dct_matrix, lifter_matrix, mel_filterbank
+from spokenword.inference.checkpoint import load_task
 
 ONNX_OPSET = 18
 #: default clip length a fixed-shape runtime allocates (s); the graph itself accepts any length.
@@ -297,7 +300,7 @@ def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     out = Path(out)
-    metadata = runtime.read_metadata(float_model)
+    metadata = read_metadata(float_model)
     # the first convolution sees one input channel: int8 saves nothing there and its extra
     # quantize/dequantize steps cost time (measured ~0.1 ms of ~0.85 ms per clip)
     first_conv = next((n.name for n in onnx.load(str(float_model)).graph.node if n.op_type == "Conv"), None)
@@ -335,13 +338,13 @@ def calibration_waves(root, sample_rate: int, settings: dict, *, clips: int = 20
     """``clips`` training-split FSDD recordings (official split: takes 10-49), evenly spread over
     the sorted list, decoded and passed through the host-side steps."""
     from spokenword import audio
-    from spokenword.data import make_split
-    from spokenword.datasets import FSDD
+    from spokenword.data.splits import make_split
+    from spokenword.data.corpora import FSDD
 
     train = make_split(FSDD().recordings(Path(root)), "official").train
     step = max(1, len(train) // clips)
     chosen = train[::step][:clips]
-    return [runtime.host_steps(audio.load(r.path, sample_rate), settings) for r in chosen]
+    return [host_steps(audio.load(r.path, sample_rate), settings) for r in chosen]
 
 
 def export(checkpoint, out, *, format: str, int8: bool = False, data_root=None,
@@ -358,12 +361,12 @@ def export(checkpoint, out, *, format: str, int8: bool = False, data_root=None,
     if not int8:
         path = export_onnx(checkpoint, out, max_seconds=max_seconds)
         return [path, sidecar_path(path)]
-    from spokenword.data import resolve_root
+    from spokenword.data.splits import resolve_root
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as work:
         float_path = export_onnx(checkpoint, Path(work) / "float32.onnx", max_seconds=max_seconds)
-        meta = runtime.read_metadata(float_path)
+        meta = read_metadata(float_path)
         waves = calibration_waves(resolve_root(data_root), meta["sample_rate"], meta["features"], clips=calibration_clips)
         path = quantize_onnx(float_path, out, waves)
     return [path, sidecar_path(path)]

@@ -1,17 +1,5 @@
-"""The data module: a corpus, a deterministic split, cached features and normalisation statistics.
-
-Splits (``split``):
-
-* ``official``: test = takes 0-4, validation = takes 5-9, train = takes 10-49. Model selection
-  never sees the test recordings.
-* ``reference``: train = takes 5-49, validation = test = takes 0-4: the reference's own protocol
-  (test recordings used for model selection); every report labels it as such.
-* ``speakers``: ``test_speakers`` held out as test; validation = takes 5-9 of the other speakers
-  (or ``val_speakers`` when given), train = the rest.
-* ``corpus``: the corpus's own partition (each :class:`~spokenword.datasets.Recording`'s ``subset``):
-  Speech Commands' ``validation_list.txt`` / ``testing_list.txt``, AudioMNIST's speaker-disjoint
-  assignment, a manifest's ``subset`` column. ``official`` and ``reference`` need FSDD-style take
-  numbers; ``corpus`` is the split for every other corpus.
+"""The data module: a corpus, a deterministic split (:mod:`spokenword.data.splits`), cached features and
+normalisation statistics.
 
 Features are computed once (in ``prepare_data``, so once per node under DDP) and cached on disk
 (see :mod:`spokenword.cache`), never per epoch. Batches are read from the cache file on demand
@@ -28,8 +16,6 @@ every recording is evaluated exactly once and the synced metrics equal single-pr
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -41,103 +27,13 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from spokenword import audio
-from spokenword.cache import CACHE_DTYPES, FeatureCache, FeatureRows
-from spokenword.datasets import FSDD, Corpus, DatasetError, Recording
-from spokenword.features import FeatureSettings, extract
-from spokenword.wave_augment import WaveAugment
+from spokenword.data.cache import CACHE_DTYPES, FeatureCache, FeatureRows
+from spokenword.data.corpora import FSDD, Corpus, DatasetError, Recording
+from spokenword.data.splits import Split, SplitName, make_split, resolve_cache_dir, resolve_root
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract
+from spokenword.data.wave_augment import WaveAugment
 
-SplitName = Literal["official", "reference", "speakers", "corpus"]
-DATA_ENV = "SPOKENWORD_DATA"
-CACHE_ENV = "SPOKENWORD_CACHE"
-
-
-def resolve_root(root: str | os.PathLike | None) -> Path:
-    """The data root: ``root`` if given, else ``$SPOKENWORD_DATA``, else ``./data``."""
-    if root:
-        return Path(root).expanduser()
-    return Path(os.environ.get(DATA_ENV) or "data").expanduser()
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    """Feature cache folder: ``cache_dir``, else ``$SPOKENWORD_CACHE``, else ``./.cache/spokenword``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    return Path(os.environ.get(CACHE_ENV) or ".cache/spokenword").expanduser()
-
-
-@dataclass(frozen=True)
-class Split:
-    """Recordings of one split. ``protocol`` says how test relates to model selection."""
-
-    name: str
-    train: list[Recording]
-    val: list[Recording]
-    test: list[Recording]
-    protocol: str
-
-
-def make_split(
-    recordings: list[Recording],
-    split: SplitName,
-    test_speakers: list[str] | None = None,
-    val_speakers: list[str] | None = None,
-) -> Split:
-    """Divide ``recordings`` into train / validation / test (see module docstring). Deterministic."""
-    if split in ("official", "reference") and recordings and all(r.take < 0 for r in recordings):
-        raise DatasetError(f"split {split!r} needs FSDD-style take numbers; use split 'corpus' or 'speakers' for this corpus")
-    if split == "corpus":
-        parts = {name: [r for r in recordings if r.subset == name] for name in ("train", "val", "test")}
-        if not parts["train"] or not parts["test"]:
-            raise DatasetError("split 'corpus' needs a corpus that marks train and test recordings (Speech Commands lists, AudioMNIST, a manifest's subset column)")
-        return Split(
-            "corpus",
-            train=parts["train"],
-            val=parts["val"],
-            test=parts["test"],
-            protocol="the corpus's own partition (test never used for selection)",
-        )
-    if split == "official":
-        return Split(
-            "official",
-            train=[r for r in recordings if r.take >= 10],
-            val=[r for r in recordings if 5 <= r.take <= 9],
-            test=[r for r in recordings if 0 <= r.take <= 4],
-            protocol="test = takes 0-4, validation = takes 5-9 (test never used for selection)",
-        )
-    if split == "reference":
-        test = [r for r in recordings if 0 <= r.take <= 4]
-        return Split(
-            "reference",
-            train=[r for r in recordings if r.take >= 5],
-            val=test,
-            test=test,
-            protocol="reference protocol: validation = test = takes 0-4 (test used for model selection)",
-        )
-    if split == "speakers":
-        speakers = sorted({r.speaker for r in recordings})
-        held = list(test_speakers or [])
-        unknown = [s for s in held + list(val_speakers or []) if s not in speakers]
-        if not held or unknown:
-            raise DatasetError(
-                f"split 'speakers' needs test_speakers from {speakers}"
-                + (f"; unknown: {unknown}" if unknown else "")
-            )
-        test = [r for r in recordings if r.speaker in held]
-        rest = [r for r in recordings if r.speaker not in held]
-        if val_speakers:
-            val = [r for r in rest if r.speaker in val_speakers]
-            train = [r for r in rest if r.speaker not in val_speakers]
-        else:
-            val = [r for r in rest if 5 <= r.take <= 9]
-            train = [r for r in rest if not 5 <= r.take <= 9]
-        return Split(
-            "speakers",
-            train=train,
-            val=val,
-            test=test,
-            protocol=f"held-out speakers {held} as test; validation from other speakers",
-        )
-    raise ValueError(f"unknown split {split!r}; expected 'official', 'reference', 'speakers' or 'corpus'")
 
 
 class CachedFeatures(Dataset):
@@ -171,7 +67,7 @@ def _targets(targets: torch.Tensor, speakers: torch.Tensor | None, indices) -> t
 
 class AugmentedRecordings(Dataset):
     """Training batches made afresh on every visit: each recording is decoded, perturbed by a
-    :class:`~spokenword.wave_augment.WaveAugment` and passed through the inference front end
+    :class:`~spokenword.data.wave_augment.WaveAugment` and passed through the inference front end
     (:func:`~spokenword.features.extract`), at a random crop position when ``random_crop``.
 
     Yields the same ``(features (N, 1, H, W), label index (N,)[, speaker index (N,)])`` batches as
@@ -274,7 +170,7 @@ class AudioDataModule(L.LightningDataModule):
 
     Args:
         root: data root (``<root>/fsdd/recordings`` for FSDD); default ``$SPOKENWORD_DATA`` or ``./data``.
-        corpus: which recordings; default :class:`~spokenword.datasets.FSDD`.
+        corpus: which recordings; default :class:`~spokenword.data.corpora.FSDD`.
         split: ``official``, ``reference`` or ``speakers`` (see module docstring).
         test_speakers: speakers held out as test for ``split: speakers``.
         val_speakers: speakers used for validation for ``split: speakers`` (default: takes 5-9).

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from spokenword import audio
-from spokenword.datasets import FSDD, DatasetError, Recording
-from spokenword.datasets.fsdd import DIGITS, SAMPLE_RATE
-from spokenword.features import FeatureSettings, extract, power_spectrogram, to_db
-from spokenword.plots import _save, plt
+from spokenword.data.corpora import FSDD, DatasetError, Recording
+from spokenword.data.corpora.fsdd import DIGITS, SAMPLE_RATE
+from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.graph import extract, power_spectrogram, to_db
+from spokenword.training.plots import _save, plt
 
 #: the digits compared in ``two_digits.png``: a pair the reference's model often confuses
 PAIR = ("6", "8")

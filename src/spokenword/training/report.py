@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from spokenword.task import ACC, LOSS
+from spokenword.training.task import ACC, LOSS
 
 REPORT_NAME = "report.json"
 
@@ -60,7 +60,7 @@ def build(trainer, task, datamodule, history, checkpoint: str | None) -> dict:
 
 def write(result: dict, run_dir: Path) -> Path:
     """Write ``report.json`` atomically and the plots into ``run_dir``."""
-    from spokenword import plots
+    from spokenword.training import plots
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

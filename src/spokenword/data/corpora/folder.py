@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from spokenword.datasets.base import Corpus, DatasetError, Recording
-from spokenword.datasets.fsdd import parse_name
+from spokenword.data.corpora.base import Corpus, DatasetError, Recording
+from spokenword.data.corpora.fsdd import parse_name
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
 MANIFEST_NAME = "labels.csv"

@@ -1,0 +1,1 @@
+"""Data: corpora (``corpora``), splits, the feature cache, augmentation and the Lightning data module."""

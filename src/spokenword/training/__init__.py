@@ -1,0 +1,1 @@
+"""Training: the LightningModule (``task``), the LightningCLI (``cli``), callbacks, checkpoints and reports."""

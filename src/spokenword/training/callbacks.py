@@ -1,0 +1,107 @@
+"""Callbacks of every training run (the trainer's defaults, see :func:`spokenword.training.cli.trainer_defaults`)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.callbacks import EMAWeightAveraging
+
+
+class EpochHistory(Callback):
+    """Keeps every epoch's logged metrics and the training wall time, whatever logger is used."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+        self.started: float | None = None
+        self.seconds: float = 0.0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.started = time.perf_counter()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.started is not None:
+            self.seconds += time.perf_counter() - self.started
+            self.started = None
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        row = {"epoch": float(trainer.current_epoch)}
+        row.update({k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1})
+        self.epochs.append(row)
+
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs, "seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epochs = list(state_dict.get("epochs", []))
+        self.seconds = float(state_dict.get("seconds", 0.0))
+
+
+class EMAWeights(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights (``decay`` per optimizer step),
+    whose averaged weights are validated and saved as the checkpoint's ``state_dict``, and which
+    are then also the weights that are tested.
+
+    Lightning's callback, still attached to the trainer when ``fit`` is followed by ``test`` with
+    the best checkpoint, puts the checkpoint's raw (not averaged) training weights back into the
+    model, so the test after ``fit`` would score other weights than the ones validated, saved and
+    used by ``classify``, ``serve`` and exports. Here the raw weights are restored only to resume
+    ``fit``.
+    """
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if trainer.state.fn == "fit":
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class ChannelsLast(Callback):
+    """Keeps the network's weights in channels-last memory format during fit (a speed-up for CPU
+    oneDNN convolutions and pooling: the reference CNN trains in about 0.7x the time it takes in
+    the default layout, about 0.4x with ``trainer.precision: bf16-mixed``; benchmarks/train_speed.py).
+    One of the trainer's default callbacks; modules without 4-D weights are unaffected.
+
+    The weights' values are unchanged, so checkpoints and exports are the same either way.
+    """
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        pl_module.to(memory_format=torch.channels_last)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        pl_module.to(memory_format=torch.contiguous_format)
+
+
+class ThreadsBesideWorkers(Callback):
+    """During fit on CPU, one torch thread fewer per DataLoader worker (at least one is left), so the
+    workers that make the augmented training batches do not fight oneDNN's threads for the same
+    cores. On 2 cores with ``num_workers: 1`` the training process then runs 1 thread instead of 2,
+    and ``configs/fsdd_cnn_newvoices.yaml`` trains in about 0.77x the time (10 epochs: 46 s against
+    60 s on the Intel Xeon of README "Accuracy"). One of the trainer's default callbacks.
+
+    Nothing changes where ``OMP_NUM_THREADS`` is set (by the user, or by Lightning's DDP launchers,
+    which divide the cores among the processes), without workers, or off the CPU. The thread count
+    in force before fit is restored after it. A run's thread count changes its float rounding, so
+    its figures reproduce at the same count: ``run_info.json`` and ``report.json`` record the count fit ran with
+    (``fit_threads``).
+    """
+
+    def __init__(self) -> None:
+        self._before: int | None = None
+        self.fit_threads: int | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        workers = int(getattr(trainer.datamodule, "num_workers", 0) or 0)
+        if stage != "fit" or workers <= 0 or "OMP_NUM_THREADS" in os.environ or not isinstance(trainer.accelerator, CPUAccelerator):
+            return
+        self._before = torch.get_num_threads()
+        self.fit_threads = max(1, self._before - workers)
+        torch.set_num_threads(self.fit_threads)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if self._before is not None:
+            torch.set_num_threads(self._before)
+            self._before = None

@@ -1,0 +1,1 @@
+"""Digit strings: segmentation (``segment``) and decoding words into text (``decode``)."""
