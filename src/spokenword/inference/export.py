@@ -32,7 +32,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import spokenword
@@ -40,124 +39,14 @@ from spokenword.frontend.host import host_steps
 from spokenword.inference import base as runtime
 from spokenword.inference.onnx import read_metadata
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.frontend.graph import dct_matrix, lifter_matrix, mel_filterbank
+from spokenword.frontend.graph import FrontEnd
 from spokenword.inference.checkpoint import load_task
 
 ONNX_OPSET = 18
 #: default clip length a fixed-shape runtime allocates (s); the graph itself accepts any length.
 DEFAULT_MAX_SECONDS = 10.0
-#: precision of the in-graph STFT (see :class:`FrontEnd`).
-STFT_DTYPE = torch.float64
 #: TorchScript extra file holding the metadata.
 TORCHSCRIPT_METADATA = "spokenword.json"
-
-
-def _interpolation(src: torch.Tensor, dst: int, size: int) -> torch.Tensor:
-    """Half-pixel linear interpolation weights (``align_corners=False``, as ``F.interpolate``).
-
-    Args:
-        src: ``(N,)`` float source lengths (``>= 1``), one per clip.
-        dst: output length.
-        size: rows of the returned matrix (``>= max(src)``); rows past a clip's length get 0.
-    Returns:
-        ``(N, size, dst)``: ``resized = values @ weights`` for values ``(N, ..., size)``.
-    """
-    scale = (src / dst)[:, None]  # (N, 1)
-    pos = ((torch.arange(dst, dtype=torch.float32) + 0.5)[None] * scale - 0.5).clamp_min(0.0)  # (N, dst)
-    lo = torch.floor(pos)
-    hi = torch.minimum(lo + 1.0, src[:, None] - 1.0)
-    frac = pos - lo
-    index = torch.arange(size, dtype=torch.float32)[None, :, None]  # (1, size, 1)
-    return (index == lo[:, None, :]).float() * (1.0 - frac)[:, None, :] + (index == hi[:, None, :]).float() * frac[:, None, :]
-
-
-class FrontEnd(nn.Module):
-    """:func:`spokenword.features.extract` on a padded batch, in export-friendly tensor ops.
-
-    ``forward(audio (N, T) float32, length (N,) int64) -> (N, 1, n_bins, n_frames)``. Trimming is not
-    included (see module docstring); every other setting is.
-    """
-
-    def __init__(self, settings: FeatureSettings, sample_rate: int):
-        super().__init__()
-        self.n_fft, self.hop, self.n_bins, self.n_frames = settings.n_fft, settings.hop_length, settings.n_bins, settings.n_frames
-        self.kind, self.stretch, self.norm = settings.kind, settings.time_axis == "stretch", settings.utterance_norm
-        self.peak = settings.peak_normalize
-        self.band_mean = settings.band_mean
-        top_db = getattr(settings, "top_db", None)  # dynamic range limit (dB), when the settings have one
-        self.top_db: float | None = None if top_db is None else float(top_db)
-        self.register_buffer("window", torch.hann_window(settings.n_fft, dtype=STFT_DTYPE), persistent=False)
-        rows = settings.n_fft // 2 + 1
-        bank, dct, lifter = torch.zeros(0, rows), torch.zeros(0, 0), torch.zeros(0, 0)
-        if settings.kind != "stft":
-            n_mels = settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40)
-            bank = mel_filterbank(settings.n_fft, sample_rate, n_mels, settings.f_min, settings.f_max)
-            rows = n_mels
-            if settings.kind == "mfcc":
-                dct = dct_matrix(settings.n_bins, n_mels)
-                rows = settings.n_bins
-            if getattr(settings, "cepstral_lifter", None) is not None:
-                lifter = lifter_matrix(settings.cepstral_lifter, n_mels)
-        self.rows = rows  # feature rows before resizing to n_bins
-        self.register_buffer("bank", bank, persistent=False)
-        self.register_buffer("dct", dct, persistent=False)
-        self.register_buffer("lifter", lifter, persistent=False)
-        self.liftered = lifter.numel() > 0
-
-    def forward(self, audio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        n_samples = audio.shape[-1]
-        valid = torch.arange(n_samples, device=audio.device)[None, :] < length[:, None]
-        audio = torch.where(valid, audio, torch.zeros_like(audio))
-        if self.peak:
-            audio = audio / audio.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6)
-        audio = F.pad(audio, (0, self.n_fft))  # clips shorter than n_fft get one zero-padded frame
-        spec = torch.stft(audio.to(self.window.dtype), self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
-        power = (spec.real.square() + spec.imag.square()).float()  # (N, K, F_all)
-        if self.kind == "stft":
-            image = 10.0 * torch.log10(power.clamp_min(1e-10))
-        else:
-            image = 10.0 * torch.log10(torch.matmul(self.bank, power).clamp_min(1e-10))
-        frames = (length.clamp_min(self.n_fft) - self.n_fft) // self.hop + 1  # (N,) true frame counts
-        total = image.shape[-1]
-        frame_ok = (torch.arange(total, device=image.device)[None, :] < frames[:, None])[:, None, :]  # (N, 1, total)
-        if self.top_db is not None:  # dynamic range limit below the loudest bin of the clip's own frames
-            peak = torch.where(frame_ok, image, torch.full_like(image, -1e30)).amax(dim=(-2, -1), keepdim=True)
-            image = torch.maximum(image, peak - self.top_db)
-        if self.kind == "mfcc":
-            image = torch.matmul(self.dct, image)
-        if self.liftered:
-            image = torch.matmul(self.lifter, image)
-        if self.rows != self.n_bins:  # same-size width: only the rows are interpolated
-            image = F.interpolate(image.unsqueeze(1), size=(self.n_bins, total), mode="bilinear", align_corners=False).squeeze(1)
-        if self.stretch:
-            image = torch.matmul(image, _interpolation(frames.float(), self.n_frames, total))
-        else:
-            image = self._fix_frames(image, frames, frame_ok)
-        if self.band_mean:
-            image = image - image.mean(dim=-1, keepdim=True)
-        return self._normalize(image).unsqueeze(1)
-
-    def _fix_frames(self, image: torch.Tensor, frames: torch.Tensor, frame_ok: torch.Tensor) -> torch.Tensor:
-        """Centre crop / centre pad with the clip's minimum, as ``features.fix_frames``."""
-        n = self.n_frames
-        offset = (frames - n).clamp_min(0) // 2 - (n - frames).clamp_min(0) // 2  # (N,)
-        source = torch.arange(n, device=image.device)[None, :] + offset[:, None]  # (N, n)
-        inside = (source >= 0) & (source < frames[:, None])
-        index = torch.arange(image.shape[-1], device=image.device)[None, :, None]
-        select = ((index == source[:, None, :]) & inside[:, None, :]).float()  # (N, total, n)
-        floor = torch.where(frame_ok, image, torch.full_like(image, float("inf"))).amin(dim=(-2, -1), keepdim=True)
-        return torch.where(inside[:, None, :], torch.matmul(image, select), floor)
-
-    def _normalize(self, image: torch.Tensor) -> torch.Tensor:
-        if self.norm == "minmax":
-            low = image.amin(dim=(-2, -1), keepdim=True)
-            high = image.amax(dim=(-2, -1), keepdim=True)
-            return (image - low) / (high - low).clamp_min(1e-6)
-        if self.norm == "standard":
-            mean = image.mean(dim=(-2, -1), keepdim=True)
-            std = (image - mean).square().mean(dim=(-2, -1), keepdim=True).sqrt()
-            return (image - mean) / std.clamp_min(1e-6)
-        return image
 
 
 class WaveformClassifier(nn.Module):
