@@ -16,7 +16,7 @@ Protocols (FSDD, through the project's own training path, ``spokenword fit``):
   spread of the LOSO mean between seeds is reported.
 * ``noise``: each official-seed checkpoint scored on the official test split with white noise
   and babble (a sum of 5 training-split recordings of other speakers) mixed at 20, 10 and 5 dB SNR
-  (deterministic noise, the same for every seed), through :class:`spokenword.predict.Classifier`'s
+  (deterministic noise, the same for every seed), through :class:`spokenword.inference.checkpoint.Classifier`'s
   preprocessing; mean (and std) over the seeds. Without ``official`` in ``--protocols``, only the
   first of ``--seeds`` is trained and scored.
 
@@ -119,17 +119,16 @@ def train_unit(config: str, out: Path, name: str, seed: int, overrides: list[str
 def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None = None) -> dict:
     """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB`` (the first
     ``clips`` test recordings when given: smoke runs). Several checkpoints are scored as one
-    :class:`spokenword.ensemble.Ensemble` (``benchmarks/ensemble.py --noise``)."""
+    :class:`spokenword.inference.ensemble.Ensemble` (``benchmarks/ensemble.py --noise``)."""
     import torch
 
     from spokenword.data.splits import make_split, resolve_root
     from spokenword.data.corpora import FSDD
-    from spokenword.inference.ensemble import load_ensemble
-    from spokenword.inference.checkpoint import Classifier
+    from spokenword.inference.load import load_model
     from spokenword.data.wave_augment import babble, mix_at_snr
 
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
-    clf = load_ensemble(checkpoints) if len(checkpoints) > 1 else Classifier.from_checkpoint(checkpoints[0])
+    clf = load_model(*checkpoints)  # several: their Ensemble
     split = make_split(FSDD().recordings(resolve_root(root)), "official")
     test = split.test[:clips] if clips else split.test
     labels = {label: i for i, label in enumerate(clf.labels)}

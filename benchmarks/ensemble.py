@@ -6,7 +6,7 @@
 Every ``runs/loso-SPEAKER*`` checkpoint (best validation; with ``--checkpoint last``, the last epoch's) in the given accuracy-benchmark results
 folders is a member of SPEAKER's ensemble: all seeds of the fold (``--loso-seeds``) and, with more
 folders, other recipes' runs of the same fold. Each member scores the held-out speaker's 500
-recordings through its own checkpoint's preprocessing (:class:`spokenword.predict.Classifier`); the
+recordings through its own checkpoint's preprocessing (:class:`spokenword.inference.checkpoint.Classifier`); the
 ensemble decides by the mean of the members' probabilities. Nothing is chosen on the held-out
 speaker: the members are all the runs there are. Prints, per speaker, the members' mean accuracy
 and the ensemble's, with the LOSO mean and worst of both. The cost of an ensemble is one training
@@ -26,6 +26,7 @@ import argparse
 import statistics
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.noise:
         return noise_table(args.outs, args.seed, args.root, args.noise_clips)
-    from spokenword.data.splits import resolve_root
     from spokenword.data.corpora import FSDD
-    from spokenword.inference.checkpoint import Classifier
+    from spokenword.data.splits import resolve_root
+    from spokenword.inference.load import load_model
 
     torch.set_num_threads(1)
     folds = fold_runs(args.outs, args.checkpoint)
@@ -76,20 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     for speaker, checkpoints in sorted(folds.items()):
         mine = [r for r in recordings if r.speaker == speaker]
         total, accs, labels = None, [], None
-        images: dict[str, torch.Tensor] = {}  # the fold's feature images per front end: members sharing one extract once
+        clips: dict[str, list] = {}  # the fold's clips after the host steps per front end: members sharing one decode once
         for checkpoint in checkpoints:
-            classifier = Classifier.from_checkpoint(checkpoint)
+            classifier = load_model(checkpoint)
             labels = labels or list(classifier.labels)  # the first member's order; the others' columns follow it
             key = classifier.features.digest(classifier.sample_rate)
-            if key not in images:
-                images[key] = torch.stack([classifier.featurize(classifier.waveform(r.path)) for r in mine])
-            x = images[key]
-            y = torch.tensor([labels.index(r.label) for r in mine])
-            probs = classifier.probabilities(x)[:, [list(classifier.labels).index(label) for label in labels]]
-            accs.append(100.0 * float((probs.argmax(-1) == y).float().mean()))
+            if key not in clips:
+                clips[key] = [classifier.featurize(classifier.waveform(r.path)) for r in mine]
+            y = np.array([labels.index(r.label) for r in mine])
+            probs = np.concatenate([classifier.probabilities(clips[key][i : i + 64]) for i in range(0, len(mine), 64)])
+            probs = probs[:, [list(classifier.labels).index(label) for label in labels]]
+            accs.append(100.0 * float((probs.argmax(-1) == y).mean()))
             total = probs if total is None else total + probs
         members_acc[speaker] = statistics.mean(accs)
-        ensemble_acc[speaker] = 100.0 * float((total.argmax(-1) == y).float().mean())
+        ensemble_acc[speaker] = 100.0 * float((total.argmax(-1) == y).mean())
         sizes[speaker] = len(checkpoints)
     speakers = sorted(folds)
     print("| | " + " | ".join(f"{s} ({sizes[s]})" for s in speakers) + " | mean | worst |")

@@ -1,7 +1,7 @@
 """Inference speed, size and accuracy of a checkpoint and its exports.
 
-Runtimes: PyTorch eager (``Classifier``), TorchScript, ONNX Runtime float32 and int8 (exports made
-here with :mod:`spokenword.export`). Every figure is end to end from a decoded waveform (features
+Runtimes: PyTorch eager (``Classifier``), ONNX Runtime float32 and int8 (exports made
+here with :mod:`spokenword.inference.export`). Every figure is end to end from a decoded waveform (features
 included): per-clip latency p50/p99 at batch 1 and throughput at batch 64 on 1-second clips (FSDD
 official test recordings, zero-padded or cut to 1 s), both on one thread; file sizes; top-1 accuracy
 on the official test split (takes 0-4, 300 whole clips). Target: ONNX int8 p50 <= 1 ms, file <= 120 KB.
@@ -21,38 +21,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spokenword.inference import export
-from spokenword.inference import base as runtime
-from spokenword.inference.onnx import OnnxClassifier
-from spokenword.data.splits import make_split, resolve_root
 from spokenword.data.corpora import FSDD
-from spokenword.inference.checkpoint import Classifier
+from spokenword.data.splits import make_split, resolve_root
+from spokenword.inference import export
+from spokenword.inference.load import load_model
 
 TARGET_P50_MS, TARGET_KB = 1.0, 120.0
 
 
 def _runners(checkpoint: Path, paths: dict[str, Path]) -> dict:
     """name -> (file, function mapping a list of (T,) waveforms to (N, C) probabilities)."""
-    classifier = Classifier.from_checkpoint(checkpoint)
+    classifier = load_model(checkpoint, runtime="torch")
 
     def eager(waves):
-        with torch.inference_mode():
-            return classifier.probabilities(torch.stack([classifier.featurize(w) for w in waves])).numpy()
-
-    scripted = torch.jit.load(str(paths["torchscript"]))
-
-    def torchscript(waves):
-        audio, length = runtime.pad_batch(waves)
-        with torch.inference_mode():
-            return scripted(torch.from_numpy(audio), torch.from_numpy(length)).numpy()
+        return classifier.probabilities([classifier.featurize(w) for w in waves])
 
     def onnx_runner(path):
-        model = OnnxClassifier(path, threads=1)
+        model = load_model(path, threads=1)
         return lambda waves: model.probabilities([model.featurize(w) for w in waves])
 
     return {
         "pytorch eager": (checkpoint, eager),
-        "torchscript": (paths["torchscript"], torchscript),
         "onnxruntime float32": (paths["onnx"], onnx_runner(paths["onnx"])),
         "onnxruntime int8": (paths["int8"], onnx_runner(paths["int8"])),
     }, classifier
@@ -91,10 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     root = resolve_root(args.data_root)
     out = args.out or Path(tempfile.mkdtemp(prefix="spokenword-bench-"))
-    paths = {"onnx": out / "model.onnx", "int8": out / "model.int8.onnx", "torchscript": out / "model.pt"}
+    paths = {"onnx": out / "model.onnx", "int8": out / "model.int8.onnx"}
     export.export(args.checkpoint, paths["onnx"], format="onnx")
     export.export(args.checkpoint, paths["int8"], format="onnx", int8=True, data_root=root)
-    export.export(args.checkpoint, paths["torchscript"], format="torchscript")
 
     runners, classifier = _runners(args.checkpoint, paths)
     test = make_split(FSDD().recordings(root), "official").test

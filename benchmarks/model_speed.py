@@ -1,19 +1,19 @@
-"""Training-step cost of each network on this CPU: which configs are practical to train here.
+"""Training-step cost of each shipped network on this CPU: which configs are practical to train here.
 
     python benchmarks/model_speed.py [--threads 1] [--batch 128] [--steps 6] [--variant KEY=VALUE[,KEY=VALUE]] ...
 
 One step = forward, cross-entropy, backward and an AdamW update on a batch of feature images (64x64;
 32 bands x 128 frames for the speech embedding; random values: the cost does not depend on them), for
-each model as the shipped configs build it (``configs/fsdd_cnn_newvoices.yaml``,
-``fsdd_resnet_newvoices.yaml``, ``fsdd_gru_newvoices.yaml``, ``fsdd_embedding_newvoices.yaml``: its
-backbone frozen, random weights: the same cost as the pretrained ones), in float32 and under bf16 autocast; convolutional models use channels-last memory (as
+each model as the shipped configs build it (``configs/fsdd_cnn_newvoices.yaml`` and
+``fsdd_embedding_newvoices.yaml``: its backbone frozen, random weights: the same cost as the
+pretrained ones), in float32 and under bf16 autocast, in channels-last memory (as
 :class:`spokenword.training.callbacks.ChannelsLast`). Prints the median ms per step after two warm-up steps,
 and each network's faster precision as a multiple of the CNN's faster one.
 
 ``--variant`` adds a row for the default CNN with some of its constructor arguments changed, as a
 config's ``model.net.init_args`` (or ``benchmarks/accuracy.py --override``) would change them; values
-are YAML (``--variant 'channels=[16,32,96,96]' --variant freq_norm=0.5``). Tried variants are timed by
-this command, not by an ad-hoc script.
+are YAML (``--variant 'channels=[16,32,96,96]' --variant dropout=0.1,batch_norm=false``). Tried
+variants are timed by this command, not by an ad-hoc script.
 """
 
 from __future__ import annotations
@@ -34,22 +34,20 @@ DEFAULT_CNN = {"dropout": 0.3, "batch_norm": True}
 IMAGE = (64, 64)
 
 
-def models() -> dict[str, tuple[torch.nn.Module, bool, tuple[int, int]]]:
-    """name -> (network as its config builds it, whether it is convolutional, its input (bands, frames))."""
-    from spokenword.models import FrameRNN, ResNetSmall, SpectrogramCNN, SpeechEmbeddingCNN
+def models() -> dict[str, tuple[torch.nn.Module, tuple[int, int]]]:
+    """name -> (network as its config builds it, its input (bands, frames))."""
+    from spokenword.models import SpectrogramCNN, SpeechEmbeddingCNN
 
     embedding_input = (32, 128)  # configs/fsdd_embedding_newvoices.yaml: 32 bands, 128 frames
     embedding = SpeechEmbeddingCNN(10, input_size=embedding_input, hidden=128, dropout=0.3, pretrained="none")
     return {
-        "SpectrogramCNN (default)": (SpectrogramCNN(**DEFAULT_CNN), True, IMAGE),
-        "ResNetSmall": (ResNetSmall(dropout=0.1), True, IMAGE),
-        "FrameRNN (GRU)": (FrameRNN(dropout=0.2), False, IMAGE),
-        "SpeechEmbeddingCNN (frozen backbone)": (embedding, True, embedding_input),
+        "SpectrogramCNN (default)": (SpectrogramCNN(**DEFAULT_CNN), IMAGE),
+        "SpeechEmbeddingCNN (frozen backbone)": (embedding, embedding_input),
     }
 
 
 def parse_variant(text: str) -> dict:
-    """``"freq_norm=0.5,channels=[16,32,96,96]"`` -> ``{"freq_norm": 0.5, "channels": [16, 32, 96, 96]}``
+    """``"dropout=0.1,channels=[16,32,96,96]"`` -> ``{"dropout": 0.1, "channels": [16, 32, 96, 96]}``
     (commas inside brackets belong to the value)."""
     items, depth, start = [], 0, 0
     for i, char in enumerate(text + ","):
@@ -85,11 +83,10 @@ def variant(text: str) -> tuple[str, torch.nn.Module]:
     return f"SpectrogramCNN (default, {', '.join(f'{k}={v}' for k, v in args.items())})", net
 
 
-def step_ms(net: torch.nn.Module, conv: bool, batch: int, steps: int, bf16: bool, image: tuple[int, int] = IMAGE) -> float:
+def step_ms(net: torch.nn.Module, batch: int, steps: int, bf16: bool, image: tuple[int, int] = IMAGE) -> float:
     x = torch.randn(batch, 1, *image)
     y = torch.randint(0, 10, (batch,))
-    if conv:
-        net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters())
     times = []
     for _ in range(steps + 2):
@@ -117,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             name, net = variant(text)
         except ValueError as error:
             parser.error(f"--variant: {error}")
-        nets[name] = (net, True, IMAGE)
+        nets[name] = (net, IMAGE)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = []
-    for name, (net, conv, image) in nets.items():
+    for name, (net, image) in nets.items():
         params = sum(p.numel() for p in net.parameters())
-        fp32 = step_ms(net, conv, args.batch, args.steps, bf16=False, image=image)
-        bf16 = step_ms(net, conv, args.batch, args.steps, bf16=True, image=image)
+        fp32 = step_ms(net, args.batch, args.steps, bf16=False, image=image)
+        bf16 = step_ms(net, args.batch, args.steps, bf16=True, image=image)
         rows.append((name, params, fp32, bf16))
     base = min(rows[0][2], rows[0][3])  # the CNN's faster precision
     print(f"Training step, batch {args.batch}, {args.threads} thread(s), median of {args.steps} steps")

@@ -100,7 +100,7 @@ def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool
     """Runs in a child process: extraction, one epoch, peak RSS; then the one-process comparison."""
     import torch
 
-    from spokenword.data.datamodule import cache as cache_module
+    from spokenword.data import cache as cache_module
     from spokenword.data.cache import FeatureCache
     from spokenword.data.datamodule import AudioDataModule
     from spokenword.data.corpora import SpeechCommands
@@ -125,7 +125,7 @@ def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         mean, std = dm.feature_mean, dm.feature_std
         start = time.perf_counter()
-        for x, y, _ in dm.train_dataloader():  # (features, label, speaker)
+        for x, y in dm.train_dataloader():
             loss = torch.nn.functional.cross_entropy(net((x - mean) / std), y)
             opt.zero_grad()
             loss.backward()

@@ -63,7 +63,8 @@ def cpu_seconds() -> float:
 def run_spokenword(epochs: int, workdir: Path, fast: bool, seed: int = 0) -> tuple[float, float]:
     """Seconds for fit + test, and test accuracy, through the CLI's own classes."""
     from spokenword.data.datamodule import AudioDataModule
-    from spokenword.training.task import ACC, SpokenWordTask
+    from spokenword.training.metrics import ACC
+    from spokenword.training.task import SpokenWordTask
     from spokenword.training.cli import SpokenWordCLI, trainer_defaults
 
     cli = SpokenWordCLI(SpokenWordTask, AudioDataModule, run=False, seed_everything_default=0,

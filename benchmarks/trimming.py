@@ -18,14 +18,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 from spokenword import audio
 from spokenword.data.splits import resolve_root
 from spokenword.data.corpora import FSDD
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.frontend.graph import trim_silence
+from spokenword.frontend.host import trim_silence
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fsdd_cnn_newvoices.yaml"
 
@@ -38,10 +37,9 @@ def settings_of(config: Path) -> FeatureSettings:
 
 def cut_ms(wave: np.ndarray, sample_rate: int, s: FeatureSettings) -> tuple[float, float]:
     """(ms cut by the peak rule alone, ms the floor rule cuts beyond it) for one clip ``(T,)``."""
-    x = torch.from_numpy(wave)
-    peak_only = trim_silence(x, s.trim_db, s.n_fft, s.hop_length, None).shape[-1]
-    with_floor = trim_silence(x, s.trim_db, s.n_fft, s.hop_length, s.trim_floor_db).shape[-1]
-    return 1000 * (x.shape[-1] - peak_only) / sample_rate, 1000 * (peak_only - with_floor) / sample_rate
+    peak_only = trim_silence(wave, s.trim_db, s.n_fft, s.hop_length, None).shape[-1]
+    with_floor = trim_silence(wave, s.trim_db, s.n_fft, s.hop_length, s.trim_floor_db).shape[-1]
+    return 1000 * (wave.shape[-1] - peak_only) / sample_rate, 1000 * (peak_only - with_floor) / sample_rate
 
 
 def table(recordings, sample_rate: int, s: FeatureSettings) -> list[str]:

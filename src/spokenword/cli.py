@@ -34,15 +34,12 @@ def _ensemble_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _open_model(args):
-    """The classifier of ``args.model``, or the :class:`~spokenword.ensemble.Ensemble` of it and
-    every ``--with`` model (torch-free for ``.onnx`` files)."""
-    if args.also:
-        from spokenword.inference.ensemble import load_ensemble
+    """The classifier of ``args.model``, or the :class:`~spokenword.inference.ensemble.Ensemble` of it
+    and every ``--with`` model; each file on its own runtime (a checkpoint on PyTorch, an ``.onnx``
+    export on ONNX Runtime without importing torch)."""
+    from spokenword.inference.load import load_model
 
-        return load_ensemble([args.model, *args.also])
-    from spokenword.inference.load import load_model as load_classifier
-
-    return load_classifier(args.model)
+    return load_model(args.model, *args.also)
 
 
 def _cmd_download(args) -> int:
@@ -58,22 +55,28 @@ def _cmd_download(args) -> int:
     return EXIT_OK
 
 
-def _cmd_classify(args) -> int:
-    classifier = _open_model(args)  # torch-free for .onnx exports
+def _report(pairs, args, as_json, as_line) -> int:
+    """Print each ``(file, result or error)`` of a batch as it comes (``as_line``), or all as one JSON
+    object (``as_json``) with ``--json``; errors go to stderr and never stop the rest."""
     failed = 0
     results = {}
-    for path, result in classifier.predict_many(args.files, top_k=args.top_k):
+    for path, result in pairs:
         if isinstance(result, Exception):
             failed += 1
             print(f"error: {result}", file=sys.stderr)
-            continue
-        if args.json:
-            results[str(path)] = result
+        elif args.json:
+            results[str(path)] = as_json(result)
         else:
-            print(f"{path}\t{result[0]['label']}\t{result[0]['score']:.3f}")
+            print(f"{path}\t{as_line(result)}")
     if args.json:
         print(json.dumps(results, indent=2))
     return EXIT_FAILED_INPUTS if failed else EXIT_OK
+
+
+def _cmd_classify(args) -> int:
+    classifier = _open_model(args)  # torch-free for .onnx exports
+    return _report(classifier.predict_many(args.files, top_k=args.top_k), args, lambda r: r,
+                   lambda r: f"{r[0]['label']}\t{r[0]['score']:.3f}")
 
 
 def _cmd_evaluate(args) -> int:
@@ -112,8 +115,11 @@ def _cmd_evaluate(args) -> int:
 def _cmd_export(args) -> int:
     from spokenword.inference import export
 
-    if args.int8 and args.format != "onnx":
-        raise UsageError("--int8 needs --format onnx (ONNX Runtime static quantization)")
+    if args.format == "torchscript":
+        raise UsageError("--format torchscript was removed (torch.jit is deprecated in PyTorch); "
+                         "export ONNX (--format onnx) and run it with ONNX Runtime")
+    if args.format not in export.FORMATS:
+        raise UsageError(f"unknown --format {args.format!r}; expected one of {', '.join(export.FORMATS)}")
     paths = export.export(args.model, Path(args.out), format=args.format, int8=args.int8, data_root=args.data_root,
                           calibration_clips=args.calibration_clips, max_seconds=args.max_seconds)
     for path, size in export.file_sizes(paths).items():
@@ -126,23 +132,11 @@ def _cmd_transcribe(args) -> int:
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     transcriber = Transcriber(_open_model(args), threshold=threshold)
-    failed = 0
-    results = {}
-    for path, result in transcriber.transcribe_many(args.files):
-        if isinstance(result, Exception):
-            failed += 1
-            print(f"error: {result}", file=sys.stderr)
-        elif args.json:
-            results[str(path)] = result.to_dict()
-        else:
-            print(f"{path}\t{result.text}")
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return EXIT_FAILED_INPUTS if failed else EXIT_OK
+    return _report(transcriber.transcribe_many(args.files), args, lambda r: r.to_dict(), lambda r: r.text)
 
 
 def _cmd_figures(args) -> int:
-    from spokenword.training.cli import figures
+    from spokenword.training import figures
     from spokenword.data.splits import resolve_root
 
     paths = figures.write_all(resolve_root(args.data_root), Path(args.out), speaker=args.speaker)
@@ -162,6 +156,8 @@ def _cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from spokenword.inference.load import RUNTIMES
+
     parser = argparse.ArgumentParser(
         prog="spokenword",
         description="Spoken-word recognition. Training: spokenword fit|validate|test --config CONFIG.yaml (see --help of each).",
@@ -195,12 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("export", help="export a checkpoint for deployment: ONNX (float or int8) or TorchScript, audio in, probabilities out")
+    p = sub.add_parser("export", help="export a checkpoint for deployment: ONNX (float or int8), audio in, probabilities out")
     p.add_argument("model", help="checkpoint (.ckpt) or training run folder (its best checkpoint)")
-    p.add_argument("--format", choices=("onnx", "torchscript"), required=True, help="export format")
-    p.add_argument("--out", required=True, help="model file to write (.onnx / .pt); its metadata goes beside it as .json")
+    # no argparse choices: a removed format gets a one-line answer saying what to use instead
+    p.add_argument("--format", required=True, metavar="onnx", help="export format: onnx")
+    p.add_argument("--out", required=True, help="model file to write (.onnx); its metadata goes beside it as .json")
     p.add_argument("--int8", action="store_true",
-                   help="ONNX only: int8 static quantization calibrated on FSDD training-split clips (takes 10-49)")
+                   help="int8 static quantization calibrated on FSDD training-split clips (takes 10-49)")
     p.add_argument("--calibration-clips", type=int, default=200, help="training clips used to calibrate --int8")
     p.add_argument("--max-seconds", type=float, default=10.0,
                    help="fixed input length (s) recorded for fixed-shape runtimes; the graph accepts any length")
@@ -228,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="longer clips are refused with 413 (default 10)")
     p.add_argument("--max-upload-mb", type=float, default=5.0, help="larger uploads are refused with 413 (default 5 MB)")
-    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="auto (default): a .ckpt is exported to ONNX at startup and run by ONNX Runtime, or by PyTorch "
                         "when the export extras are missing; onnx: the same, missing extras are an error; torch: PyTorch")
     _ensemble_argument(p)

@@ -19,7 +19,7 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     bench = load_benchmark("accuracy")
     out = tmp_path / "bench"
     argv = [
-        str(REPO / "configs" / "fsdd_cnn_augment.yaml"), "--protocols", "official,loso,noise", "--seeds", "0",
+        str(REPO / "configs" / "fsdd_cnn.yaml"), "--protocols", "official,loso,noise", "--seeds", "0",
         "--folds", "theo", "--epochs", "1", "--root", str(fsdd_root), "--cache-dir", str(tmp_path / "cache"),
         "--noise-clips", "20", "--out", str(out), "--override", "data.eval_batch_size=100",
     ]
@@ -49,10 +49,10 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     with pytest.raises(bench.RecipeChanged, match="official-seed0.json was made with another recipe"):
         bench.main(other)
     edited = tmp_path / "edited.yaml"
-    text = (REPO / "configs" / "fsdd_cnn_augment.yaml").read_text()
-    edited.write_text(text.replace("max_epochs: 20", "max_epochs: 20  # a comment changes no recipe"))
-    assert bench.recipe(str(edited), ["--x"]) == bench.recipe(str(REPO / "configs" / "fsdd_cnn_augment.yaml"), ["--x"])
-    edited.write_text(text.replace("label_smoothing: 0.1", "label_smoothing: 0.2"))
+    text = (REPO / "configs" / "fsdd_cnn.yaml").read_text()
+    edited.write_text(text.replace("max_epochs: 30", "max_epochs: 30  # a comment changes no recipe"))
+    assert bench.recipe(str(edited), ["--x"]) == bench.recipe(str(REPO / "configs" / "fsdd_cnn.yaml"), ["--x"])
+    edited.write_text(text.replace("dropout: 0.0", "dropout: 0.1"))
     with pytest.raises(bench.RecipeChanged):
         bench.main([str(edited), *argv[1:]])
     assert {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")} == stamp  # nothing trained or lost
@@ -68,23 +68,18 @@ def test_benchmark_writes_units_json_and_markdown_and_resumes(fsdd_root, tmp_pat
     # the comparison table marks a partial LOSO with its fold count, then gives the per-speaker table
     lines = bench.compare([out]).splitlines()
     row = lines[2]
-    assert "fsdd_cnn_augment.yaml" in row and "data.eval_batch_size=100" in row and "(1/6)" in row and "(theo)" in row
+    assert "fsdd_cnn.yaml" in row and "data.eval_batch_size=100" in row and "(1/6)" in row and "(theo)" in row
     assert lines[-3] == "| config | theo | mean |"
     theo = 100 * summary["loso"]["per_speaker"]["theo"]
     assert lines[-1].endswith(f"| {theo:.1f} | {theo:.1f} |")
 
-    # the test-time warp experiment scores the same LOSO checkpoint; without warps it is the plain score
+    # an ensemble of a run with itself is that run: the members' mean and the ensemble both equal its score
     capsys.readouterr()
-    assert load_benchmark("tta").main([str(out), "--root", str(fsdd_root)]) == 0
-    rows = capsys.readouterr().out.strip().splitlines()
-    assert rows[0] == "| warps | theo | mean | worst |" and len(rows) == 2 + 4
-    plain = float(rows[2].split("|")[2])
-    assert rows[2].startswith("| none |") and abs(plain - theo) <= 2.0  # same model, Classifier's preprocessing (fp32 here)
-
-    # an ensemble of a run with itself is that run: the members' mean and the ensemble both equal the plain score
     assert load_benchmark("ensemble").main([str(out), str(out), "--root", str(fsdd_root)]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0] == "| | theo (2) | mean | worst |"
+    plain = float(rows[2].split("|")[2])
+    assert abs(plain - theo) <= 2.0  # the same model through Classifier's preprocessing (fp32 here)
     assert rows[2] == f"| members (mean) | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
     assert rows[3] == f"| ensemble | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
 

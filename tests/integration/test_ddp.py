@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spokenword.training.task import ACC
+from spokenword.training.metrics import ACC
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,6 +1,6 @@
-"""``spokenword export``: ONNX (float, int8) and TorchScript exports of a trained checkpoint, checked
-against the PyTorch ``Classifier`` on the whole official test split (takes 0-4, 300 clips), and the
-ONNX path classifying a wav with torch not importable."""
+"""``spokenword export``: ONNX exports (float, int8) of a trained checkpoint, checked against the
+PyTorch ``Classifier`` on the whole official test split (takes 0-4, 300 clips), their features
+output, exports made before it existed, and the ONNX path classifying a wav with torch not importable."""
 
 from __future__ import annotations
 
@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 
-from spokenword.inference import export
-from spokenword.inference import base as runtime
-from spokenword.inference.onnx import OnnxClassifier
 from spokenword.cli import main
-from spokenword.data.splits import make_split
 from spokenword.data.corpora import FSDD
+from spokenword.data.splits import make_split
+from spokenword.inference import base as runtime
+from spokenword.inference import export
 from spokenword.inference.checkpoint import Classifier
-from spokenword.inference.load import load_model as load_classifier
+from spokenword.inference.load import load_model
+from spokenword.inference.onnx import OnnxClassifier
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +33,12 @@ INT8_MAX_DROP_POINTS = 2.0
 
 @pytest.fixture(scope="module")
 def exports(trained_checkpoint: Path, fsdd_root: Path, tmp_path_factory) -> dict[str, Path]:
-    """The three exports, written through the command line."""
+    """The two exports, written through the command line."""
     out = tmp_path_factory.mktemp("exports")
-    paths = {"onnx": out / "model.onnx", "int8": out / "model.int8.onnx", "torchscript": out / "model.pt"}
+    paths = {"onnx": out / "model.onnx", "int8": out / "model.int8.onnx"}
     runs = {
         "onnx": ["--format", "onnx"],
         "int8": ["--format", "onnx", "--int8", "--calibration-clips", "100", "--data.root", str(fsdd_root)],
-        "torchscript": ["--format", "torchscript"],
     }
     for name, args in runs.items():
         assert main(["export", str(trained_checkpoint), *args, "--out", str(paths[name])]) == 0
@@ -59,13 +57,11 @@ def reference(trained_checkpoint: Path, test_split):
     """PyTorch ``Classifier`` probabilities ``(300, 10)`` and the decoded waveforms."""
     classifier = Classifier.from_checkpoint(trained_checkpoint)
     waves = [classifier.waveform(r.path) for r in test_split]
-    with torch.no_grad():
-        probs = classifier.probabilities(torch.stack([classifier.featurize(w) for w in waves])).numpy()
-    return classifier, waves, probs
+    return classifier, waves, classifier.probabilities([classifier.featurize(w) for w in waves])
 
 
-#: The issue's bound. Exports and features.power_spectrogram both compute the STFT in float64,
-#: so they agree to ~1e-6 in probability (the float32 STFT used to cost up to 1.3e-4).
+#: The issue's bound. The checkpoint's Classifier runs the graph the exports hold, STFT in float64
+#: included, so they agree to ~1e-6 in probability.
 PARITY_TOLERANCE = 1e-4
 
 
@@ -80,13 +76,6 @@ def _onnx_probabilities(path: Path, waves) -> np.ndarray:
     return classifier.probabilities([classifier.featurize(w) for w in waves])
 
 
-def _torchscript_probabilities(path: Path, waves) -> np.ndarray:
-    model = torch.jit.load(str(path))
-    audio, length = runtime.pad_batch(waves)
-    with torch.no_grad():
-        return model(torch.from_numpy(audio), torch.from_numpy(length)).numpy()
-
-
 def _accuracy(probs: np.ndarray, labels: list[str], recordings) -> float:
     truth = np.array([labels.index(r.label) for r in recordings])
     return float((probs.argmax(axis=1) == truth).mean())
@@ -94,7 +83,7 @@ def _accuracy(probs: np.ndarray, labels: list[str], recordings) -> float:
 
 def test_onnx_matches_pytorch_on_the_whole_test_split(exports, reference):
     classifier, waves, expected = reference
-    onnx_classifier = load_classifier(exports["onnx"])
+    onnx_classifier = load_model(exports["onnx"])
     assert isinstance(onnx_classifier, OnnxClassifier)
     assert onnx_classifier.labels == classifier.labels and onnx_classifier.sample_rate == classifier.sample_rate
     batched = onnx_classifier.probabilities([onnx_classifier.featurize(w) for w in waves])  # zero-padded batch
@@ -103,11 +92,9 @@ def test_onnx_matches_pytorch_on_the_whole_test_split(exports, reference):
     assert np.abs(single - batched[:40]).max() <= 1e-6  # padding changes nothing
 
 
-@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
-def test_exports_match_pytorch_within_1e_4(kind, exports, reference):
+def test_export_matches_pytorch_within_1e_4(exports, reference):
     _, waves, expected = reference
-    run = _onnx_probabilities if kind == "onnx" else _torchscript_probabilities
-    _assert_parity(run(exports[kind], waves), expected)
+    _assert_parity(_onnx_probabilities(exports["onnx"], waves), expected)
 
 
 def test_onnx_classifier_interface_matches_the_checkpoint_one(exports, reference, test_split):
@@ -123,16 +110,54 @@ def test_onnx_classifier_interface_matches_the_checkpoint_one(exports, reference
         assert [p["label"] for p in got] == [p["label"] for p in want]
         assert [p["score"] for p in got] == pytest.approx([p["score"] for p in want], abs=1e-4)
     assert onnx_classifier(test_split[0].path)[0]["label"] == classifier(test_split[0].path)[0]["label"]
-    image = onnx_classifier.spectrogram(onnx_classifier.waveform(test_split[0].path))
-    assert image.shape == (1, 64, 64)
+    wave = onnx_classifier.waveform(test_split[0].path)
+    image = onnx_classifier.spectrogram(wave)
+    assert image.shape == (1, 64, 64) and image.dtype == np.float32
+    np.testing.assert_allclose(image, classifier.spectrogram(wave), atol=1e-5)  # the graph's features output
 
 
-def test_torchscript_matches_pytorch_on_the_whole_test_split(exports, reference):
-    _, waves, expected = reference
-    extra = {export.TORCHSCRIPT_METADATA: ""}
-    torch.jit.load(str(exports["torchscript"]), _extra_files=extra)
-    assert json.loads(extra[export.TORCHSCRIPT_METADATA])["labels"] == reference[0].labels
-    _assert_parity(_torchscript_probabilities(exports["torchscript"], waves), expected)
+def test_int8_keeps_the_features_output_float(exports, reference):
+    classifier, waves, _ = reference
+    int8 = OnnxClassifier(exports["int8"])
+    outputs = {o.name: o.type for o in int8.session.get_outputs()}
+    assert outputs == {runtime.PROBS_OUTPUT: "tensor(float)", runtime.FEATURES_OUTPUT: "tensor(float)"}
+    for wave in waves[:5]:
+        np.testing.assert_allclose(int8.spectrogram(wave), classifier.spectrogram(wave), atol=1e-5)
+
+
+def test_an_export_without_the_features_output_classifies_but_has_no_spectrogram(exports, reference, tmp_path):
+    """An export made before exports carried their features (its graph ends at the probabilities)."""
+    classifier, waves, expected = reference
+    model = onnx.load(str(exports["onnx"]))
+    kept = [o for o in model.graph.output if o.name == runtime.PROBS_OUTPUT]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    old = tmp_path / "old.onnx"
+    onnx.save(model, str(old))
+    older = OnnxClassifier(old)
+    _assert_parity(older.probabilities([older.featurize(w) for w in waves[:20]]), expected[:20])
+    with pytest.raises(runtime.ExportError, match="re-export it to get its features"):
+        older.spectrogram(waves[0])
+
+    from fastapi.testclient import TestClient
+
+    from spokenword.serve import create_app
+
+    with TestClient(create_app(older, live=False)) as client:
+        body = {"content": _wav_bytes(waves[0], older.sample_rate)}
+        assert client.post("/predict", **body).status_code == 200
+        answer = client.post("/predict?spectrogram=true", **body)
+        assert answer.status_code == 501 and "re-export it" in answer.json()["detail"]
+
+
+def _wav_bytes(wave: np.ndarray, rate: int) -> bytes:
+    import io
+
+    import soundfile as sf
+
+    out = io.BytesIO()
+    sf.write(out, wave, rate, format="WAV")
+    return out.getvalue()
 
 
 def test_int8_accuracy_cost_and_size(exports, reference, test_split):
@@ -158,6 +183,7 @@ def test_metadata_travels_with_the_model_and_beside_it(exports, trained_checkpoi
         beside = json.loads(export.sidecar_path(exports[name]).read_text())
         assert inside == beside
         assert inside["labels"] == task_labels and inside["version"] == runtime.METADATA_VERSION
+        assert list(inside["outputs"]) == [runtime.PROBS_OUTPUT, runtime.FEATURES_OUTPUT]
         assert inside["features"]["kind"] == "stft" and inside["sample_rate"] == 8000
         assert inside["normalization"]["std"] > 0
 
@@ -195,9 +221,14 @@ def test_onnx_classify_runs_without_torch(exports, reference, test_split):
 
 
 def test_export_usage_errors_are_one_line(trained_checkpoint, tmp_path, capsys):
-    assert main(["export", str(trained_checkpoint), "--format", "torchscript", "--int8", "--out", str(tmp_path / "m.pt")]) == 2
+    assert main(["export", str(trained_checkpoint), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--format torchscript was removed" in err and "--format onnx" in err
+    assert not (tmp_path / "m.pt").exists()
+    assert main(["export", str(trained_checkpoint), "--format", "tflite", "--out", str(tmp_path / "m.tflite")]) == 2
+    assert "unknown --format 'tflite'; expected one of onnx" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "none.ckpt"), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
-    assert "--int8 needs --format onnx" in err and "no such checkpoint file" in err and "Traceback" not in err
+    assert "no such checkpoint file" in err and "Traceback" not in err
     assert main(["classify", str(tmp_path / "none.onnx"), "x.wav"]) == 2
     assert "no such model file" in capsys.readouterr().err

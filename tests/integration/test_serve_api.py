@@ -4,6 +4,7 @@ served by PyTorch and by ONNX Runtime (the checkpoint exported at load time, as 
 from __future__ import annotations
 
 import io
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,10 +27,10 @@ def wav_bytes(samples: np.ndarray, rate: int = 8000, fmt: str = "WAV") -> bytes:
 
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def classifier(request, trained_checkpoint: Path):
-    from spokenword.serve.app import load_model
+    from spokenword.inference.load import load_model
 
-    loaded, runtime = load_model(trained_checkpoint, request.param, max_seconds=10)
-    assert runtime == request.param
+    loaded = load_model(trained_checkpoint, runtime=request.param, max_seconds=10, threads=1)
+    assert loaded.runtime == request.param
     return loaded
 
 
@@ -268,12 +269,13 @@ def test_micro_batcher_groups_and_fails_per_batch():
 def test_runtimes_agree(trained_checkpoint, test_files):
     from spokenword.inference.checkpoint import Classifier
     from spokenword.inference.onnx import OnnxClassifier
-    from spokenword.serve.app import load_model
+    from spokenword.inference.load import load_model
 
-    torch_clf, used = load_model(trained_checkpoint, "torch")
-    assert isinstance(torch_clf, Classifier) and used == "torch"
-    onnx_clf, used = load_model(trained_checkpoint)  # the default: exported at load time
-    assert isinstance(onnx_clf, OnnxClassifier) and used == "onnx"
+    torch_clf = load_model(trained_checkpoint, runtime="torch")
+    assert isinstance(torch_clf, Classifier) and torch_clf.runtime == "torch"
+    assert isinstance(load_model(trained_checkpoint), Classifier)  # the command line's default: PyTorch
+    onnx_clf = load_model(trained_checkpoint, runtime="auto", threads=1)  # serve's default: exported at load time
+    assert isinstance(onnx_clf, OnnxClassifier) and onnx_clf.runtime == "onnx"
     assert onnx_clf.session.get_session_options().intra_op_num_threads == 1
     assert onnx_clf.labels == torch_clf.labels and onnx_clf.sample_rate == torch_clf.sample_rate
     for path in test_files:
@@ -283,26 +285,26 @@ def test_runtimes_agree(trained_checkpoint, test_files):
 
 def test_runtime_choice_errors_and_fallback(trained_checkpoint, tmp_path, monkeypatch, caplog):
     import spokenword.inference.export
-    from spokenword.inference.checkpoint import Classifier
+    from spokenword.inference import load
     from spokenword.inference.base import ModelError
-    from spokenword.serve import app as serve_app
+    from spokenword.inference.checkpoint import Classifier
 
     with pytest.raises(ModelError, match="--runtime torch needs the .ckpt"):
-        serve_app.load_model(tmp_path / "model.onnx", "torch")
+        load.load_model(tmp_path / "model.onnx", runtime="torch")
     with pytest.raises(ModelError, match="unknown runtime 'tpu'"):
-        serve_app.load_model(trained_checkpoint, "tpu")
+        load.load_model(trained_checkpoint, runtime="tpu")
     not_a_checkpoint = tmp_path / "junk.ckpt"
     not_a_checkpoint.write_bytes(b"junk")
     with pytest.raises(ModelError, match="not a spokenword checkpoint"):  # not hidden by a fallback
-        serve_app.load_model(not_a_checkpoint)
+        load.load_model(not_a_checkpoint, runtime="auto")
 
     # export extras missing: auto falls back to torch with a logged line, onnx refuses
-    monkeypatch.setattr(serve_app, "_missing", lambda modules: ["onnxscript"])
+    monkeypatch.setattr(load, "_missing", lambda modules: ["onnxscript"])
     with pytest.raises(ModelError, match=r"pip install 'spokenword\[export\]'"):
-        serve_app.load_model(trained_checkpoint, "onnx")
-    with caplog.at_level("WARNING", logger="spokenword.serve"):
-        clf, used = serve_app.load_model(trained_checkpoint, "auto")
-    assert isinstance(clf, Classifier) and used == "torch"
+        load.load_model(trained_checkpoint, runtime="onnx")
+    with caplog.at_level("WARNING", logger=load.logger.name):
+        clf = load.load_model(trained_checkpoint, runtime="auto")
+    assert isinstance(clf, Classifier) and clf.runtime == "torch"
     assert "ONNX export extras missing (onnxscript)" in caplog.text and "PyTorch" in caplog.text
     monkeypatch.undo()
 
@@ -312,11 +314,36 @@ def test_runtime_choice_errors_and_fallback(trained_checkpoint, tmp_path, monkey
 
     monkeypatch.setattr(spokenword.inference.export, "export_onnx", broken)
     caplog.clear()
-    with caplog.at_level("WARNING", logger="spokenword.serve"):
-        clf, used = serve_app.load_model(trained_checkpoint)
-    assert used == "torch" and "ONNX export of" in caplog.text and "unsupported operator" in caplog.text
+    with caplog.at_level("WARNING", logger=load.logger.name):
+        clf = load.load_model(trained_checkpoint, runtime="auto")
+    assert clf.runtime == "torch" and "ONNX export of" in caplog.text and "unsupported operator" in caplog.text
     with pytest.raises(ModelError, match="ONNX export failed"):
-        serve_app.load_model(trained_checkpoint, "onnx")
+        load.load_model(trained_checkpoint, runtime="onnx")
+
+
+def test_serve_loads_through_the_one_loader(trained_checkpoint, monkeypatch, capsys):
+    """``serve`` hands its model, ``--with`` models and runtime to ``inference.load.load_model``, one
+    intra-op thread each, and serves what comes back."""
+    from spokenword.inference import load
+    from spokenword.serve import app as serve_app
+
+    calls, served = [], []
+    monkeypatch.setattr(load, "load_model", lambda *models, **kwargs: calls.append((models, kwargs)) or _Stub())
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: served.append(app))
+    package = logging.getLogger("spokenword")  # serve() gives it a handler: put it back for the other tests
+    handlers, propagate, level = list(package.handlers), package.propagate, package.level
+    try:
+        serve_app.serve(str(trained_checkpoint), also=["b.onnx"], runtime="onnx", live=False)
+    finally:
+        package.handlers[:] = handlers
+        package.propagate = propagate
+        package.setLevel(level)
+    assert calls == [((str(trained_checkpoint), "b.onnx"), {"runtime": "onnx", "max_seconds": 10.0, "threads": 1})]
+    assert served[0].state.classifier.runtime == "stub" and "stub runtime" in capsys.readouterr().out
+
+
+class _Stub:
+    labels, sample_rate, runtime = ["a", "b"], 8000, "stub"
 
 
 def test_cli_passes_the_runtime_flag(trained_checkpoint, monkeypatch, capsys):
@@ -341,9 +368,9 @@ def test_an_ensemble_is_served_like_one_model(trained_checkpoint: Path, test_fil
 
     from spokenword.inference.ensemble import Ensemble
     from spokenword.serve import create_app
-    from spokenword.serve.app import load_model
+    from spokenword.inference.load import load_model
 
-    ensemble = Ensemble([load_model(trained_checkpoint, "torch")[0], load_model(trained_checkpoint, "onnx")[0]])
+    ensemble = Ensemble([load_model(trained_checkpoint, runtime="torch"), load_model(trained_checkpoint, runtime="onnx")])
     with TestClient(create_app(ensemble, max_upload_bytes=1_000_000, max_seconds=10)) as client:
         assert client.get("/health").json()["runtime"] == "torch+onnx"
         for path in test_files[:4]:

@@ -23,9 +23,9 @@ SPEAKERS = ("jackson", "theo", "nicolas", "george", "lucas", "yweweler")
 
 @pytest.fixture(scope="module")
 def classifier(trained_checkpoint):
-    from spokenword.inference.load import load_model as load_classifier
+    from spokenword.inference.load import load_model
 
-    return load_classifier(trained_checkpoint, max_seconds=10)
+    return load_model(trained_checkpoint, max_seconds=10)
 
 
 def make_client(classifier, **live):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from spokenword.training.task import ACC, LOSS
+from spokenword.training.metrics import ACC, LOSS
 
 pytestmark = pytest.mark.integration
 

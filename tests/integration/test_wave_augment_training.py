@@ -17,12 +17,7 @@ pytestmark = pytest.mark.integration
 def test_wave_augmented_training_learns_and_is_reproducible(fsdd_root, tmp_path):
     def fit(name: str) -> dict:
         code = main([
-            "fit", "--config", str(REPO / "configs" / "fsdd_cnn_augment.yaml"),
-            "--data.wave_augment", "spokenword.data.wave_augment.WaveAugment",
-            "--data.wave_augment.speed", "0.1", "--data.wave_augment.noise_p", "0.5",
-            "--data.wave_augment.reverb_p", "0.2", "--data.wave_augment.filter_p", "0.2",
-            "--data.wave_augment.pad_seconds", "0.2", "--data.random_crop", "true",
-            "--data.num_workers", "1",
+            "fit", "--config", str(REPO / "configs" / "fsdd_cnn_newvoices.yaml"),  # waveform augmentation, 1 worker
             "--model.lr_scheduler", "null", "--model.optimizer.lr", "0.002",  # constant rate: 2 short epochs
             "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "12",
             "--trainer.enable_progress_bar", "false",

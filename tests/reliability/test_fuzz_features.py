@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the audio + feature path (``audio.prepare`` then ``features.extract``):
+"""Property-based fuzzing of the audio + feature path (``audio.prepare`` then ``frontend.graph.extract``):
 any waveform of >= 1 sample, any amplitude (silence, clipping, huge values), any supported sample
 rate and every feature kind / time axis / trim / normalisation never crashes and always gives finite
 features of shape ``(1, n_bins, n_frames)``."""

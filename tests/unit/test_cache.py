@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 
 import numpy as np
 import pytest
+import torch
 
 from spokenword.data import cache as cache_module
 from spokenword.data.cache import FeatureCache, extract_file
@@ -81,3 +84,103 @@ def test_unreadable_file_is_a_dataset_error_naming_it(tmp_path, files):
     with pytest.raises(DatasetError, match="missing.wav"):
         cache.features([tmp_path / "missing.wav"], 8000, FeatureSettings())
     assert not list((tmp_path / "cache").glob("*.npy"))  # nothing cached for a failed list
+
+
+# -- worker processes beside this one ----------------------------------------------------------------
+
+#: the settings of the new-voices configs: trimming with the floor rule, loudest window, standard norm
+LOUDEST = FeatureSettings(kind="logmel", hop_length=80, n_frames=40, time_axis="fixed", trim_db=30.0, trim_floor_db=8.0,
+                          crop_at="loudest", peak_normalize=True, utterance_norm="standard")
+
+
+def _clips() -> list[np.ndarray]:
+    """Clips of several lengths (one shorter than a frame, one silent)."""
+    rng = np.random.default_rng(0)
+    clips = [np.zeros(3000, np.float32)]
+    for i, seconds in enumerate([0.02, 0.31, 0.8, 1.0, 2.3, 0.5, 0.5]):
+        wave = tone(seconds, 8000, 200.0 + 150 * i) * np.hanning(int(seconds * 8000)).astype(np.float32)
+        wave = np.concatenate([np.zeros(400, np.float32), wave, np.zeros(300, np.float32)])
+        clips.append((wave + 1e-3 * rng.standard_normal(wave.shape)).astype(np.float32))
+    return clips
+
+
+def _per_file(paths, settings) -> np.ndarray:
+    return np.stack([extract_file(p, 8000, settings) for p in paths])
+
+
+def test_worker_processes_and_this_process_fill_one_entry(tmp_path, monkeypatch):
+    clips = _clips()
+    files = [write_wav(tmp_path / "audio" / f"{i}.wav", clips[i % len(clips)], subtype="PCM_16") for i in range(23)]
+    monkeypatch.setattr(cache_module, "CHUNK", 3)  # 8 chunks
+    monkeypatch.setattr(cache_module, "PARALLEL_MIN", 1)
+    starters, here = [], []
+
+    class Recorded(cache_module._PoolStarter):
+        def __init__(self, workers):
+            super().__init__(workers)
+            starters.append(self)
+
+    real = cache_module._one_thread  # wraps each chunk this process extracts
+
+    @contextlib.contextmanager
+    def in_this_process():  # the first chunk waits until the workers are up, so they get some
+        deadline = time.monotonic() + 120
+        while starters[0].pool() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        here.append(1)
+        with real():
+            yield
+
+    monkeypatch.setattr(cache_module, "_PoolStarter", Recorded)
+    monkeypatch.setattr(cache_module, "_one_thread", in_this_process)
+    threads = torch.get_num_threads()
+    entry = FeatureCache(tmp_path / "cache", workers=3).features(files, 8000, LOUDEST, dtype="float32")
+    assert torch.get_num_threads() == threads  # this process's setting is restored
+    assert 0 < len(here) < 8  # both this process and the workers extracted chunks
+    np.testing.assert_allclose(np.asarray(entry), _per_file(files, LOUDEST), rtol=0, atol=1e-5)
+
+
+def test_shared_workers_serve_a_short_list_after_a_long_one_and_stop_at_the_end(tmp_path, monkeypatch):
+    clips = _clips()
+    files = [write_wav(tmp_path / "audio" / f"{i}.wav", clips[i % len(clips)], subtype="PCM_16") for i in range(30)]
+    monkeypatch.setattr(cache_module, "CHUNK", 3)
+    monkeypatch.setattr(cache_module, "PARALLEL_MIN", 20)  # the first list is long, the second short
+    starters, submitted = [], []
+
+    class Recorded(cache_module._PoolStarter):
+        def __init__(self, workers):
+            super().__init__(workers)
+            starters.append(self)
+
+        def pool(self):
+            deadline = time.monotonic() + 120  # wait for the workers, so they take chunks of both lists
+            while self._pool is None and self._error is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pool = super().pool()
+            return None if pool is None else Counting(pool)
+
+    class Counting:
+        def __init__(self, pool):
+            self.pool = pool
+
+        def submit(self, fn, args):
+            submitted.append(len(args[0]))
+            return self.pool.submit(fn, args)
+
+    monkeypatch.setattr(cache_module, "_PoolStarter", Recorded)
+    cache = FeatureCache(tmp_path / "cache", workers=2)
+    with cache.shared_workers():
+        long = cache.features(files[:24], 8000, LOUDEST)
+        after_long = len(submitted)
+        short = cache.features(files[24:], 8000, LOUDEST)  # 6 clips < PARALLEL_MIN
+        assert len(starters) == 1 and starters[0].pool() is not None  # one pool for both lists
+    assert 0 < after_long < len(submitted)  # the workers took chunks of the short list too
+    assert starters[0]._pool is None  # shut down at the end of the block
+    alone = FeatureCache(tmp_path / "cache2", workers=2).features(files[24:], 8000, LOUDEST)  # no block:
+    assert len(starters) == 1  # a short list alone starts no workers
+    for entry, part in ((long, files[:24]), (short, files[24:]), (alone, files[24:])):
+        np.testing.assert_allclose(np.asarray(entry), _per_file(part, LOUDEST), rtol=0, atol=1e-5)
+
+
+def test_read_ahead_is_a_hint_never_an_error(tmp_path, files):
+    cache_module._read_ahead([tmp_path / "missing.wav", files[0], tmp_path])

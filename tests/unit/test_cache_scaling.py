@@ -92,10 +92,9 @@ def test_data_module_reads_batches_from_the_cache(tmp_path, files):
     data = dm.dataset("train")
     assert isinstance(data, CachedFeatures) and isinstance(data.rows, FeatureRows)  # no in-memory copy
     batches = list(dm.train_dataloader())
-    assert [len(y) for _, y, _ in batches] == [3, 2] and batches[0][0].shape == (3, 1, 16, 12)
+    assert [len(y) for _, y in batches] == [3, 2] and batches[0][0].shape == (3, 1, 16, 12)
     assert batches[0][0].dtype == torch.float32
-    x, y, speaker = data[2]
-    assert dm.train_speakers[int(speaker)] == recs[4].speaker
+    x, y = data[2]
     assert x.shape == (1, 16, 12) and int(y) == dm.labels.index(recs[4].label)
     assert dm.feature_mean == pytest.approx(float(torch.cat([b[0] for b in batches]).mean()), abs=1e-5)
     with pytest.raises(ValueError, match="cache_dtype"):

@@ -85,7 +85,7 @@ def test_audiomnist_through_the_data_module_is_resampled(tmp_path):
                          features=SMALL, cache_dir=str(tmp_path / "cache"), batch_size=4)
     dm.prepare_data()
     dm.setup("fit")
-    x, y, _ = next(iter(dm.train_dataloader()))
+    x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (4, 1, 16, 16) and x.dtype.is_floating_point and dm.num_classes == 2
     assert set(y.tolist()) <= {0, 1}
 

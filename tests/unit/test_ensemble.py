@@ -1,4 +1,4 @@
-"""spokenword.ensemble.Ensemble: the mean of several classifiers' probabilities (synthetic audio)."""
+"""spokenword.inference.ensemble.Ensemble: the mean of several classifiers' probabilities (synthetic audio)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from spokenword import audio
 from spokenword.audio import AudioError
 from spokenword.inference.ensemble import Ensemble
 from spokenword.frontend.settings import FeatureSettings
 from spokenword.inference.checkpoint import Classifier
 from spokenword.inference.evaluate import evaluate
-from spokenword.inference.base import ModelError
+from spokenword.inference.base import BaseClassifier, ModelError
 from tests.conftest import tone, write_wav
 
 LABELS = ["a", "b", "c"]
@@ -33,18 +32,15 @@ def classifier(logits, labels=LABELS, rate: int = 8000) -> Classifier:
     return Classifier(FixedLogits(logits), labels, rate, FeatureSettings())
 
 
-class RateProbe:
+class RateProbe(BaseClassifier):
     """A numpy member (like an ONNX export) that records the length of each waveform it featurizes."""
 
     runtime = "onnx"
 
     def __init__(self, rate: int, probs, labels=LABELS):
         self.sample_rate, self.labels, self.probs, self.max_seconds = rate, list(labels), np.asarray(probs), None
+        self.features = FeatureSettings()
         self.lengths: list[int] = []
-
-    def waveform(self, source):
-        samples, rate = source
-        return audio.prepare(np.asarray(samples), int(rate), self.sample_rate)
 
     def featurize(self, wave):
         self.lengths.append(len(wave))
@@ -58,9 +54,9 @@ def test_probabilities_are_the_mean_of_the_members():
     one, two = classifier([2.0, 0.0, 0.0]), classifier([0.0, 3.0, 0.0])
     ens = Ensemble([one, two])
     wave = tone(0.5)
-    expected = (one.probabilities(one.featurize(wave)[None]) + two.probabilities(two.featurize(wave)[None])) / 2
+    expected = (one.probabilities([one.featurize(wave)]) + two.probabilities([two.featurize(wave)])) / 2
     got = ens.probabilities([ens.featurize(wave)])
-    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
     # the member sure of "b" wins on the mean; the ranking is sorted and sums to one
     ranked = ens((wave, 8000))
     assert [r["label"] for r in ranked][0] == "b"
@@ -81,8 +77,8 @@ def test_weights_make_a_weighted_mean():
     a, b = classifier([5.0, 0.0, 0.0]), classifier([0.0, 5.0, 0.0])
     wave = tone(0.3)
     heavy_b = Ensemble([a, b], weights=[1, 3]).probabilities([Ensemble([a, b]).featurize(wave)])[0]
-    pa = a.probabilities(a.featurize(wave)[None])[0].numpy()
-    pb = b.probabilities(b.featurize(wave)[None])[0].numpy()
+    pa = a.probabilities([a.featurize(wave)])[0]
+    pb = b.probabilities([b.featurize(wave)])[0]
     np.testing.assert_allclose(heavy_b, 0.25 * pa + 0.75 * pb, rtol=1e-5)
 
 
@@ -106,7 +102,7 @@ def test_a_member_at_another_rate_gets_the_clip_at_its_rate():
     assert other.lengths == [8000]
     # numpy and torch members mix: the second member's columns count as much as the first's
     probs = ens.probabilities([ens.featurize(tone(0.5))])[0]
-    first_probs = first.probabilities(first.featurize(tone(0.5))[None])[0].numpy()
+    first_probs = first.probabilities([first.featurize(tone(0.5))])[0]
     np.testing.assert_allclose(probs, (first_probs + [0.1, 0.1, 0.8]) / 2, rtol=1e-5)
 
 

@@ -7,7 +7,7 @@ import torch
 
 from spokenword.data.datamodule import AugmentedRecordings
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.data.wave_augment import WaveAugment, band_limit, babble, change_speed, colored_noise, mix_at_snr, reverberate, room_response, tilt
+from spokenword.data.wave_augment import WaveAugment, band_limit, babble, change_speed, colored_noise, mix_at_snr, reverberate, room_response
 
 SR = 8000
 
@@ -80,20 +80,6 @@ def test_band_limit_removes_what_is_outside_the_band():
     assert spectrum[np.argmin(np.abs(f - 3000))] < 0.05 * spectrum[np.argmin(np.abs(f - 100))]
 
 
-def test_tilt_brightens_or_darkens():
-    mixture = tone(200) + tone(3000)
-    f = np.fft.rfftfreq(len(mixture), 1 / SR)
-
-    def high_over_low(x):
-        spectrum = np.abs(np.fft.rfft(x))
-        return spectrum[np.argmin(np.abs(f - 3000))] / spectrum[np.argmin(np.abs(f - 200))]
-
-    base = high_over_low(mixture)
-    assert high_over_low(tilt(mixture, 0.9)) > 5 * base
-    assert high_over_low(tilt(mixture, -0.7)) < base / 3
-    np.testing.assert_allclose(tilt(mixture, 0.0), mixture)
-
-
 def test_wave_augment_is_reproducible_and_applies_its_noise_at_the_drawn_snr():
     clean = tone()
     aug = WaveAugment(noise_p=1.0, snr_db=(10.0, 10.0), noise_kinds=["white"])
@@ -141,7 +127,6 @@ def test_file_noise_reads_the_noise_folder(tmp_path):
         ({"speed": 1.5}, "speed"),
         ({"noise_p": 2.0}, "noise_p"),
         ({"snr_db": (20, 10)}, "ranges"),
-        ({"tilt_range": (-1.5, 0.5)}, "tilt_range"),
         ({"noise_kinds": ["rain"]}, "noise_kinds"),
         ({"noise_kinds": ["file"]}, "noise_dir"),
     ],

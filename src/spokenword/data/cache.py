@@ -2,9 +2,8 @@
 
 An entry is one ``.npy`` file named by a hash of the file list (path, size, modification time of
 every file), the sample rate, the feature settings and the stored dtype, so any change to the data
-or the settings makes a new entry. Features are extracted a chunk of files at a time (clips of one
-length share one batched spectrogram, :func:`~spokenword.features.extract_batch`: the values of
-:func:`~spokenword.features.extract`, the inference front end), by the calling process and, for a
+or the settings makes a new entry. Features are extracted a chunk of files at a time, through the
+inference front end (:func:`~spokenword.frontend.graph.extract_batch`), by the calling process and, for a
 long list, worker processes beside it, and written chunk by chunk (``pwrite``) into a temporary
 ``.npy`` (never the whole corpus in the process's memory), fsync'ed and renamed into place only
 when complete, so a run killed mid-write never leaves an entry that looks valid (temporary files are
@@ -22,10 +21,8 @@ import hashlib
 import itertools
 import multiprocessing
 import os
-import struct
 import tempfile
 import threading
-import warnings
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -41,7 +38,7 @@ from spokenword.frontend.settings import FeatureSettings
 from spokenword.frontend.graph import extract, extract_batch
 
 #: bump when feature code changes in a way that changes its output
-FEATURE_CODE_VERSION = 4
+FEATURE_CODE_VERSION = 5
 #: dtypes an entry may be stored in (``float16`` halves the disk and page-cache footprint)
 CACHE_DTYPES = ("float32", "float16")
 #: clips per task sent to a worker process
@@ -63,80 +60,24 @@ def files_digest(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
+def _decoded(path: Path, sample_rate: int) -> np.ndarray:
+    """:func:`spokenword.audio.load`, its errors as :class:`DatasetError`."""
+    try:
+        return audio.load(path, sample_rate)
+    except audio.AudioError as err:
+        raise DatasetError(str(err)) from None
+
+
 def extract_file(path: Path, sample_rate: int, settings: FeatureSettings) -> np.ndarray:
     """Load one file and return its features, shape ``settings.shape``, float32."""
-    try:
-        wave = audio.load(path, sample_rate)
-    except audio.AudioError as err:
-        raise DatasetError(str(err)) from None
-    return extract(torch.from_numpy(wave), sample_rate, settings).numpy()
-
-
-#: WAVE_FORMAT_EXTENSIBLE's sub-format GUID for integer PCM, after its 2-byte format tag
-_PCM_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
-
-
-def _pcm16_mono(path: Path) -> tuple[np.ndarray, int] | None:
-    """``(samples, rate)`` of a plain 16-bit mono PCM ``.wav`` (the usual speech-corpus file), read
-    with numpy, or ``None`` for anything else (left to soundfile). The samples are what libsndfile
-    returns: ``int16 * 2**-15`` in float32, exactly."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    offset, fmt = 12, None
-    while offset + 8 <= len(data):
-        kind, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
-        body = offset + 8
-        if kind == b"fmt ":
-            if size < 16 or body + size > len(data):
-                return None
-            tag, channels, rate, _, align, bits = struct.unpack_from("<HHIIHH", data, body)
-            if tag == 0xFFFE:  # extensible: PCM only when its sub-format says so
-                if size < 40 or data[body + 24 : body + 26] != b"\x01\x00" or data[body + 26 : body + 40] != _PCM_GUID_TAIL:
-                    return None
-            elif tag != 1:
-                return None
-            fmt = (channels, align, bits), rate
-        elif kind == b"data":
-            if fmt is None or fmt[0] != (1, 2, 16):
-                return None
-            if size == 0 or size % 2 or body + size > len(data):
-                return None  # empty, odd or truncated: soundfile says what is wrong
-            samples = np.frombuffer(data, dtype="<i2", count=size // 2, offset=body).astype(np.float32)
-            return samples * np.float32(2**-15), fmt[1]
-        offset = body + size + (size & 1)
-    return None
-
-
-def _load(path: Path, sample_rate: int) -> np.ndarray:
-    """:func:`spokenword.audio.load`, a little sooner: the same float32 samples (a 16-bit mono PCM
-    ``.wav`` is read with numpy, anything else by soundfile; a mono file skips the channel mean)."""
-    try:
-        plain = _pcm16_mono(path)
-        if plain is not None:
-            return audio.prepare(plain[0], plain[1], sample_rate, source=path)
-        data, rate = audio.read(path)
-        return audio.prepare(data[:, 0] if data.shape[1] == 1 else data, rate, sample_rate, source=path)
-    except audio.AudioError as err:
-        raise DatasetError(str(err)) from None
+    return extract(_decoded(path, sample_rate), sample_rate, settings).numpy()
 
 
 def _extract_chunk(args: tuple[list[Path], int, FeatureSettings]) -> np.ndarray:
-    """Features of a few files, ``(len(paths), *settings.shape)`` float32: the values of
-    :func:`extract_file` for each, computed together (:func:`~spokenword.features.extract_batch`)."""
+    """Features of a few files, ``(len(paths), *settings.shape)`` float32, extracted together
+    (:func:`~spokenword.frontend.graph.extract_batch`)."""
     paths, sample_rate, settings = args
-    waves = [_load(p, sample_rate) for p in paths]
-    batch = extract_batch(waves, sample_rate, settings)
-    # the first clip also through the front end itself: should the two ever disagree (a step added to
-    # extract() but not to extract_batch()), every clip goes through extract(), a little slower
-    if not torch.equal(batch[0], extract(torch.from_numpy(waves[0]), sample_rate, settings)):
-        warnings.warn("features.extract_batch differs from features.extract; extracting clip by clip")
-        batch = torch.stack([extract(torch.from_numpy(w), sample_rate, settings) for w in waves])
-    return batch.numpy()
+    return extract_batch([_decoded(p, sample_rate) for p in paths], sample_rate, settings).numpy()
 
 
 def _read_ahead(paths: Sequence[Path]) -> None:

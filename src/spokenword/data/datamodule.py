@@ -31,23 +31,22 @@ from spokenword.data.cache import CACHE_DTYPES, FeatureCache, FeatureRows
 from spokenword.data.corpora import FSDD, Corpus, DatasetError, Recording
 from spokenword.data.splits import Split, SplitName, make_split, resolve_cache_dir, resolve_root
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.frontend.graph import extract
+from spokenword.frontend.graph import featurize, shift_frames
+from spokenword.frontend.host import host_steps, random_window, trim
 from spokenword.data.wave_augment import WaveAugment
 
 
 
 class CachedFeatures(Dataset):
-    """``(features (N, 1, H, W) float32, label index (N,))`` batches read from a cache entry, with
-    ``speaker index (N,)`` third when ``speakers`` is given (the training part's).
+    """``(features (N, 1, H, W) float32, label index (N,))`` batches read from a cache entry.
 
     ``__getitems__`` fetches a whole batch at once (DataLoader calls it with the batch's indices);
     use :func:`whole_batch` as the DataLoader's ``collate_fn``.
     """
 
-    def __init__(self, rows: FeatureRows, targets: torch.Tensor, speakers: torch.Tensor | None = None):
+    def __init__(self, rows: FeatureRows, targets: torch.Tensor):
         self.rows = rows
         self.targets = targets
-        self.speakers = speakers
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -56,21 +55,15 @@ class CachedFeatures(Dataset):
         return tuple(part[0] for part in self.__getitems__([index]))
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        return (torch.from_numpy(self.rows[indices]),) + _targets(self.targets, self.speakers, indices)
-
-
-def _targets(targets: torch.Tensor, speakers: torch.Tensor | None, indices) -> tuple[torch.Tensor, ...]:
-    """``(label index (N,))``, or ``(label index, speaker index)`` when ``speakers`` is given."""
-    index = torch.as_tensor(indices, dtype=torch.long)
-    return (targets[index],) if speakers is None else (targets[index], speakers[index])
+        return torch.from_numpy(self.rows[indices]), self.targets[torch.as_tensor(indices, dtype=torch.long)]
 
 
 class AugmentedRecordings(Dataset):
     """Training batches made afresh on every visit: each recording is decoded, perturbed by a
     :class:`~spokenword.data.wave_augment.WaveAugment` and passed through the inference front end
-    (:func:`~spokenword.features.extract`), at a random crop position when ``random_crop``.
+    (:mod:`spokenword.frontend`), at a random crop position when ``random_crop``.
 
-    Yields the same ``(features (N, 1, H, W), label index (N,)[, speaker index (N,)])`` batches as
+    Yields the same ``(features (N, 1, H, W), label index (N,))`` batches as
     :class:`CachedFeatures` (use :func:`whole_batch`). Randomness comes from torch's generator
     (seeded by ``seed_everything``, and per DataLoader worker by torch), so runs are reproducible.
 
@@ -85,7 +78,6 @@ class AugmentedRecordings(Dataset):
             process (each DataLoader worker holds its own), so later epochs skip opening and
             decoding the files (a quarter of the cost of an augmented FSDD batch); recordings past
             the budget are read from disk every time. 0 = no cache.
-        speakers: speaker index of each recording ``(N,)``, returned third in each batch, or ``None``.
     """
 
     def __init__(
@@ -97,11 +89,9 @@ class AugmentedRecordings(Dataset):
         augment: WaveAugment | None,
         random_crop: bool,
         wave_cache_mb: float = 512.0,
-        speakers: torch.Tensor | None = None,
     ):
         self.paths = paths
         self.targets = targets
-        self.speakers = speakers
         self.sample_rate = sample_rate
         self.features = features
         self.augment = augment
@@ -127,21 +117,25 @@ class AugmentedRecordings(Dataset):
             self._cached_bytes += wave.nbytes
         return wave
 
-    def _example(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+    def _example(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """Recording ``index`` perturbed and through the host steps: ``(T',)`` samples and the column
+        shift of its image (:func:`~spokenword.frontend.host.random_window`)."""
         wave = self._wave(index)
         if self.augment is not None:
             others = lambda n: [self._wave(int(i)) for i in rng.choice(len(self.paths), n, replace=False)]  # noqa: E731
             wave = self.augment(wave, self.sample_rate, rng, talkers=others)
-        crop = float(rng.random()) if self.random_crop else None
-        return extract(torch.from_numpy(wave), self.sample_rate, self.features, crop=crop)
+        if not self.random_crop:
+            return host_steps(wave, self.features), 0
+        return random_window(trim(wave, self.features), self.features, float(rng.random()))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         return tuple(part[0] for part in self.__getitems__([index]))
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
-        x = torch.stack([self._example(int(i), rng) for i in indices])
-        return (x,) + _targets(self.targets, self.speakers, indices)
+        waves, shifts = zip(*(self._example(int(i), rng) for i in indices))
+        x = shift_frames(featurize(waves, self.sample_rate, self.features), shifts)  # the front end once per batch
+        return x, self.targets[torch.as_tensor(indices, dtype=torch.long)]
 
 
 def whole_batch(batch):
@@ -164,9 +158,7 @@ class UnpaddedDistributedSampler(DistributedSampler):
 
 
 class AudioDataModule(L.LightningDataModule):
-    """Labelled recordings to batches of ``(features (N, 1, n_bins, n_frames), label index (N,))``;
-    training batches carry a third tensor, each clip's index in :attr:`train_speakers` ``(N,)``
-    (for speaker-adversarial training; other training steps ignore it).
+    """Labelled recordings to batches of ``(features (N, 1, n_bins, n_frames), label index (N,))``.
 
     Args:
         root: data root (``<root>/fsdd/recordings`` for FSDD); default ``$SPOKENWORD_DATA`` or ``./data``.
@@ -244,11 +236,6 @@ class AudioDataModule(L.LightningDataModule):
         return len(self.labels)
 
     @cached_property
-    def train_speakers(self) -> list[str]:
-        """The training part's speakers, sorted (``""``: unknown); linked to the model."""
-        return sorted({r.speaker for r in self.split.train})
-
-    @cached_property
     def split(self) -> Split:
         return make_split(self.recordings, self.split_name, self.test_speakers, self.val_speakers)
 
@@ -284,11 +271,7 @@ class AudioDataModule(L.LightningDataModule):
             raise DatasetError(f"the {part} part of split {self.split_name!r} is empty")
         index = {label: i for i, label in enumerate(self.labels)}
         y = torch.tensor([index[r.label] for r in records], dtype=torch.long)
-        speakers = None
-        if part == "train":
-            order = {speaker: i for i, speaker in enumerate(self.train_speakers)}
-            speakers = torch.tensor([order[r.speaker] for r in records], dtype=torch.long)
-        return CachedFeatures(FeatureRows(self._features(part, records)), y, speakers)
+        return CachedFeatures(FeatureRows(self._features(part, records)), y)
 
     def dataset(self, part: str) -> CachedFeatures:
         """The dataset of one part (``train``, ``val`` or ``test``), reading the cache on demand."""
@@ -306,7 +289,7 @@ class AudioDataModule(L.LightningDataModule):
         if self.fresh_training_batches:
             data = AugmentedRecordings(
                 [r.path for r in self.split.train], data.targets, self.sample_rate, self.features,
-                self.wave_augment, self.random_crop, speakers=data.speakers,
+                self.wave_augment, self.random_crop,
             )
         return DataLoader(
             data, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

@@ -8,15 +8,9 @@ task's ``augment`` argument and applied in ``training_step`` only; inference nev
 * frequency warp: each clip's frequency axis is stretched by a random factor in
   ``[1 - freq_warp, 1 + freq_warp]`` (a cheap vocal-tract-length perturbation: it simulates
   other speakers' formant positions);
-* time stretch: each clip's time axis is stretched about the centre frame by a random factor in
-  ``[1 - time_stretch, 1 + time_stretch]`` (tempo perturbation: a slower or faster speaker with the
-  same pitch and formants, unlike the waveform's speed perturbation, which moves all three);
 * time shift: each clip moves by up to ``time_shift`` frames (edges repeat the border frame);
 * SpecAugment masks: ``freq_masks`` bands of up to ``freq_mask_bins`` bins and ``time_masks``
-  spans of up to ``time_mask_frames`` frames set to the clip's mean;
-* gain: a random offset of up to ``gain_db`` added to every bin (useful for dB features that are
-  not per-utterance normalised; a no-op in effect after ``utterance_norm: standard``);
-* feature noise: Gaussian noise of standard deviation ``noise_std`` (in feature units).
+  spans of up to ``time_mask_frames`` frames set to the clip's mean.
 """
 
 from __future__ import annotations
@@ -51,22 +45,6 @@ def warp_frequency(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return _resample(x, xs.view(1, 1, w), ys.view(n, h, 1))
 
 
-def stretch_time(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Stretch each clip's time axis (W, axis -1) about its centre frame by ``factors`` (N,).
-
-    Output frame ``j`` reads input frame ``c + (j - c) / factor`` with ``c = (W - 1) / 2`` (linear
-    interpolation, border frames repeated past the edges), so a factor > 1 makes the word last
-    longer (slower speech). Shape unchanged ``(N, C, H, W)``.
-    """
-    n, _, h, w = x.shape
-    centre = (w - 1) / 2.0
-    frames = torch.arange(w, dtype=x.dtype, device=x.device)
-    source = centre + (frames.unsqueeze(0) - centre) / factors.to(x.dtype).unsqueeze(1)  # (N, W)
-    xs = 2.0 * source / max(w - 1, 1) - 1.0
-    ys = torch.linspace(-1.0, 1.0, h, dtype=x.dtype, device=x.device)
-    return _resample(x, xs.view(n, 1, w), ys.view(1, h, 1))
-
-
 def shift_time(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     """Move each clip by ``shifts`` (N,) frames along the last axis (positive = later); the
     border frames fill the gap. Shape unchanged."""
@@ -99,45 +77,33 @@ class FeatureAugment(nn.Module):
 
     Args:
         freq_warp: maximum relative frequency-axis stretch (0.18 = factors in [0.82, 1.18]).
-        time_stretch: maximum relative time-axis stretch (0.15 = factors in [0.85, 1.15]).
         time_shift: maximum shift in frames, either direction.
         freq_masks: number of frequency masks per clip.
         freq_mask_bins: maximum width of a frequency mask (bins).
         time_masks: number of time masks per clip.
         time_mask_frames: maximum width of a time mask (frames).
-        gain_db: maximum absolute offset added to every bin (feature units, dB for un-normalised
-            log features).
-        noise_std: standard deviation of additive Gaussian noise (feature units).
         p: probability that a clip is augmented at all (per clip).
     """
 
     def __init__(
         self,
         freq_warp: float = 0.0,
-        time_stretch: float = 0.0,
         time_shift: int = 0,
         freq_masks: int = 0,
         freq_mask_bins: int = 10,
         time_masks: int = 0,
         time_mask_frames: int = 10,
-        gain_db: float = 0.0,
-        noise_std: float = 0.0,
         p: float = 1.0,
     ):
         super().__init__()
         if not 0.0 <= freq_warp < 1.0:
             raise ValueError(f"freq_warp must be in [0, 1), got {freq_warp}")
-        if not 0.0 <= time_stretch < 1.0:
-            raise ValueError(f"time_stretch must be in [0, 1), got {time_stretch}")
         self.freq_warp = freq_warp
-        self.time_stretch = time_stretch
         self.time_shift = time_shift
         self.freq_masks = freq_masks
         self.freq_mask_bins = freq_mask_bins
         self.time_masks = time_masks
         self.time_mask_frames = time_mask_frames
-        self.gain_db = gain_db
-        self.noise_std = noise_std
         self.p = p
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -149,31 +115,12 @@ class FeatureAugment(nn.Module):
         n, device = x.shape[0], x.device
         if self.freq_warp > 0:
             x = warp_frequency(x, _uniform(n, 1.0 - self.freq_warp, 1.0 + self.freq_warp, generator, device))
-        if self.time_stretch > 0:
-            x = stretch_time(x, _uniform(n, 1.0 - self.time_stretch, 1.0 + self.time_stretch, generator, device))
         if self.time_shift > 0:
             x = shift_time(x, torch.randint(-self.time_shift, self.time_shift + 1, (n,), generator=generator, device=device))
         x = mask_axis(x, -2, self.freq_mask_bins, self.freq_masks, generator)
         x = mask_axis(x, -1, self.time_mask_frames, self.time_masks, generator)
-        if self.gain_db > 0:
-            x = x + _uniform(n, -self.gain_db, self.gain_db, generator, device).view(n, 1, 1, 1).to(x.dtype)
-        if self.noise_std > 0:
-            x = x + self.noise_std * torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         if self.p < 1.0:
             chosen = (torch.rand(n, generator=generator, device=device) < self.p).view(n, 1, 1, 1)
             x = torch.where(chosen, x, original)
         return x
 
-
-def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
-    """Mixup (Zhang et al. 2018): convex combinations of clip pairs.
-
-    Args:
-        x: ``(N, ...)`` batch; y: ``(N,)`` class indices; alpha: Beta(alpha, alpha) parameter.
-    Returns:
-        ``(mixed x, y, y of the partner, weight lam)``: the loss is
-        ``lam * ce(logits, y) + (1 - lam) * ce(logits, y_partner)``.
-    """
-    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
-    order = torch.randperm(x.shape[0], generator=generator, device=x.device)
-    return lam * x + (1.0 - lam) * x[order], y, y[order], lam

@@ -1,6 +1,6 @@
 """Random perturbations of training waveforms, applied before feature extraction (training split only).
 
-Feature-image augmentation (:mod:`spokenword.augment`) cannot add noise or reverberation properly:
+Feature-image augmentation (:mod:`spokenword.data.feature_augment`) cannot add noise or reverberation properly:
 those act on the signal, before silence trimming and the spectrogram. :class:`WaveAugment` does,
 so a training clip passes through exactly the inference front end (trimming, features,
 normalisation) after it has been perturbed. It is configured from YAML as the data module's
@@ -92,25 +92,11 @@ def band_limit(wave: np.ndarray, sample_rate: int, low_hz: float | None, high_hz
     return out.astype(np.float32)
 
 
-def tilt(wave: np.ndarray, coefficient: float) -> np.ndarray:
-    """A first-order spectral tilt: pre-emphasis ``y[n] = x[n] - c x[n-1]`` for ``c > 0``
-    (brighter: about +6 dB/octave at ``c`` near 1), de-emphasis ``y[n] = x[n] + |c| y[n-1]`` for
-    ``c < 0`` (darker). Another microphone or voice colour. float32 ``(T,)``."""
-    x = np.asarray(wave, dtype=np.float64)
-    if coefficient > 0:
-        out = signal.lfilter([1.0, -coefficient], [1.0], x)
-    elif coefficient < 0:
-        out = signal.lfilter([1.0], [1.0, coefficient], x)
-    else:
-        out = x
-    return out.astype(np.float32)
-
-
 class WaveAugment:
     """Random perturbations of one training waveform ``(T,)`` at ``sample_rate`` Hz.
 
     Applied in this order, each independently: speed change, extra silence around the clip,
-    reverberation, spectral tilt, band limiting, additive noise (the last, so the noise is not
+    reverberation, band limiting, additive noise (the last, so the noise is not
     reverberated or filtered).
 
     Args:
@@ -119,9 +105,6 @@ class WaveAugment:
             sees recordings with room around the word (noise, when added, fills it).
         reverb_p: probability of reverberating a clip with a synthetic room response.
         rt60: range of the room's reverberation time (s).
-        tilt_p: probability of a random spectral tilt (:func:`tilt`, coefficient drawn from
-            ``tilt_range``).
-        tilt_range: range of the tilt coefficient (negative: darker, positive: brighter).
         filter_p: probability of a random high-pass (80-500 Hz) or low-pass (1.5-3.8 kHz, capped
             below Nyquist) filter.
         noise_p: probability of adding noise to a clip.
@@ -140,8 +123,6 @@ class WaveAugment:
         pad_seconds: float = 0.0,
         reverb_p: float = 0.0,
         rt60: tuple[float, float] = (0.1, 0.5),
-        tilt_p: float = 0.0,
-        tilt_range: tuple[float, float] = (-0.7, 0.9),
         filter_p: float = 0.0,
         noise_p: float = 0.0,
         snr_db: tuple[float, float] = (0.0, 30.0),
@@ -151,11 +132,9 @@ class WaveAugment:
     ):
         if not 0.0 <= speed < 1.0:
             raise ValueError(f"speed must be in [0, 1), got {speed}")
-        for name, value in (("reverb_p", reverb_p), ("tilt_p", tilt_p), ("filter_p", filter_p), ("noise_p", noise_p)):
+        for name, value in (("reverb_p", reverb_p), ("filter_p", filter_p), ("noise_p", noise_p)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
-        if not -1.0 < tilt_range[0] <= tilt_range[1] < 1.0:
-            raise ValueError(f"tilt_range must be (low, high) with -1 < low <= high < 1, got {tilt_range}")
         if snr_db[0] > snr_db[1] or rt60[0] > rt60[1] or rt60[0] <= 0:
             raise ValueError(f"snr_db and rt60 must be (low, high) ranges with low <= high: {snr_db}, {rt60}")
         unknown = set(noise_kinds) - {"white", "pink", "brown", "babble", "file"}
@@ -167,8 +146,6 @@ class WaveAugment:
         self.pad_seconds = pad_seconds
         self.reverb_p = reverb_p
         self.rt60 = tuple(rt60)
-        self.tilt_p = tilt_p
-        self.tilt_range = tuple(tilt_range)
         self.filter_p = filter_p
         self.noise_p = noise_p
         self.snr_db = tuple(snr_db)
@@ -224,8 +201,6 @@ class WaveAugment:
         if self.reverb_p > 0 and rng.random() < self.reverb_p:
             response = room_response(float(rng.uniform(*self.rt60)), sample_rate, rng, direct=float(rng.uniform(0.3, 1.0)))
             wave = reverberate(wave, response)
-        if self.tilt_p > 0 and rng.random() < self.tilt_p:
-            wave = tilt(wave, float(rng.uniform(*self.tilt_range)))
         if self.filter_p > 0 and rng.random() < self.filter_p:
             if rng.random() < 0.5:
                 wave = band_limit(wave, sample_rate, float(rng.uniform(80, 500)), None)

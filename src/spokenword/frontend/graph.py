@@ -1,65 +1,81 @@
-"""Feature extraction: pure tensor functions, plus one settings record that drives them.
+"""The tensor pipeline of the front end: waveforms to the model's input images.
 
-Shapes use ``T`` for samples (at ``sample_rate`` Hz), ``F`` for STFT frames and ``B`` for
-frequency rows. Every function works on a single clip (1-D tensor) or a batch (leading dims).
+:class:`FrontEnd` is the one implementation, on padded batches and exportable to ONNX. Callers with
+plain clips use :func:`extract` (one clip) or :func:`extract_batch` (many): the host steps
+(:func:`spokenword.frontend.host.host_steps`: trimming, loudest window) per clip, then
+:class:`FrontEnd`. The settings record :class:`~spokenword.frontend.settings.FeatureSettings` is
+stored in every checkpoint, so inference uses the features the model was trained on.
 
-The settings record :class:`FeatureSettings` is stored in every checkpoint, so inference uses
-the features the model was trained on (see :func:`extract`).
+Shapes: ``N`` clips, ``T`` samples (at ``sample_rate`` Hz), ``K = n_fft // 2 + 1`` STFT bins,
+``F`` STFT frames.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spokenword.frontend.settings import FLOOR_RULE_RANGE_DB, FeatureSettings, window_samples
+from spokenword.frontend.host import host_steps
+from spokenword.frontend.settings import FeatureSettings
 
+#: precision of the STFT: float32 rounding moves near-silent bins by up to 0.2 dB
+STFT_DTYPE = torch.float64
 _EPS = 1e-10
 
 
-def power_spectrogram(wave: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
-    """Power STFT with a Hann window, no centre padding.
+def power_spectrogram(wave: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor | None = None) -> torch.Tensor:
+    """Power STFT, no centre padding, computed in ``STFT_DTYPE``.
 
     Args:
-        wave: ``(..., T)`` samples; shorter clips are zero-padded to ``n_fft``.
+        wave: ``(..., T)`` samples; a clip shorter than ``n_fft`` is zero-padded to it.
+        n_fft, hop_length: frame size and hop (samples).
+        window: ``(n_fft,)`` analysis window; default a periodic Hann window.
     Returns:
-        ``(..., n_fft // 2 + 1, F)`` power, ``F = 1 + (T - n_fft) // hop_length``.
+        ``(..., K, F)`` power in ``wave``'s dtype, ``F = 1 + (max(T, n_fft) - n_fft) // hop_length``.
     """
     if wave.shape[-1] < n_fft:
         wave = F.pad(wave, (0, n_fft - wave.shape[-1]))
+    if window is None:
+        window = torch.hann_window(n_fft, dtype=STFT_DTYPE, device=wave.device)
     lead = wave.shape[:-1]
-    flat = wave.reshape(-1, wave.shape[-1])
-    # float64 STFT: float32 rounding moves near-silent bins by up to 0.2 dB, which is enough to
-    # break parity with exported front ends; the result is cast back to the input dtype.
-    window = torch.hann_window(n_fft, dtype=torch.float64, device=wave.device)
-    spec = torch.stft(flat.double(), n_fft, hop_length, window=window, center=False, return_complex=True)
+    spec = torch.stft(wave.reshape(-1, wave.shape[-1]).to(window.dtype), n_fft, hop_length, window=window,
+                      center=False, return_complex=True)
     power = (spec.real.square() + spec.imag.square()).to(wave.dtype)
     return power.reshape(*lead, *power.shape[-2:])
 
 
 def to_db(power: torch.Tensor) -> torch.Tensor:
-    """``10 * log10(power)`` with a floor of -100 dB. Shape unchanged."""
+    """``10 * log10(power)`` (dB) with a floor of -100 dB. Shape unchanged."""
     return 10.0 * torch.log10(power.clamp_min(_EPS))
 
 
 def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
-    """HTK mel scale: ``2595 * log10(1 + hz / 700)``."""
+    """HTK mel scale: ``2595 * log10(1 + hz / 700)`` (Hz to mel)."""
     return 2595.0 * torch.log10(1.0 + hz / 700.0)
 
 
 def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`hz_to_mel` (Hz)."""
+    """Inverse of :func:`hz_to_mel` (mel to Hz)."""
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
 def mel_filterbank(
     n_fft: int, sample_rate: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
 ) -> torch.Tensor:
-    """Triangular HTK mel filters, shape ``(n_mels, n_fft // 2 + 1)``, each peaking at 1."""
+    """Triangular HTK mel filters without area normalisation, each peaking at 1.
+
+    Args:
+        sample_rate: Hz.
+        f_min, f_max: band edges (Hz); ``f_max=None`` is the Nyquist frequency.
+    Returns:
+        ``(n_mels, K)`` float32: ``mel_power = bank @ power``.
+    """
     f_max = sample_rate / 2 if f_max is None else f_max
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
     mels = torch.linspace(
@@ -76,7 +92,7 @@ def mel_filterbank(
 
 
 def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
-    """Orthonormal DCT-II matrix, shape ``(n_mfcc, n_mels)``."""
+    """Orthonormal DCT-II, ``(n_mfcc, n_mels)`` float32: ``mfcc = dct @ db_mel``."""
     n = torch.arange(n_mels, dtype=torch.float64)
     k = torch.arange(n_mfcc, dtype=torch.float64)[:, None]
     basis = torch.cos(math.pi / n_mels * (n + 0.5) * k) * math.sqrt(2.0 / n_mels)
@@ -84,332 +100,21 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> torch.Tensor:
     return basis.float()
 
 
-def lifter_matrix(n_keep: int, n_bands: int) -> torch.Tensor:
-    """Low-quefrency liftering as one matrix, ``(n_bands, n_bands)``: ``D.T @ D`` with ``D`` the first
-    ``n_keep`` rows of the orthonormal DCT-II over ``n_bands`` bands, so ``lifter @ spectrum`` keeps
-    the first ``n_keep`` cepstral coefficients of a ``(n_bands, F)`` dB spectrum (the same band
-    units) and drops the rest: detail across bands finer than about ``2 * n_bands / n_keep`` bands."""
-    basis = dct_matrix(n_keep, n_bands)
-    return basis.T @ basis
-
-
-# the matrices of one feature setting, built once per process (extract and extract_batch use them
-# read-only); building the mel filterbank cost ~15 % of making an augmented training batch
-@functools.lru_cache(maxsize=32)
-def _filterbank(n_fft: int, sample_rate: int, n_mels: int, f_min: float, f_max: float | None) -> torch.Tensor:
-    return mel_filterbank(n_fft, sample_rate, n_mels, f_min, f_max)
-
-
-@functools.lru_cache(maxsize=32)
-def _dct(n_mfcc: int, n_mels: int) -> torch.Tensor:
-    return dct_matrix(n_mfcc, n_mels)
-
-
-@functools.lru_cache(maxsize=32)
-def _lifter(n_keep: int, n_bands: int) -> torch.Tensor:
-    return lifter_matrix(n_keep, n_bands)
-
-
-def frame_energy_db(wave: torch.Tensor, frame_length: int, hop_length: int) -> torch.Tensor:
-    """Mean power of each frame in dB (floor -100 dB): ``(T,)`` to ``(1 + (T - frame_length) // hop_length,)``."""
-    return to_db(wave.unfold(0, frame_length, hop_length).square().mean(dim=-1))
-
-
-def trim_silence(
-    wave: torch.Tensor,
-    top_db: float,
-    frame_length: int = 256,
-    hop_length: int = 80,
-    floor_db: float | None = None,
-) -> torch.Tensor:
-    """Cut leading and trailing frames that are not speech.
-
-    A frame is speech when its energy is within ``top_db`` dB of the loudest frame and, with
-    ``floor_db``, also at least ``floor_db`` dB above the noise floor (the quietest frame's
-    energy), unless that would cut closer than ``FLOOR_RULE_RANGE_DB`` (20 dB) below the loudest
-    frame. The floor rule keeps background noise out of the trimmed clip when the recording is
-    noisy, where a rule relative to the peak alone trims nothing; the 20 dB limit keeps it from
-    eating into a tightly cut clip, whose quietest frame is speech.
-
-    Args:
-        wave: ``(T,)`` samples.
-        frame_length, hop_length: analysis frames (samples).
-    Returns:
-        ``(T',)`` with ``T' <= T``; the clip is returned whole when it is shorter than a frame
-        or entirely silent.
-    """
-    if wave.ndim != 1:
-        raise ValueError(f"trim_silence expects a 1-D clip, got shape {tuple(wave.shape)}")
-    if wave.shape[-1] <= frame_length:
-        return wave
-    energy = frame_energy_db(wave, frame_length, hop_length)
-    peak = float(energy.max())
-    if peak <= -100.0 + 1e-3:
-        return wave
-    threshold = peak - top_db
-    if floor_db is not None:
-        threshold = max(threshold, min(float(energy.min()) + floor_db, peak - FLOOR_RULE_RANGE_DB))
-    loud = torch.nonzero(energy > threshold).flatten()
-    if loud.numel() == 0:
-        return wave
-    start = int(loud[0]) * hop_length
-    stop = min(wave.shape[-1], int(loud[-1]) * hop_length + frame_length)
-    return wave[start:stop]
-
-
-def loudest_window(wave: torch.Tensor, length: int, frame_length: int, hop_length: int) -> torch.Tensor:
-    """The ``length`` samples of ``wave`` ``(T,)`` holding the most energy (frames of
-    ``frame_length`` every ``hop_length``; ``length`` should span whole frames); the clip itself
-    when it is not longer. ``(min(T, length),)``."""
-    if wave.shape[-1] <= length:
-        return wave
-    power = wave.unfold(0, frame_length, hop_length).double().square().sum(dim=-1)  # (F,)
-    span = 1 + (length - frame_length) // hop_length
-    totals = torch.nn.functional.avg_pool1d(power.view(1, 1, -1), span, stride=1).flatten()
-    start = int(torch.argmax(totals)) * hop_length
-    return wave[start : start + length]
-
-
-def locate_speech(wave: torch.Tensor, settings: "FeatureSettings") -> torch.Tensor:
-    """The waveform steps of the front end that depend on the signal, before the spectrogram:
-    silence trimming (``trim_db``, ``trim_floor_db``) and, with ``crop_at="loudest"``, the
-    loudest ``n_frames`` window of a clip longer than that. ``(T,)`` to ``(T',)``."""
-    if settings.trim_db is not None:
-        wave = trim_silence(wave, settings.trim_db, settings.n_fft, settings.hop_length, settings.trim_floor_db)
-    if settings.crop_at == "loudest" and settings.time_axis == "fixed":
-        wave = loudest_window(wave, window_samples(settings), settings.n_fft, settings.hop_length)
-    return wave
-
-
-def fix_frames(spec: torch.Tensor, n_frames: int, offset: int | None = None) -> torch.Tensor:
-    """Crop or zero-pad the last axis to ``n_frames``.
-
-    Args:
-        spec: ``(..., F)``.
-        offset: first frame kept when cropping, or where the clip starts when padding;
-            ``None`` centres it.
-    Returns:
-        ``(..., n_frames)``.
-    """
-    frames = spec.shape[-1]
-    if frames == n_frames:
-        return spec
-    if frames > n_frames:
-        start = (frames - n_frames) // 2 if offset is None else max(0, min(offset, frames - n_frames))
-        return spec[..., start : start + n_frames]
-    missing = n_frames - frames
-    left = missing // 2 if offset is None else max(0, min(offset, missing))
-    return F.pad(spec, (left, missing - left), value=float(spec.min()) if spec.numel() else 0.0)
-
-
-def kept_samples(length: int, settings: "FeatureSettings", offset: int | None = None) -> slice | None:
-    """The samples of a ``length``-sample clip that the ``n_frames`` frames kept by
-    :func:`fix_frames` (``offset`` as there) are computed from, when a fixed time axis crops the
-    clip and nothing before the crop looks at the frames dropped (``top_db`` unset); else ``None``.
-    Frames do not overlap the clip's edges (no centre padding), so the spectrogram of these
-    samples is exactly the kept frames: computing only them saves the STFT of the rest (a 1-s
-    16 kHz clip cropped to 64 frames of 10 ms: a third of the work)."""
-    if settings.time_axis != "fixed" or settings.top_db is not None or length < settings.n_fft:
-        return None
-    frames = 1 + (length - settings.n_fft) // settings.hop_length
-    if frames <= settings.n_frames:
-        return None
-    room = frames - settings.n_frames
-    start = room // 2 if offset is None else max(0, min(offset, room))
-    first = start * settings.hop_length
-    return slice(first, first + window_samples(settings))
-
-
-def limit_range(db: torch.Tensor, top_db: float) -> torch.Tensor:
-    """Raise values more than ``top_db`` below the maximum of the last two axes to that level.
-    Shape unchanged."""
-    peak = db.amax(dim=(-2, -1), keepdim=True)
-    return torch.maximum(db, peak - top_db)
-
-
-def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Bilinear resize of the last two axes to ``(height, width)``."""
-    lead = image.shape[:-2]
-    flat = image.reshape(-1, 1, *image.shape[-2:])
-    out = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False)
-    return out.reshape(*lead, height, width)
-
-
 def normalize_utterance(image: torch.Tensor, mode: str) -> torch.Tensor:
     """Per-clip scaling over the last two axes: ``minmax`` to [0, 1], ``standard`` to mean 0 /
-    std 1, ``none`` unchanged."""
+    std 1, ``none`` unchanged. Shape unchanged."""
+    dims = (-2, -1)
     if mode == "none":
         return image
-    dims = (-2, -1)
     if mode == "minmax":
         low = image.amin(dim=dims, keepdim=True)
         high = image.amax(dim=dims, keepdim=True)
         return (image - low) / (high - low).clamp_min(1e-6)
     if mode == "standard":
         mean = image.mean(dim=dims, keepdim=True)
-        std = image.std(dim=dims, keepdim=True, unbiased=False)
+        std = (image - mean).square().mean(dim=dims, keepdim=True).sqrt()  # population std, in ops ONNX exports
         return (image - mean) / std.clamp_min(1e-6)
     raise ValueError(f"unknown utterance_norm {mode!r}; expected 'minmax', 'standard' or 'none'")
-
-
-def _trimmed(wave: torch.Tensor, settings: FeatureSettings) -> torch.Tensor:
-    if settings.trim_db is None:
-        return wave
-    return trim_silence(wave, settings.trim_db, settings.n_fft, settings.hop_length, settings.trim_floor_db)
-
-
-def extract(wave: torch.Tensor, sample_rate: int, settings: FeatureSettings, crop: float | None = None) -> torch.Tensor:
-    """Turn one clip into the model's input image.
-
-    Args:
-        wave: ``(T,)`` float samples at ``sample_rate`` Hz.
-        sample_rate: Hz; used for the mel scale.
-        settings: see :class:`FeatureSettings`.
-        crop: with ``time_axis="fixed"``, where the ``n_frames`` window sits when the clip is
-            longer (0 = its first frames, 1 = its last), or where the clip sits inside the window
-            when it is shorter (0 = at the start, 1 = at the end). ``None`` (inference) centres
-            it (or takes the loudest window, see ``crop_at``); training draws it at random
-            (a random crop / time shift).
-    Returns:
-        ``(1, settings.n_bins, settings.n_frames)`` float32, finite.
-    """
-    wave = torch.as_tensor(wave, dtype=torch.float32).flatten()
-    wave = locate_speech(wave, settings) if crop is None else _trimmed(wave, settings)
-    if settings.peak_normalize:
-        wave = wave / wave.abs().max().clamp_min(1e-6)
-    if crop is not None and settings.time_axis == "fixed" and wave.shape[-1] >= settings.n_fft:
-        room = abs(1 + (wave.shape[-1] - settings.n_fft) // settings.hop_length - settings.n_frames)
-        span = kept_samples(wave.shape[-1], settings, round(crop * room))
-    else:
-        span = kept_samples(wave.shape[-1], settings)
-    if span is not None:  # only the frames fix_frames keeps
-        wave = wave[span]
-    power = power_spectrogram(wave, settings.n_fft, settings.hop_length)  # (n_fft//2+1, F)
-    if settings.kind == "stft":
-        image = to_db(power)
-        if settings.top_db is not None:
-            image = limit_range(image, settings.top_db)
-        rows = image.shape[0]  # n_fft // 2 + 1, resized to n_bins below
-    else:
-        bank = _filterbank(settings.n_fft, sample_rate, settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40), settings.f_min, settings.f_max)
-        image = to_db(bank @ power)
-        if settings.top_db is not None:
-            image = limit_range(image, settings.top_db)
-        if settings.kind == "mfcc":
-            image = _dct(settings.n_bins, bank.shape[0]) @ image
-        if settings.cepstral_lifter is not None:
-            image = _lifter(settings.cepstral_lifter, bank.shape[0]) @ image
-        rows = image.shape[0]
-    if settings.time_axis == "stretch":
-        image = resize(image, settings.n_bins, settings.n_frames)
-    else:
-        if rows != settings.n_bins:
-            image = resize(image, settings.n_bins, image.shape[-1])
-        room = abs(image.shape[-1] - settings.n_frames)
-        image = fix_frames(image, settings.n_frames, None if crop is None else round(crop * room))
-    if settings.band_mean:
-        image = image - image.mean(dim=-1, keepdim=True)
-    image = normalize_utterance(image, settings.utterance_norm)
-    return image.unsqueeze(0).contiguous()
-
-
-class FeatureExtractor(torch.nn.Module):
-    """Thin module around :func:`extract` holding the settings and sample rate (Hz).
-
-    ``forward(wave)`` maps ``(T,)`` to ``(1, n_bins, n_frames)``.
-    """
-
-    def __init__(self, settings: FeatureSettings | None = None, sample_rate: int = 8000):
-        super().__init__()
-        self.settings = settings or FeatureSettings()
-        self.sample_rate = sample_rate
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return extract(wave, self.sample_rate, self.settings)
-
-
-# -- many clips at once (the feature cache) ---------------------------------------------------------
-
-#: clips of one length transformed together by :func:`extract_batch`: larger groups save little and
-#: push the float64 spectrograms out of the CPU caches (measured slower at 16 x 1-s 16 kHz clips)
-BATCH_GROUP = 8
-
-
-def _images(waves: torch.Tensor, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
-    """:func:`extract`'s steps after :func:`locate_speech` and peak scaling, on ``(N, T)`` clips of one
-    length: ``(N, 1, n_bins, n_frames)``."""
-    span = kept_samples(waves.shape[-1], settings)
-    if span is not None:  # only the frames the centre crop below keeps
-        waves = waves[..., span]
-    power = power_spectrogram(waves, settings.n_fft, settings.hop_length)  # (N, n_fft//2+1, F)
-    if settings.kind == "stft":
-        image = to_db(power)
-    else:
-        n_mels = settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40)
-        bank = _filterbank(settings.n_fft, sample_rate, n_mels, settings.f_min, settings.f_max)
-        image = to_db(bank @ power)
-    if settings.top_db is not None:
-        image = limit_range(image, settings.top_db)
-    if settings.kind == "mfcc":
-        image = _dct(settings.n_bins, image.shape[-2]) @ image
-    if settings.cepstral_lifter is not None:
-        image = _lifter(settings.cepstral_lifter, image.shape[-2]) @ image
-    if settings.time_axis == "stretch":
-        image = resize(image, settings.n_bins, settings.n_frames)
-    else:
-        if image.shape[-2] != settings.n_bins:
-            image = resize(image, settings.n_bins, image.shape[-1])
-        frames = image.shape[-1]
-        if frames > settings.n_frames:
-            start = (frames - settings.n_frames) // 2
-            image = image[..., start : start + settings.n_frames]
-        elif frames < settings.n_frames:  # centred, padded with each clip's own minimum (as fix_frames)
-            left = (settings.n_frames - frames) // 2
-            padded = image.amin(dim=(-2, -1), keepdim=True).expand(*image.shape[:-1], settings.n_frames).clone()
-            padded[..., left : left + frames] = image
-            image = padded
-    if settings.band_mean:
-        image = image - image.mean(dim=-1, keepdim=True)
-    return normalize_utterance(image, settings.utterance_norm).unsqueeze(-3)
-
-
-def extract_batch(waves, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
-    """:func:`extract` (inference mode: no ``crop``) of many clips: ``(N, 1, n_bins, n_frames)`` float32.
-
-    The signal-dependent steps (trimming, loudest window, peak scaling) run per clip; clips that
-    then have the same length go through the spectrogram and the rest together, ``BATCH_GROUP``
-    at a time, with the mel and DCT matrices built once. Same values as calling :func:`extract` on
-    each clip (same float64 STFT, same operations; tests/unit/test_extract_batch.py, which fails
-    when :class:`FeatureSettings` gains a field it does not exercise: a new step of :func:`extract`
-    belongs here too).
-
-    Args:
-        waves: a sequence of ``(T,)`` clips (tensors or arrays, any lengths) at ``sample_rate`` Hz.
-    """
-    prepared = []
-    for wave in waves:
-        wave = locate_speech(torch.as_tensor(wave, dtype=torch.float32).flatten(), settings)
-        if settings.peak_normalize:
-            wave = wave / wave.abs().max().clamp_min(1e-6)
-        prepared.append(wave)
-    out = torch.empty((len(prepared), *settings.shape), dtype=torch.float32)
-    groups: dict[int, list[int]] = {}
-    for i, wave in enumerate(prepared):
-        groups.setdefault(wave.shape[-1], []).append(i)
-    for members in groups.values():
-        for k in range(0, len(members), BATCH_GROUP):
-            chosen = members[k : k + BATCH_GROUP]
-            images = _images(torch.stack([prepared[i] for i in chosen]), sample_rate, settings)
-            if len(chosen) == 1:
-                out[chosen[0]] = images[0]
-            else:
-                out[torch.as_tensor(chosen)] = images
-    return out
-
-
-# -- padded batches, exportable (the export's front end) ------------------------------------------
-#: precision of the in-graph STFT (see :class:`FrontEnd`).
-STFT_DTYPE = torch.float64
 
 
 def _interpolation(src: torch.Tensor, dst: int, size: int) -> torch.Tensor:
@@ -432,10 +137,23 @@ def _interpolation(src: torch.Tensor, dst: int, size: int) -> torch.Tensor:
 
 
 class FrontEnd(nn.Module):
-    """:func:`spokenword.features.extract` on a padded batch, in export-friendly tensor ops.
+    """Padded clips to the model's input images: every step of the front end after the host steps.
 
-    ``forward(audio (N, T) float32, length (N,) int64) -> (N, 1, n_bins, n_frames)``. Trimming is not
-    included (see module docstring); every other setting is.
+    Peak scaling, power STFT (``STFT_DTYPE``), mel filterbank (``logmel``, ``mfcc``), dB, dynamic
+    range limit (``top_db``), DCT (``mfcc``), resize to ``n_bins`` rows, time axis (``stretch``:
+    resized to ``n_frames`` columns; ``fixed``: centre crop, or centre padding with the clip's
+    minimum), band mean, per-clip normalisation. Each clip's values depend only on its own first
+    ``length`` samples, whatever the padding; tensor ops only, so it exports to ONNX.
+
+    Args:
+        settings: the feature settings (``trim_db``, ``trim_floor_db`` and ``crop_at`` are host steps,
+            :func:`~spokenword.frontend.host.host_steps`, not done here).
+        sample_rate: of the audio (Hz), for the mel scale.
+
+    ``forward(audio, length)``:
+        audio: ``(N, T)`` float32 samples, zero-padded at the end.
+        length: ``(N,)`` int64 samples of each clip; samples at or after it are ignored.
+        Returns ``(N, 1, n_bins, n_frames)`` float32.
     """
 
     def __init__(self, settings: FeatureSettings, sample_rate: int):
@@ -444,25 +162,20 @@ class FrontEnd(nn.Module):
         self.kind, self.stretch, self.norm = settings.kind, settings.time_axis == "stretch", settings.utterance_norm
         self.peak = settings.peak_normalize
         self.band_mean = settings.band_mean
-        top_db = getattr(settings, "top_db", None)  # dynamic range limit (dB), when the settings have one
-        self.top_db: float | None = None if top_db is None else float(top_db)
+        self.top_db: float | None = None if settings.top_db is None else float(settings.top_db)
         self.register_buffer("window", torch.hann_window(settings.n_fft, dtype=STFT_DTYPE), persistent=False)
         rows = settings.n_fft // 2 + 1
-        bank, dct, lifter = torch.zeros(0, rows), torch.zeros(0, 0), torch.zeros(0, 0)
+        bank, dct = torch.zeros(0, rows), torch.zeros(0, 0)
         if settings.kind != "stft":
-            n_mels = settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40)
+            n_mels = settings.n_bins if settings.kind == "logmel" else max(settings.n_bins, 40)  # MFCCs of >= 40 bands
             bank = mel_filterbank(settings.n_fft, sample_rate, n_mels, settings.f_min, settings.f_max)
             rows = n_mels
             if settings.kind == "mfcc":
                 dct = dct_matrix(settings.n_bins, n_mels)
                 rows = settings.n_bins
-            if getattr(settings, "cepstral_lifter", None) is not None:
-                lifter = lifter_matrix(settings.cepstral_lifter, n_mels)
         self.rows = rows  # feature rows before resizing to n_bins
         self.register_buffer("bank", bank, persistent=False)
         self.register_buffer("dct", dct, persistent=False)
-        self.register_buffer("lifter", lifter, persistent=False)
-        self.liftered = lifter.numel() > 0
 
     def forward(self, audio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         n_samples = audio.shape[-1]
@@ -470,14 +183,10 @@ class FrontEnd(nn.Module):
         audio = torch.where(valid, audio, torch.zeros_like(audio))
         if self.peak:
             audio = audio / audio.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6)
-        audio = F.pad(audio, (0, self.n_fft))  # clips shorter than n_fft get one zero-padded frame
-        spec = torch.stft(audio.to(self.window.dtype), self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
-        power = (spec.real.square() + spec.imag.square()).float()  # (N, K, F_all)
-        if self.kind == "stft":
-            image = 10.0 * torch.log10(power.clamp_min(1e-10))
-        else:
-            image = 10.0 * torch.log10(torch.matmul(self.bank, power).clamp_min(1e-10))
-        frames = (length.clamp_min(self.n_fft) - self.n_fft) // self.hop + 1  # (N,) true frame counts
+        audio = F.pad(audio, (0, self.n_fft))  # a clip shorter than n_fft gets one zero-padded frame
+        power = power_spectrogram(audio, self.n_fft, self.hop, self.window)  # (N, K, F_all)
+        image = to_db(power if self.kind == "stft" else torch.matmul(self.bank, power))
+        frames = (length.clamp_min(self.n_fft) - self.n_fft) // self.hop + 1  # (N,) each clip's own frames
         total = image.shape[-1]
         frame_ok = (torch.arange(total, device=image.device)[None, :] < frames[:, None])[:, None, :]  # (N, 1, total)
         if self.top_db is not None:  # dynamic range limit below the loudest bin of the clip's own frames
@@ -485,9 +194,7 @@ class FrontEnd(nn.Module):
             image = torch.maximum(image, peak - self.top_db)
         if self.kind == "mfcc":
             image = torch.matmul(self.dct, image)
-        if self.liftered:
-            image = torch.matmul(self.lifter, image)
-        if self.rows != self.n_bins:  # same-size width: only the rows are interpolated
+        if self.rows != self.n_bins:  # same width: only the rows are interpolated
             image = F.interpolate(image.unsqueeze(1), size=(self.n_bins, total), mode="bilinear", align_corners=False).squeeze(1)
         if self.stretch:
             image = torch.matmul(image, _interpolation(frames.float(), self.n_frames, total))
@@ -495,10 +202,11 @@ class FrontEnd(nn.Module):
             image = self._fix_frames(image, frames, frame_ok)
         if self.band_mean:
             image = image - image.mean(dim=-1, keepdim=True)
-        return self._normalize(image).unsqueeze(1)
+        return normalize_utterance(image, self.norm).unsqueeze(1)
 
     def _fix_frames(self, image: torch.Tensor, frames: torch.Tensor, frame_ok: torch.Tensor) -> torch.Tensor:
-        """Centre crop / centre pad with the clip's minimum, as ``features.fix_frames``."""
+        """``(N, n_bins, total)`` to ``(N, n_bins, n_frames)``: each clip's ``frames`` columns centre-cropped,
+        or centred and padded with the clip's minimum."""
         n = self.n_frames
         offset = (frames - n).clamp_min(0) // 2 - (n - frames).clamp_min(0) // 2  # (N,)
         source = torch.arange(n, device=image.device)[None, :] + offset[:, None]  # (N, n)
@@ -508,13 +216,93 @@ class FrontEnd(nn.Module):
         floor = torch.where(frame_ok, image, torch.full_like(image, float("inf"))).amin(dim=(-2, -1), keepdim=True)
         return torch.where(inside[:, None, :], torch.matmul(image, select), floor)
 
-    def _normalize(self, image: torch.Tensor) -> torch.Tensor:
-        if self.norm == "minmax":
-            low = image.amin(dim=(-2, -1), keepdim=True)
-            high = image.amax(dim=(-2, -1), keepdim=True)
-            return (image - low) / (high - low).clamp_min(1e-6)
-        if self.norm == "standard":
-            mean = image.mean(dim=(-2, -1), keepdim=True)
-            std = (image - mean).square().mean(dim=(-2, -1), keepdim=True).sqrt()
-            return (image - mean) / std.clamp_min(1e-6)
-        return image
+
+def shift_frames(images: torch.Tensor, shifts: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """Roll each image's columns right by its shift (training's time shift of a centre-padded clip,
+    see :func:`~spokenword.frontend.host.random_window`): ``(N, ..., W)`` and ``(N,)`` to ``(N, ..., W)``."""
+    shifts = torch.as_tensor(shifts, dtype=torch.long).reshape(-1, *([1] * (images.ndim - 1)))
+    width = images.shape[-1]
+    index = (torch.arange(width) - shifts) % width  # column c takes column c - shift
+    return images.gather(-1, index.expand_as(images))
+
+
+@functools.lru_cache(maxsize=16)
+def front_end(settings: FeatureSettings, sample_rate: int) -> FrontEnd:
+    """The :class:`FrontEnd` of these settings at ``sample_rate`` (Hz), built once per process
+    (building the mel filterbank costs as much as featurising a few clips). Shared: do not modify."""
+    return FrontEnd(settings, sample_rate).eval()
+
+
+#: padded samples per :class:`FrontEnd` call in :func:`featurize`: larger groups save little and push
+#: the float64 spectrograms out of the CPU caches
+GROUP_SAMPLES = 2**16
+#: a clip joins a group while the group's shortest clip is at least this fraction of it (padding waste)
+GROUP_FILL = 0.8
+
+
+def _groups(lengths: np.ndarray, n_fft: int) -> list[np.ndarray]:
+    """Indices of clips of similar length, in groups of at most ``GROUP_SAMPLES`` padded samples."""
+    groups, current, shortest = [], [], 0
+    for i in np.argsort(lengths, kind="stable"):
+        size = max(int(lengths[i]), n_fft)  # shorter clips are computed as n_fft samples anyway
+        if current and (size * (len(current) + 1) > GROUP_SAMPLES or shortest < GROUP_FILL * size):
+            groups.append(np.array(current))
+            current = []
+        if not current:
+            shortest = size
+        current.append(i)
+    if current:
+        groups.append(np.array(current))
+    return groups
+
+
+def featurize(waves: Sequence[np.ndarray], sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
+    """:class:`FrontEnd` on clips already through the host steps, zero-padded in groups of similar length.
+
+    Args:
+        waves: ``N`` clips ``(T_i,)`` float32 at ``sample_rate`` Hz, any lengths.
+    Returns:
+        ``(N, 1, n_bins, n_frames)`` float32.
+    """
+    out = torch.empty((len(waves), *settings.shape), dtype=torch.float32)
+    if not len(waves):
+        return out
+    module = front_end(settings, sample_rate)
+    lengths = np.array([len(w) for w in waves], dtype=np.int64)
+    with torch.no_grad():
+        for group in _groups(lengths, settings.n_fft):
+            audio = np.zeros((len(group), max(int(lengths[group].max()), 1)), dtype=np.float32)
+            for row, i in zip(audio, group):
+                row[: lengths[i]] = waves[i]
+            out[torch.from_numpy(group)] = module(torch.from_numpy(audio), torch.from_numpy(lengths[group]))
+    return out
+
+
+def _samples(wave) -> np.ndarray:
+    if isinstance(wave, torch.Tensor):
+        wave = wave.detach().cpu()
+    return np.asarray(wave, dtype=np.float32).ravel()
+
+
+def extract(wave, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
+    """One clip to the model's input image (inference): host steps, then :class:`FrontEnd`.
+
+    Args:
+        wave: ``(T,)`` float samples at ``sample_rate`` Hz (tensor or array).
+        sample_rate: Hz.
+        settings: see :class:`~spokenword.frontend.settings.FeatureSettings`.
+    Returns:
+        ``(1, n_bins, n_frames)`` float32, finite.
+    """
+    return featurize([host_steps(_samples(wave), settings)], sample_rate, settings)[0]
+
+
+def extract_batch(waves, sample_rate: int, settings: FeatureSettings) -> torch.Tensor:
+    """:func:`extract` of many clips, the :class:`FrontEnd` run on groups of clips of similar length.
+
+    Args:
+        waves: ``N`` clips ``(T_i,)`` (tensors or arrays, any lengths) at ``sample_rate`` Hz.
+    Returns:
+        ``(N, 1, n_bins, n_frames)`` float32.
+    """
+    return featurize([host_steps(_samples(w), settings) for w in waves], sample_rate, settings)

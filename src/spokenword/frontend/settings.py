@@ -16,6 +16,9 @@ from typing import Literal
 #: (a tightly cut clip has no silence, so its quietest frame is speech, not noise)
 FLOOR_RULE_RANGE_DB = 20.0
 
+#: settings that older checkpoints and exports store (always ``None`` unless an experiment used them)
+_RETIRED = {"cepstral_lifter": "retrain or use git tag experiments-2026-12"}
+
 
 @dataclass(frozen=True)
 class FeatureSettings:
@@ -36,7 +39,7 @@ class FeatureSettings:
             frame before extracting (``None``: no trimming).
         trim_floor_db: with ``trim_db``, a frame must also be this many dB above the recording's
             noise floor (its quietest frame) to be kept, within limits (see
-            :func:`trim_silence`); ``None``: the peak rule alone.
+            :func:`~spokenword.frontend.host.trim_silence`); ``None``: the peak rule alone.
         crop_at: with ``time_axis="fixed"``, which ``n_frames`` of a longer clip are kept:
             ``"centre"`` or ``"loudest"`` (the window with the most energy: robust to a word
             that is not in the middle of a long recording).
@@ -50,10 +53,6 @@ class FeatureSettings:
             spectrum by a microphone, a room or a voice).
         utterance_norm: per-clip scaling: ``"minmax"`` to [0, 1] (a greyscale image, as the
             reference rendered it), ``"standard"`` to mean 0 / std 1, or ``"none"``.
-        cepstral_lifter: with ``kind="logmel"``, keep only the first this many cepstral (DCT-II)
-            coefficients of each frame's dB mel spectrum and transform back to the bands (see
-            :func:`lifter_matrix`): the spectrum is smoothed across bands, so the harmonics of the
-            voice's pitch go and its envelope (the formants) stays. ``None``: off.
     """
 
     kind: Literal["stft", "logmel", "mfcc"] = "stft"
@@ -71,7 +70,6 @@ class FeatureSettings:
     top_db: float | None = None
     band_mean: bool = False
     utterance_norm: Literal["minmax", "standard", "none"] = "minmax"
-    cepstral_lifter: int | None = None
 
     def __post_init__(self) -> None:
         if self.n_fft < 8 or self.hop_length < 1 or self.n_bins < 1 or self.n_frames < 1:
@@ -80,11 +78,6 @@ class FeatureSettings:
             raise ValueError(f"crop_at must be 'centre' or 'loudest', got {self.crop_at!r}")
         if self.kind == "stft" and self.n_bins > self.n_fft // 2 + 1 and self.time_axis == "fixed":
             raise ValueError("n_bins cannot exceed n_fft // 2 + 1 for kind='stft'")
-        if self.cepstral_lifter is not None:
-            if self.kind != "logmel":
-                raise ValueError(f"cepstral_lifter needs kind='logmel', got kind={self.kind!r}")
-            if not 1 <= self.cepstral_lifter <= self.n_bins:
-                raise ValueError(f"cepstral_lifter must be 1..n_bins ({self.n_bins}), got {self.cepstral_lifter}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -96,6 +89,12 @@ class FeatureSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> "FeatureSettings":
+        """Settings from :meth:`to_dict`'s output, also as older checkpoints and exports stored it."""
+        values = dict(values)
+        for name, advice in _RETIRED.items():
+            value = values.pop(name, None)
+            if value is not None:  # stored as None by every model that did not use it
+                raise ValueError(f"feature setting {name}={value!r}: {name} was retired; {advice}")
         return cls(**values)
 
     def digest(self, sample_rate: int) -> str:

@@ -1,22 +1,42 @@
 """The torch-free inference contract: errors, the prediction type, the metadata of exports and the
-base class every classifier shares (:class:`BaseClassifier`: ``rank``, ``__call__``, ``predict_many``).
+one base class every classifier shares (:class:`BaseClassifier`), and :func:`model_file`, which names the
+model file a path stands for.
+
+A classifier turns a recording into ``[{"label", "score"}, ...]`` in four steps, the same for every
+runtime and every entry point (CLI, Python, web service, transcriber):
+
+1. :meth:`~BaseClassifier.waveform`: decode and resample to float32 mono ``(T,)`` at ``sample_rate`` Hz;
+2. :meth:`~BaseClassifier.featurize`: the host steps of the front end (silence trimming, loudest
+   window; :func:`spokenword.frontend.host.host_steps`), ``(T,)`` to ``(T',)``;
+3. :meth:`~BaseClassifier.probabilities`: a list of ``(T'_i,)`` clips to ``(N, num_classes)``, the
+   graph (front end + normalisation + network + softmax) run by PyTorch or ONNX Runtime;
+4. :meth:`~BaseClassifier.rank`: one row to the sorted label list.
+
+Nothing here imports torch, so the command line and an ``.onnx`` deployment run without it.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from spokenword import audio
+from spokenword.frontend.host import host_steps
 
-#: ``metadata_props`` key of the ONNX model holding the export metadata (JSON, see :func:`read_metadata`).
+#: ``metadata_props`` key of the ONNX model holding the export metadata (JSON, see
+#: :func:`spokenword.inference.onnx.read_metadata`).
 METADATA_KEY = "spokenword"
 #: identifies the metadata layout; bump :data:`METADATA_VERSION` when fields change meaning.
 METADATA_FORMAT = "spokenword-export"
 METADATA_VERSION = 1
 #: graph input / output names of every export.
 AUDIO_INPUT, LENGTH_INPUT, PROBS_OUTPUT = "audio", "length", "probabilities"
+#: the second output: the front end's ``(N, 1, n_bins, n_frames)`` image before normalisation.
+FEATURES_OUTPUT = "features"
 
 
 Prediction = list[dict]  # [{"label": "7", "score": 0.97}, ...] sorted by score, highest first
@@ -27,8 +47,39 @@ class ModelError(ValueError):
     Defined here, torch-free, so the command line can catch it without importing torch."""
 
 
+class CheckpointError(ModelError):
+    """A checkpoint that cannot be used, with a message naming it and why."""
+
+
 class ExportError(ModelError):
     """An exported model that cannot be used, naming the file and the problem."""
+
+
+def model_file(path: str | os.PathLike) -> Path:
+    """The model file ``path`` names: a file as it is; a training run's folder
+    (``runs/NAME/version_N``, holding ``report.json``) its best checkpoint; an experiment's folder
+    (``runs/NAME``) the best checkpoint of its newest finished run (highest ``version_N``).
+
+    Raises :class:`ModelError` for a folder without a finished run."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    runs = [path] if (path / "report.json").is_file() else sorted(
+        (v for v in path.glob("version_*") if (v / "report.json").is_file() and v.name[8:].isdigit()),
+        key=lambda v: int(v.name[8:]))
+    if not runs:
+        raise ModelError(f"{path}: a folder without a finished training run (no report.json in it or in its version_* folders)")
+    run = runs[-1]
+    try:
+        checkpoint = Path(json.loads((run / "report.json").read_text())["checkpoint"])
+    except (ValueError, KeyError, TypeError):
+        raise ModelError(f"{run / 'report.json'}: not a spokenword run report (no checkpoint)") from None
+    if checkpoint.is_file():
+        return checkpoint
+    local = run / "checkpoints" / checkpoint.name  # a relative path from fit's directory, or a moved run folder
+    if local.is_file():
+        return local
+    raise ModelError(f"{run}: its best checkpoint {checkpoint.name} is not in {run / 'checkpoints'}")
 
 
 def pad_batch(waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -41,53 +92,80 @@ def pad_batch(waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return batch, lengths
 
 
-class NumpyClassifier:
-    """The calls shared by the classifiers whose probabilities are numpy arrays
-    (:class:`OnnxClassifier`, :class:`spokenword.ensemble.Ensemble`): :meth:`rank`, ``__call__`` and
-    :meth:`predict_many`. A subclass gives ``labels``, ``runtime``, ``waveform``, ``featurize`` and
-    ``probabilities`` (a list of ``featurize`` outputs to ``(N, num_classes)``)."""
+class BaseClassifier:
+    """Classify recordings: call it on a path, file bytes, a binary file or ``(samples, rate)``; it
+    returns the top-k list ``[{"label": ..., "score": ...}, ...]`` sorted by score.
 
+    A subclass sets ``labels`` (class names in output order), ``sample_rate`` (Hz), ``features``
+    (:class:`~spokenword.frontend.settings.FeatureSettings` or its dict), ``max_seconds`` (decode
+    limit, s, or ``None``) and ``runtime`` (what runs the model: ``torch``, ``onnx``, ...), and
+    implements :meth:`probabilities` and :meth:`spectrogram`.
+    """
+
+    runtime: str = "?"
     labels: list[str]
+    sample_rate: int
+    features: object
+    max_seconds: float | None = None
 
-    def rank(self, probs: np.ndarray, top_k: int | None = None) -> Prediction:
-        """One row of probabilities to the sorted ``[{"label", "score"}]`` list."""
+    # -- what a subclass implements --------------------------------------------------------------
+    def probabilities(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        """A batch of :meth:`featurize` outputs (a list of ``(T_i,)`` float32 clips at
+        :attr:`sample_rate`) to ``(N, num_classes)`` float32 probabilities in :attr:`labels` order."""
+        raise NotImplementedError
+
+    def spectrogram(self, wave: np.ndarray) -> np.ndarray:
+        """A decoded ``(T,)`` waveform to the ``(1, n_bins, n_frames)`` float32 feature image the
+        network sees (before the training normalisation), for display."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+    def waveform(self, source) -> np.ndarray:
+        """Decode and resample ``source`` (path, bytes, file object or ``(samples, rate)``) to float32
+        mono ``(T,)`` at :attr:`sample_rate` Hz; files longer than :attr:`max_seconds` are refused
+        (:class:`~spokenword.audio.AudioError`)."""
+        if isinstance(source, tuple) and len(source) == 2:
+            samples, rate = source
+            return audio.prepare(np.asarray(samples), int(rate), self.sample_rate)
+        return audio.load(source, self.sample_rate, max_seconds=self.max_seconds)
+
+    def featurize(self, wave: np.ndarray):
+        """``(T,)`` waveform to the model's input, the ``(T',)`` clip after the host steps
+        (silence trimming, loudest window)."""
+        return host_steps(wave, self.features)
+
+    def rank(self, probs, top_k: int | None = None) -> Prediction:
+        """One row of probabilities ``(num_classes,)`` to the sorted ``[{"label", "score"}]`` list
+        (``top_k`` entries, all by default)."""
+        probs = np.asarray(probs)
         k = len(self.labels) if top_k is None else max(1, min(top_k, len(self.labels)))
-        order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+        order = np.argsort(-probs, kind="stable")[:k]
         return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
 
     def __call__(self, source, top_k: int | None = None) -> Prediction:
         return self.rank(self.probabilities([self.featurize(self.waveform(source))])[0], top_k)
 
-    def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
-        """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
-        return predict_batched(self, sources, top_k, batch_size)
+    def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64) -> Iterator[tuple]:
+        """Yield ``(source, prediction or AudioError)`` per source, in order, classifying up to
+        ``batch_size`` decoded clips per model call; a source that fails to decode is yielded with
+        its error and does not stop the rest."""
+        batch: list[tuple[object, object]] = []
 
+        def flush():
+            if not batch:
+                return []
+            probs = self.probabilities([f for _, f in batch])
+            out = [(s, self.rank(p, top_k)) for (s, _), p in zip(batch, probs)]
+            batch.clear()
+            return out
 
-def predict_batched(classifier, sources: Iterable, top_k: int | None = None, batch_size: int = 64, collate=list):
-    """``predict_many`` of every classifier (:class:`OnnxClassifier`, ``predict.Classifier``):
-    yield ``(source, prediction or AudioError)`` per source, in order, classifying up to
-    ``batch_size`` decoded clips per model call; a source that fails to decode is yielded with its
-    error and does not stop the rest. ``collate`` turns a list of ``featurize`` results into what
-    ``classifier.probabilities`` takes."""
-    batch: list[tuple[object, object]] = []
-
-    def flush():
-        if not batch:
-            return []
-        probs = classifier.probabilities(collate([f for _, f in batch]))
-        out = [(s, classifier.rank(p, top_k)) for (s, _), p in zip(batch, probs)]
-        batch.clear()
-        return out
-
-    for source in sources:
-        try:
-            batch.append((source, classifier.featurize(classifier.waveform(source))))
-        except audio.AudioError as err:
-            yield from flush()
-            yield source, err
-            continue
-        if len(batch) >= batch_size:
-            yield from flush()
-    yield from flush()
-
-
+        for source in sources:
+            try:
+                batch.append((source, self.featurize(self.waveform(source))))
+            except audio.AudioError as err:
+                yield from flush()
+                yield source, err
+                continue
+            if len(batch) >= batch_size:
+                yield from flush()
+        yield from flush()

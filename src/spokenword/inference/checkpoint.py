@@ -1,109 +1,253 @@
-"""Inference from a checkpoint: :class:`Classifier` and labelled-set evaluation.
+"""Inference from a checkpoint with PyTorch: :func:`load_task`, the :class:`WaveformClassifier` graph
+and the :class:`Classifier` that runs it.
 
-The checkpoint is the inference contract: it carries label names, sample rate, feature settings
-and normalisation statistics, and :class:`Classifier` applies exactly that preprocessing.
+The checkpoint is the inference contract: it carries label names, sample rate, feature settings and
+normalisation statistics. :class:`WaveformClassifier` (front end + normalisation + network + softmax)
+is the one graph every runtime runs: :class:`Classifier` runs it eagerly and
+:mod:`spokenword.inference.export` exports it, so PyTorch and ONNX inference are one computation.
+
+Checkpoints of earlier versions load too: :func:`load_task` rewrites class paths that moved
+(:data:`MOVED`) and drops hyper-parameters of retired experiments when they were off; a checkpoint
+that used one cannot be rebuilt, and says how to retrain it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import inspect
+import io
 import os
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from spokenword import audio
+from spokenword.frontend.graph import FrontEnd
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.frontend.graph import extract
-from spokenword.inference.base import ModelError, predict_batched
+from spokenword.inference.base import BaseClassifier, CheckpointError, model_file, pad_batch
 
-Prediction = list[dict]  # [{"label": "7", "score": 0.97}, ...] sorted by score, highest first
+__all__ = ["CheckpointError", "Classifier", "WaveformClassifier", "load_task", "migrate"]
+
+#: class-path prefixes of modules that moved: old -> new (checkpoints store class paths as text).
+MOVED = {
+    "spokenword.augment.": "spokenword.data.feature_augment.",
+    "spokenword.wave_augment.": "spokenword.data.wave_augment.",
+    "spokenword.datasets.": "spokenword.data.corpora.",
+    "spokenword.task.": "spokenword.training.task.",
+}
+#: retired settings that only mean something when their switch (same object) is on: dropped with it.
+DEPENDENT = {
+    "mixstyle_alpha": "mixstyle_p",
+    "mixstyle_blocks": "mixstyle_p",
+    "freq_norm_blocks": "freq_norm",
+    "speakers": "speaker_adversary",
+}
+RETRAIN = "retrain it (spokenword fit --config configs/...) or load it with the code at git tag experiments-2026-12"
 
 
-class CheckpointError(ModelError):
-    """A checkpoint that cannot be used, with a message naming it and why."""
+def _moved(value):
+    """``value`` with every class path under a moved module rewritten (dicts and lists recursively)."""
+    if isinstance(value, str):
+        for old, new in MOVED.items():
+            if value.startswith(old):
+                return new + value[len(old):]
+        return value
+    if isinstance(value, dict):
+        return {k: _moved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v) for v in value]
+    return value
+
+
+def _off(value) -> bool:
+    """Whether a setting's value is the one that turns it off."""
+    return value is None or value is False or (isinstance(value, (int, float)) and value == 0) or (
+        isinstance(value, (list, tuple, dict, str)) and len(value) == 0)
+
+
+def _accepted(target) -> set[str] | None:
+    """Keyword names ``target`` (a class or function) accepts; ``None`` when it takes any (``**kwargs``)."""
+    parameters = inspect.signature(target).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+def _prune(path: Path, where: str, values: dict, accepted: set[str] | None) -> dict:
+    """``values`` without the keys ``accepted`` lacks, each dropped when off; one that was on raises."""
+    if accepted is None:
+        return values
+    kept = {}
+    for key, value in values.items():
+        if key in accepted or key.startswith("_"):  # "_instantiator", "_class_path": Lightning's own
+            kept[key] = value
+        elif key in DEPENDENT and _off(values.get(DEPENDENT[key])):
+            continue
+        elif not _off(value):
+            raise CheckpointError(f"{path}: trained with {where}{key}={value!r}, which spokenword no longer has; {RETRAIN}")
+    return kept
+
+
+def _resolve(path: Path, where: str, class_path: str):
+    module, _, name = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise CheckpointError(f"{path}: trained with {where}{class_path}, which spokenword no longer has; {RETRAIN}") from None
+
+
+def _migrate_config(path: Path, where: str, value):
+    """A ``{"class_path", "init_args"}`` config of a spokenword class with its retired arguments
+    pruned (nested configs too); other values unchanged."""
+    if not (isinstance(value, dict) and isinstance(value.get("class_path"), str)):
+        return value
+    if not value["class_path"].startswith("spokenword."):
+        return value
+    target = _resolve(path, where.rstrip(".") + "=" if where else "", value["class_path"])
+    args = {k: _migrate_config(path, f"{where}{k}.", v) for k, v in (value.get("init_args") or {}).items()}
+    return {**value, "init_args": _prune(path, where, args, _accepted(target))}
+
+
+def migrate(checkpoint: dict, path: str | os.PathLike = "checkpoint") -> dict:
+    """The hyper-parameters of an older checkpoint rewritten for this version, in place: moved class
+    paths (:data:`MOVED`), and the arguments that the task, its networks, its augmentation and the
+    feature settings no longer take dropped when they were off (``None``, 0, ``False``, empty).
+
+    Raises:
+        CheckpointError: the checkpoint used a setting or class that is gone (one line, how to retrain).
+    """
+    from spokenword.training.task import SpokenWordTask
+
+    path = Path(path)
+    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint[key] = _moved(checkpoint[key])
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        return checkpoint
+    hparams = {k: _migrate_config(path, f"{k}.", v) for k, v in hparams.items()}
+    if isinstance(hparams.get("features"), dict):
+        fields = {f.name for f in dataclasses.fields(FeatureSettings)}
+        hparams["features"] = _prune(path, "features.", hparams["features"], fields)
+    checkpoint["hyper_parameters"] = _prune(path, "", hparams, _accepted(SpokenWordTask.__init__))
+    return checkpoint
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
 def load_task(path: str | os.PathLike):
-    """Load a :class:`~spokenword.task.SpokenWordTask` from a checkpoint (or a training run's folder:
-    its best checkpoint, :func:`spokenword.runtime.model_file`), in eval mode on the CPU."""
-    from spokenword.inference.load import model_file
+    """Load a :class:`~spokenword.training.task.SpokenWordTask` from a checkpoint (or a training run's
+    folder: its best checkpoint, :func:`~spokenword.inference.base.model_file`), in eval mode on the
+    CPU; an older checkpoint's hyper-parameters are migrated first (:func:`migrate`).
+
+    Raises :class:`CheckpointError` (one line) for a missing, foreign or retired checkpoint."""
     from spokenword.training.task import SpokenWordTask
 
     path = model_file(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        task = SpokenWordTask.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure here means the file is not our checkpoint
-        raise CheckpointError(f"{path}: not a spokenword checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        raise CheckpointError(f"{path}: not a spokenword checkpoint ({_first_line(err)})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: not a spokenword checkpoint (no state_dict)")
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict) or not {"labels", "features"} <= hparams.keys():
+        # every spokenword checkpoint carries its inference contract; without it, migrating is moot
+        raise CheckpointError(f"{path}: not a spokenword checkpoint (no labels and feature settings in it)")
+    migrate(checkpoint, path)
+    # the training state (optimiser, loops, callbacks) is not needed to rebuild the model
+    model_only = {k: v for k, v in checkpoint.items() if k not in ("optimizer_states", "lr_schedulers", "loops", "callbacks")}
+    buffer = io.BytesIO()  # a file-like checkpoint: Lightning's documented way in, as saved
+    torch.save(model_only, buffer)
+    buffer.seek(0)
+    try:
+        task = SpokenWordTask.load_from_checkpoint(buffer, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure here means the file is not our checkpoint
+        raise CheckpointError(f"{path}: not a spokenword checkpoint ({_first_line(err)})") from None
     return task.eval()
 
 
-class Classifier:
-    """Classify recordings with a trained model.
+class WaveformClassifier(nn.Module):
+    """Front end + training normalisation + network + softmax, the graph every runtime runs.
 
-    Call it on a path, on file bytes or on ``(samples, sample_rate)``; it returns the top-k list
-    ``[{"label": ..., "score": ...}, ...]`` sorted by score.
+    ``forward(audio (N, T) float32, length (N,) int64) -> (probabilities (N, num_classes),
+    features (N, 1, n_bins, n_frames))``: ``audio`` holds mono samples at the model's rate (Hz),
+    zero-padded at the end (:func:`~spokenword.inference.base.pad_batch`); samples at or after
+    ``length`` are ignored. ``features`` is the front end's image before the normalisation.
 
     Args:
-        model: the network mapping un-normalised features to logits (a SpokenWordTask).
+        net: ``(N, 1, n_bins, n_frames)`` normalised images to ``(N, num_classes)`` logits.
+        front_end: :class:`~spokenword.frontend.graph.FrontEnd` of the model's settings and rate.
+        mean, std: the training features' statistics: the network sees ``(features - mean) / std``.
+    """
+
+    def __init__(self, net: nn.Module, front_end: FrontEnd, mean=0.0, std=1.0):
+        super().__init__()
+        self.front_end = front_end
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).detach().clone())
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).detach().clone())
+
+    @classmethod
+    def from_task(cls, task) -> "WaveformClassifier":
+        """The eval-mode graph of a loaded task (:func:`load_task`)."""
+        front_end = FrontEnd(task.features, task.sample_rate)
+        return cls(task.net, front_end, task.feature_mean, task.feature_std).eval()
+
+    def forward(self, audio: torch.Tensor, length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.front_end(audio, length)
+        probabilities = torch.softmax(self.net((features - self.mean) / self.std), dim=-1)
+        return probabilities, features
+
+
+class Classifier(BaseClassifier):
+    """Classify recordings with a network run by PyTorch (the interface of
+    :class:`~spokenword.inference.base.BaseClassifier`).
+
+    Args:
+        net: ``(N, 1, n_bins, n_frames)`` feature images, after ``(x - mean) / std``, to
+            ``(N, num_classes)`` logits (a checkpoint's network, see :meth:`from_checkpoint`).
         labels: class names in output order.
         sample_rate: rate the model expects (Hz).
         features: feature settings used in training.
+        max_seconds: reject longer files at decode time (s); ``None``: no limit.
+        mean, std: the training features' normalisation statistics.
     """
 
     runtime = "torch"  # what runs the model (``/health``, ``Ensemble.runtime``)
 
-    def __init__(self, model: torch.nn.Module, labels: Sequence[str], sample_rate: int, features: FeatureSettings,
-                 max_seconds: float | None = None):
-        self.model = model.eval()
+    def __init__(self, net: nn.Module, labels: Sequence[str], sample_rate: int, features: FeatureSettings,
+                 max_seconds: float | None = None, *, mean=0.0, std=1.0):
         self.labels = list(labels)
         self.sample_rate = int(sample_rate)
         self.features = features
         self.max_seconds = max_seconds
+        self.model = WaveformClassifier(net, FrontEnd(features, self.sample_rate), mean, std).eval()
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> "Classifier":
+        """The classifier of a checkpoint (or a training run's folder): its network, labels, rate,
+        feature settings and normalisation, run as the graph its export holds; ``kwargs`` as the
+        constructor's (``max_seconds``)."""
         task = load_task(path)
-        return cls(task, task.labels, task.sample_rate, task.features, **kwargs)
-
-    # -- preprocessing, shared by every entry point (CLI, Python, web service) ----------------
-    def waveform(self, source) -> np.ndarray:
-        """Decode and resample ``source`` (path, bytes, file object or ``(samples, rate)``) to
-        float32 mono ``(T,)`` at :attr:`sample_rate`."""
-        if isinstance(source, tuple) and len(source) == 2:
-            samples, rate = source
-            return audio.prepare(np.asarray(samples), int(rate), self.sample_rate)
-        return audio.load(source, self.sample_rate, max_seconds=self.max_seconds)
-
-    def featurize(self, wave: np.ndarray) -> torch.Tensor:
-        """``(T,)`` waveform to the model's input ``(1, n_bins, n_frames)``."""
-        return extract(torch.from_numpy(np.asarray(wave, dtype=np.float32)), self.sample_rate, self.features)
-
-    def spectrogram(self, wave: np.ndarray) -> np.ndarray:
-        """``(T,)`` waveform to the ``(1, n_bins, n_frames)`` feature image the model sees (numpy),
-        the same method :class:`spokenword.runtime.OnnxClassifier` has."""
-        return self.featurize(wave).numpy()
+        return cls(task.net, task.labels, task.sample_rate, task.features, mean=task.feature_mean,
+                   std=task.feature_std, **kwargs)
 
     @torch.inference_mode()
-    def probabilities(self, features: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        """``(N, 1, H, W)`` features (or a list of N :meth:`featurize` outputs) to ``(N, num_classes)``
-        probabilities."""
-        if not isinstance(features, torch.Tensor):
-            features = torch.stack(list(features))
-        return torch.softmax(self.model(features), dim=-1)
+    def probabilities(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        audio, length = pad_batch(list(waves))
+        probs, _ = self.model(torch.from_numpy(audio), torch.from_numpy(length))
+        return probs.float().numpy()
 
-    def rank(self, probs: torch.Tensor, top_k: int | None = None) -> Prediction:
-        """One row of probabilities to the sorted ``[{"label", "score"}]`` list."""
-        k = len(self.labels) if top_k is None else max(1, min(top_k, len(self.labels)))
-        scores, indices = torch.topk(probs, k)
-        return [{"label": self.labels[i], "score": float(s)} for s, i in zip(scores.tolist(), indices.tolist())]
-
-    def __call__(self, source, top_k: int | None = None) -> Prediction:
-        wave = self.waveform(source)
-        return self.rank(self.probabilities(self.featurize(wave).unsqueeze(0))[0], top_k)
-
-    def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64):
-        """Yield ``(source, prediction or AudioError)`` for each source; failures do not stop the rest."""
-        return predict_batched(self, sources, top_k, batch_size, collate=torch.stack)
+    @torch.inference_mode()
+    def spectrogram(self, wave: np.ndarray) -> np.ndarray:
+        audio, length = pad_batch([self.featurize(wave)])
+        return self.model.front_end(torch.from_numpy(audio), torch.from_numpy(length))[0].float().numpy()

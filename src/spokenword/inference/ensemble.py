@@ -2,9 +2,11 @@
 
 Each member keeps its own inference contract (its checkpoint's or export's sample rate, feature
 settings and normalisation): a recording is decoded once, at the first member's rate, and every
-member featurizes it its own way. Members may be checkpoints (:class:`spokenword.predict.Classifier`)
-or ONNX exports (:class:`spokenword.runtime.OnnxClassifier`), mixed; they must know the same labels
-(in any order: the ensemble's order is the first member's).
+member featurizes it its own way. Members may be checkpoints
+(:class:`spokenword.inference.checkpoint.Classifier`) or ONNX exports
+(:class:`spokenword.inference.onnx.OnnxClassifier`), mixed; they must know the same labels (in any
+order: the ensemble's order is the first member's). ``spokenword.inference.load.load_model(a, b, ...)``
+loads one.
 
 Why: models that fail on different recordings make fewer errors together. README "Accuracy"
 measures it on voices the models never heard (``benchmarks/ensemble.py``). The cost is one forward
@@ -15,20 +17,19 @@ Torch-free: members made from ``.onnx`` files need onnxruntime, not torch.
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
 
-from spokenword.inference.base import ModelError, NumpyClassifier
+from spokenword.inference.base import BaseClassifier, ModelError
 
 
-class Ensemble(NumpyClassifier):
+class Ensemble(BaseClassifier):
     """Classify recordings with several models: the mean of the members' probabilities.
 
-    The same call interface as :class:`spokenword.predict.Classifier` (``__call__``,
-    ``predict_many``, ``waveform``, ``featurize``, ``probabilities``, ``rank``, ``labels``,
-    ``sample_rate``), so ``evaluate``, ``Transcriber`` and the CLI take it unchanged.
+    The interface of :class:`~spokenword.inference.base.BaseClassifier`, so ``evaluate``,
+    ``Transcriber``, the web service and the CLI take it unchanged. Its :meth:`featurize` gives one
+    input per member, which :meth:`probabilities` hands to each.
 
     Args:
         members: two or more classifiers with the same label set.
@@ -66,11 +67,6 @@ class Ensemble(NumpyClassifier):
     def max_seconds(self) -> float | None:
         return self.members[0].max_seconds
 
-    def waveform(self, source) -> np.ndarray:
-        """Decode and resample ``source`` (path, bytes, file object or ``(samples, rate)``) to float32
-        mono ``(T,)`` at :attr:`sample_rate` Hz (the first member's)."""
-        return self.members[0].waveform(source)
-
     def featurize(self, wave: np.ndarray) -> tuple:
         """``(T,)`` waveform at :attr:`sample_rate` to one input per member (each member's own
         features; a member at another rate resamples first)."""
@@ -92,11 +88,3 @@ class Ensemble(NumpyClassifier):
             total += weight * probs[:, columns]
         return total.astype(np.float32)
 
-
-
-def load_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None, **kwargs) -> Ensemble:
-    """An :class:`Ensemble` of the models at ``paths`` (``.ckpt`` or ``.onnx``, mixed); ``kwargs``
-    (e.g. ``max_seconds``) go to every member's loader."""
-    from spokenword.inference.load import load_model as load_classifier
-
-    return Ensemble([load_classifier(p, **kwargs) for p in paths], weights)

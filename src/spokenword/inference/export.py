@@ -1,21 +1,24 @@
-"""Deployment exports of a checkpoint: ONNX (float or int8) and TorchScript, front end included.
+"""Deployment exports of a checkpoint: ONNX (float or int8), front end included.
 
-Every export maps raw audio to class probabilities:
+Every export is the checkpoint's :class:`~spokenword.inference.checkpoint.WaveformClassifier`, the
+graph :class:`~spokenword.inference.checkpoint.Classifier` runs with PyTorch:
 
 * inputs ``audio``: float32 ``(N, T)``, mono samples at the model's sample rate (Hz), and
   ``length``: int64 ``(N,)``, the true number of samples of each clip;
 * padding rule: clips of a batch are zero-padded at the end to the longest (any ``T >= 1``); a
   fixed-shape runtime pads every clip to ``max_samples`` (metadata). Samples at or after
   ``length`` are ignored, so the result equals that of the unpadded clip;
-* output ``probabilities``: float32 ``(N, num_classes)`` in label order.
+* outputs ``probabilities``: float32 ``(N, num_classes)`` in label order, and ``features``: float32
+  ``(N, 1, n_bins, n_frames)``, the front end's image before the training normalisation (what
+  ``spectrogram`` shows).
 
-The graph holds the whole front end of :func:`spokenword.features.extract` (STFT, dB, mel/DCT,
-resizing or cropping the time axis to the clip's own length, per-utterance scaling), the training
-normalisation and the network. Silence trimming (``trim_db``), whose output length depends on the
-data, is the one step left outside: :func:`spokenword.runtime.host_steps` applies it before the
-graph. Label names, sample rate, feature settings and normalisation statistics travel with the model
-(ONNX ``metadata_props["spokenword"]``, TorchScript extra file ``spokenword.json``) and in a JSON
-file beside it (same content, see :func:`export_metadata`).
+The graph holds the whole front end of :class:`spokenword.frontend.graph.FrontEnd` (STFT, dB,
+mel/DCT, resizing or cropping the time axis to the clip's own length, per-utterance scaling), the
+training normalisation and the network. Silence trimming and the loudest window, whose output length
+depends on the data, are the steps left outside: :func:`spokenword.frontend.host.host_steps` applies
+them before the graph. Label names, sample rate, feature settings and normalisation statistics travel
+with the model (ONNX ``metadata_props["spokenword"]``) and in a JSON file beside it (same content,
+see :func:`export_metadata`).
 """
 
 from __future__ import annotations
@@ -32,48 +35,31 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 import spokenword
 from spokenword.frontend.host import host_steps
-from spokenword.inference import base as runtime
-from spokenword.inference.onnx import read_metadata
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.frontend.graph import FrontEnd
-from spokenword.inference.checkpoint import load_task
+from spokenword.inference import base as runtime
+from spokenword.inference.checkpoint import WaveformClassifier, load_task
+from spokenword.inference.onnx import read_metadata
 
 ONNX_OPSET = 18
 #: default clip length a fixed-shape runtime allocates (s); the graph itself accepts any length.
 DEFAULT_MAX_SECONDS = 10.0
-#: TorchScript extra file holding the metadata.
-TORCHSCRIPT_METADATA = "spokenword.json"
-
-
-class WaveformClassifier(nn.Module):
-    """Front end + training normalisation + network + softmax:
-    ``(audio (N, T), length (N,)) -> probabilities (N, num_classes)``."""
-
-    def __init__(self, task, front_end: FrontEnd):
-        super().__init__()
-        self.front_end = front_end
-        self.net = task.net
-        self.register_buffer("mean", task.feature_mean.detach().clone().float())
-        self.register_buffer("std", task.feature_std.detach().clone().float())
-
-    def forward(self, audio: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        features = (self.front_end(audio, length) - self.mean) / self.std
-        return torch.softmax(self.net(features), dim=-1)
+#: what ``spokenword export --format`` takes. TorchScript was dropped: ``torch.jit`` is deprecated
+#: in PyTorch and the front end is written for ``torch.export`` (which the ONNX export uses), not
+#: for the TorchScript compiler.
+FORMATS = ("onnx",)
 
 
 def waveform_classifier(checkpoint: str | os.PathLike) -> tuple[WaveformClassifier, object]:
     """The eval-mode :class:`WaveformClassifier` of a checkpoint, and its task."""
     task = load_task(checkpoint)
-    model = WaveformClassifier(task, FrontEnd(task.features, task.sample_rate)).eval()
-    return model, task
+    return WaveformClassifier.from_task(task), task
 
 
 def host_step_names(features: FeatureSettings) -> list[str]:
-    """The steps :func:`spokenword.runtime.host_steps` applies before the graph, by name."""
+    """The steps :func:`spokenword.frontend.host.host_steps` applies before the graph, by name."""
     steps = ["trim_silence"] if features.trim_db is not None else []
     if features.crop_at == "loudest" and features.time_axis == "fixed":
         steps.append("loudest_window")
@@ -96,7 +82,10 @@ def export_metadata(task, checkpoint, *, max_seconds: float, precision: str) -> 
             runtime.AUDIO_INPUT: "float32 (N, T): mono samples at sample_rate Hz, zero-padded at the end to a common T",
             runtime.LENGTH_INPUT: "int64 (N,): true samples per clip; samples at or after it are ignored",
         },
-        "outputs": {runtime.PROBS_OUTPUT: "float32 (N, num_classes): class probabilities in label order"},
+        "outputs": {
+            runtime.PROBS_OUTPUT: "float32 (N, num_classes): class probabilities in label order",
+            runtime.FEATURES_OUTPUT: "float32 (N, 1, n_bins, n_frames): the front end's image before normalization",
+        },
         "max_samples": int(round(max_seconds * task.sample_rate)),
         "host_steps": host_step_names(task.features),
     }
@@ -129,7 +118,7 @@ def _set_onnx_metadata(path: Path, metadata: dict) -> None:
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = runtime.METADATA_KEY, json.dumps(metadata)
-    model.doc_string = f"spokenword {metadata['precision']} export of {metadata['source_checkpoint']}: audio -> probabilities"
+    model.doc_string = f"spokenword {metadata['precision']} export of {metadata['source_checkpoint']}: audio -> probabilities, features"
     onnx.save(model, str(path))
 
 
@@ -156,7 +145,8 @@ def export_onnx(checkpoint, out, *, max_seconds: float = DEFAULT_MAX_SECONDS) ->
     with torch.no_grad(), _quiet():
         program = torch.onnx.export(
             model, _example(task.sample_rate), dynamo=True, opset_version=ONNX_OPSET, verbose=False,
-            input_names=[runtime.AUDIO_INPUT, runtime.LENGTH_INPUT], output_names=[runtime.PROBS_OUTPUT],
+            input_names=[runtime.AUDIO_INPUT, runtime.LENGTH_INPUT],
+            output_names=[runtime.PROBS_OUTPUT, runtime.FEATURES_OUTPUT],
             dynamic_shapes=({0: batch, 1: samples}, {0: batch}),
         )
     program.save(str(out))
@@ -183,7 +173,7 @@ def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> 
     Args:
         float_model: an ``.onnx`` from :func:`export_onnx`.
         calibration_waves: ``(T,)`` float32 clips at the model's rate, after
-            :func:`spokenword.runtime.host_steps` (training data, never the test split).
+            :func:`spokenword.frontend.host.host_steps` (training data, never the test split).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -207,22 +197,6 @@ def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> 
     return out
 
 
-def export_torchscript(checkpoint, out, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> Path:
-    """Write a TorchScript export (``torch.jit.load(out)(audio, length)``) with its metadata as the
-    extra file ``spokenword.json`` and beside it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model, task = waveform_classifier(checkpoint)
-    metadata = export_metadata(task, checkpoint, max_seconds=max_seconds, precision="float32")
-    with torch.no_grad():
-        example = torch.zeros(1, *task.features.shape)
-        model.net = torch.jit.trace(model.net, example)  # any nn.Module network; shapes are fixed
-        scripted = torch.jit.script(model)
-    torch.jit.save(scripted, str(out), _extra_files={TORCHSCRIPT_METADATA: json.dumps(metadata)})
-    _write_sidecar(out, metadata)
-    return out
-
-
 def calibration_waves(root, sample_rate: int, settings: dict, *, clips: int = 200) -> list[np.ndarray]:
     """``clips`` training-split FSDD recordings (official split: takes 10-49), evenly spread over
     the sorted list, decoded and passed through the host-side steps."""
@@ -236,17 +210,12 @@ def calibration_waves(root, sample_rate: int, settings: dict, *, clips: int = 20
     return [host_steps(audio.load(r.path, sample_rate), settings) for r in chosen]
 
 
-def export(checkpoint, out, *, format: str, int8: bool = False, data_root=None,
+def export(checkpoint, out, *, format: str = "onnx", int8: bool = False, data_root=None,
            calibration_clips: int = 200, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Path]:
     """What ``spokenword export`` does; returns the files written (model, then its JSON)."""
     out = Path(out)
-    if format == "torchscript":
-        if int8:
-            raise ValueError("--int8 is for --format onnx (ONNX Runtime static quantization)")
-        path = export_torchscript(checkpoint, out, max_seconds=max_seconds)
-        return [path, sidecar_path(path)]
-    if format != "onnx":
-        raise ValueError(f"unknown format {format!r}; expected 'onnx' or 'torchscript'")
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; expected one of {', '.join(FORMATS)}")
     if not int8:
         path = export_onnx(checkpoint, out, max_seconds=max_seconds)
         return [path, sidecar_path(path)]

@@ -1,50 +1,129 @@
-"""The one model loader: a file, a training run's folder or several of them to a classifier."""
+"""The one model loader: a file, a training run's folder or several of them to a classifier.
+
+Only dispatches: the classifiers' modules are imported when a model needs them, so loading an
+``.onnx`` export never imports torch.
+"""
 
 from __future__ import annotations
 
-import json
+import importlib.util
+import logging
 import os
+import tempfile
+import time
 from pathlib import Path
+from typing import Iterable, Sequence
 
-from spokenword.inference.base import ModelError
+from spokenword.inference.base import BaseClassifier, ModelError, model_file
+
+__all__ = ["EXPORT_MODULES", "RUNTIMES", "load_model", "model_file"]
+
+logger = logging.getLogger(__name__)
+
+#: ``runtime`` choices for a checkpoint: ``auto`` = exported to ONNX at load time and run by ONNX
+#: Runtime when the export extras are installed, else PyTorch; ``onnx`` = the same, extras required;
+#: ``torch`` = PyTorch. ``None`` (the default): every file on its own runtime.
+RUNTIMES = ("auto", "onnx", "torch")
+#: what the load-time export needs (the ``export`` extra).
+EXPORT_MODULES = ("onnx", "onnxscript", "onnxruntime")
 
 
-def model_file(path: str | os.PathLike) -> Path:
-    """The model file ``path`` names: a file as it is; a training run's folder
-    (``runs/NAME/version_N``, holding ``report.json``) its best checkpoint; an experiment's folder
-    (``runs/NAME``) the best checkpoint of its newest finished run (highest ``version_N``).
+def _missing(modules: Iterable[str]) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
 
-    Raises :class:`ModelError` for a folder without a finished run."""
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    runs = [path] if (path / "report.json").is_file() else sorted(
-        (v for v in path.glob("version_*") if (v / "report.json").is_file() and v.name[8:].isdigit()),
-        key=lambda v: int(v.name[8:]))
-    if not runs:
-        raise ModelError(f"{path}: a folder without a finished training run (no report.json in it or in its version_* folders)")
-    run = runs[-1]
+
+def _torch_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads (when torch is installed; an ``.onnx`` model needs none)."""
+    if not threads:
+        return
     try:
-        checkpoint = Path(json.loads((run / "report.json").read_text())["checkpoint"])
-    except (ValueError, KeyError, TypeError):
-        raise ModelError(f"{run / 'report.json'}: not a spokenword run report (no checkpoint)") from None
-    if checkpoint.is_file():
-        return checkpoint
-    local = run / "checkpoints" / checkpoint.name  # a relative path from fit's directory, or a moved run folder
-    if local.is_file():
-        return local
-    raise ModelError(f"{run}: its best checkpoint {checkpoint.name} is not in {run / 'checkpoints'}")
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
 
 
-def load_model(path: str | os.PathLike, **kwargs):
-    """Open a trained model for inference: an exported ``.onnx`` model (:class:`OnnxClassifier`,
-    torch is never imported) or a ``.ckpt`` checkpoint (:class:`spokenword.predict.Classifier`);
-    a training run's folder means its best checkpoint (:func:`model_file`)."""
-    path = model_file(path)
-    if Path(path).suffix.lower() == ".onnx":
+def load_model(model: str | os.PathLike, *also: str | os.PathLike, runtime: str | None = None,
+               max_seconds: float | None = None, threads: int | None = None,
+               weights: Sequence[float] | None = None) -> BaseClassifier:
+    """Open trained models for inference: ``model`` alone, or with ``also`` the
+    :class:`~spokenword.inference.ensemble.Ensemble` of all of them (``weights``: one per model).
+
+    Each is a ``.onnx`` export, a ``.ckpt`` checkpoint or a training run's folder (its best
+    checkpoint, :func:`model_file`), run by ``runtime``:
+
+    * ``None`` (the default; ``classify``, ``evaluate``, ``transcribe``): an ``.onnx`` export on ONNX
+      Runtime (:class:`~spokenword.inference.onnx.OnnxClassifier`, torch is never imported), a
+      checkpoint on PyTorch (:class:`~spokenword.inference.checkpoint.Classifier`);
+    * ``auto`` (``serve``): an ``.onnx`` export on ONNX Runtime; a checkpoint exported to ONNX at load
+      time (into a temporary folder, deleted once the session has loaded it) and run by ONNX Runtime:
+      the same graph and host steps as ``spokenword export``. Missing export extras or a failed export
+      fall back to PyTorch with a logged warning;
+    * ``onnx``: as ``auto``, but missing extras or a failed export are an error;
+    * ``torch``: a checkpoint on PyTorch; an ``.onnx`` export is an error.
+
+    Args:
+        max_seconds: files longer than this are refused at decode time (s); ``None``: no limit.
+        threads: intra-op threads per inference (ONNX Runtime session; torch's global setting);
+            ``None``: the runtimes' defaults.
+
+    Raises :class:`~spokenword.inference.base.ModelError` with a one-line message for an unusable
+    model or choice.
+    """
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ModelError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if also:
+        from spokenword.inference.ensemble import Ensemble
+
+        return Ensemble([_load_one(m, runtime, max_seconds, threads) for m in (model, *also)], weights)
+    return _load_one(model, runtime, max_seconds, threads)
+
+
+def _load_one(model, runtime: str | None, max_seconds: float | None, threads: int | None) -> BaseClassifier:
+    path = model_file(model)
+    if path.suffix.lower() == ".onnx":
+        if runtime == "torch":
+            raise ModelError(f"{path}: an ONNX export runs on ONNX Runtime; --runtime torch needs the .ckpt checkpoint")
         from spokenword.inference.onnx import OnnxClassifier
 
-        return OnnxClassifier(path, **kwargs)
+        return OnnxClassifier(path, max_seconds=max_seconds, threads=threads)
+    if runtime in ("auto", "onnx"):
+        classifier = _exported(path, runtime, max_seconds, threads)
+        if classifier is not None:
+            return classifier
+    _torch_threads(threads)
     from spokenword.inference.checkpoint import Classifier
 
-    return Classifier.from_checkpoint(path, **kwargs)
+    return Classifier.from_checkpoint(path, max_seconds=max_seconds)
+
+
+def _exported(path: Path, runtime: str, max_seconds: float | None, threads: int | None) -> BaseClassifier | None:
+    """The checkpoint at ``path`` exported to ONNX and opened by ONNX Runtime; ``None`` (with a logged
+    warning) where ``auto`` falls back to PyTorch."""
+    missing = _missing(EXPORT_MODULES)
+    if missing:
+        if runtime == "onnx":
+            raise ModelError(f"--runtime onnx needs {', '.join(missing)}: pip install 'spokenword[export]' "
+                             "(or serve with --runtime torch)")
+        logger.warning("ONNX export extras missing (%s): running %s with PyTorch, which is slower; "
+                       "pip install 'spokenword[export]' to run it with ONNX Runtime", ", ".join(missing), path.name)
+        return None
+    _torch_threads(threads)  # the export runs torch too
+    from spokenword.inference.export import DEFAULT_MAX_SECONDS, export_onnx
+    from spokenword.inference.onnx import OnnxClassifier
+
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="spokenword-load-") as work:
+            exported = export_onnx(path, Path(work) / f"{path.stem}.onnx", max_seconds=max_seconds or DEFAULT_MAX_SECONDS)
+            classifier = OnnxClassifier(exported, max_seconds=max_seconds, threads=threads)
+    except ModelError:  # not a usable checkpoint at all: the same answer as with torch
+        raise
+    except Exception as err:  # noqa: BLE001 - the export of an unusual network may fail
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+        if runtime == "onnx":
+            raise ModelError(f"{path}: ONNX export failed ({reason}); serve it with --runtime torch") from None
+        logger.warning("ONNX export of %s failed (%s): running it with PyTorch", path.name, reason)
+        return None
+    logger.info("exported %s to ONNX in %.1f s; running it with ONNX Runtime", path.name, time.perf_counter() - started)
+    return classifier

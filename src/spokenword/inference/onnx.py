@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from spokenword import audio
-from spokenword.frontend.host import host_steps
-from spokenword.frontend.reference import extract
-from spokenword.inference.base import (AUDIO_INPUT, LENGTH_INPUT, METADATA_FORMAT, METADATA_KEY, METADATA_VERSION,
-                                       PROBS_OUTPUT, ExportError, NumpyClassifier, pad_batch)
+from spokenword.inference.base import (AUDIO_INPUT, FEATURES_OUTPUT, LENGTH_INPUT, METADATA_FORMAT, METADATA_KEY,
+                                       METADATA_VERSION, PROBS_OUTPUT, BaseClassifier, ExportError, pad_batch)
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -49,17 +47,17 @@ def _metadata(path, session) -> dict:
     return meta
 
 
-class OnnxClassifier(NumpyClassifier):
-    """Classify recordings with an ONNX export; the same interface as
-    :class:`spokenword.predict.Classifier`, without torch.
+class OnnxClassifier(BaseClassifier):
+    """Classify recordings with an ONNX export (the interface of
+    :class:`~spokenword.inference.base.BaseClassifier`), without torch.
 
-    For an export the model's input is the (trimmed) waveform, the spectrogram being computed in the
-    graph: :meth:`featurize` returns that ``(T',)`` waveform and :meth:`probabilities` takes a batch of
-    them. :meth:`spectrogram` gives the ``(1, n_bins, n_frames)`` image (numpy reference) for display.
+    The export computes the spectrogram in its graph: :meth:`probabilities` feeds it the padded batch
+    of host-stepped clips, and :meth:`spectrogram` reads its ``features`` output (an export made
+    before that output existed classifies, but has no spectrogram).
 
     Args:
         path: the ``.onnx`` file written by ``spokenword export``.
-        max_seconds: reject longer clips at decode time (``None``: no limit), as ``Classifier``.
+        max_seconds: reject longer files at decode time (s); ``None``: no limit.
         threads: ONNX Runtime intra-op threads (``None``: its default).
     """
 
@@ -75,30 +73,19 @@ class OnnxClassifier(NumpyClassifier):
         self.metadata = _metadata(path, self.session)
         self.labels: list[str] = list(self.metadata["labels"])
         self.sample_rate = int(self.metadata["sample_rate"])
-        self.settings: dict = dict(self.metadata["features"])
+        self.features: dict = dict(self.metadata["features"])
         self.max_seconds = max_seconds
+        self._outputs = {output.name for output in self.session.get_outputs()}
 
-    def waveform(self, source) -> np.ndarray:
-        """Decode and resample ``source`` (path, bytes, file object or ``(samples, rate)``) to float32
-        mono ``(T,)`` at :attr:`sample_rate` Hz (the same code as ``Classifier.waveform``)."""
-        if isinstance(source, tuple) and len(source) == 2:
-            samples, rate = source
-            return audio.prepare(np.asarray(samples), int(rate), self.sample_rate)
-        return audio.load(source, self.sample_rate, max_seconds=self.max_seconds)
+    def _run(self, output: str, waves: Sequence[np.ndarray]) -> np.ndarray:
+        batch, lengths = pad_batch(list(waves))
+        return self.session.run([output], {AUDIO_INPUT: batch, LENGTH_INPUT: lengths})[0]
 
-    def featurize(self, wave: np.ndarray) -> np.ndarray:
-        """``(T,)`` waveform to the model's input, the ``(T',)`` waveform after the host-side steps."""
-        return host_steps(wave, self.settings)
+    def probabilities(self, waves: Sequence[np.ndarray]) -> np.ndarray:
+        return self._run(PROBS_OUTPUT, waves)
 
     def spectrogram(self, wave: np.ndarray) -> np.ndarray:
-        """``(T,)`` waveform to the ``(1, n_bins, n_frames)`` feature image the graph computes."""
-        return extract(wave, self.sample_rate, self.settings)
-
-    def probabilities(self, features) -> np.ndarray:
-        """A batch of :meth:`featurize` outputs (a list of ``(T_i,)`` arrays, or ``(N, T)``) to
-        ``(N, num_classes)`` probabilities."""
-        batch, lengths = pad_batch(list(features))
-        return self.session.run([PROBS_OUTPUT], {AUDIO_INPUT: batch, LENGTH_INPUT: lengths})[0]
-
-
-
+        if FEATURES_OUTPUT not in self._outputs:
+            raise ExportError(f"{self.path}: this export has no {FEATURES_OUTPUT!r} output (an earlier spokenword "
+                              f"made it); re-export it to get its features")
+        return self._run(FEATURES_OUTPUT, [self.featurize(wave)])[0]

@@ -4,13 +4,7 @@ Each takes ``num_classes`` (linked from the data module) and maps ``(N, 1, H, W)
 to ``(N, num_classes)`` logits; ``forward_features`` returns the pooled features before the head.
 """
 
-from spokenword.models.adversary import SpeakerAdversary
 from spokenword.models.cnn import SpectrogramCNN
-from spokenword.models.freqnorm import RelaxedFreqNorm
-from spokenword.models.mixstyle import MixStyle
-from spokenword.models.resnet import ResNetSmall
-from spokenword.models.rnn import FrameRNN
 from spokenword.models.speech_embedding import SpeechEmbedding, SpeechEmbeddingCNN
 
-__all__ = ["FrameRNN", "MixStyle", "RelaxedFreqNorm", "ResNetSmall", "SpeakerAdversary", "SpectrogramCNN", "SpeechEmbedding",
-           "SpeechEmbeddingCNN"]
+__all__ = ["SpectrogramCNN", "SpeechEmbedding", "SpeechEmbeddingCNN"]

@@ -197,9 +197,5 @@ class SpeechEmbeddingCNN(nn.Module):
         return torch.cat([emb.mean(dim=-1), emb.amax(dim=-1)], dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, 32, W)`` to logits ``(N, num_classes)``."""
-        return self.forward_head(self.forward_features(x))
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled features (:meth:`forward_features`) to logits ``(N, num_classes)``."""
-        return self.head(features)
+        """``(N, 1, 32, W)`` to logits ``(N, num_classes)``: the pooled features, then the head."""
+        return self.head(self.forward_features(x))

@@ -1,10 +1,10 @@
 """The web service: a FastAPI app around one loaded classifier.
 
-:func:`create_app` takes an already loaded classifier (:func:`load_model`: an exported ``.onnx``
-model, or a ``.ckpt`` checkpoint exported to ONNX at startup, or the checkpoint's PyTorch
-:class:`~spokenword.predict.Classifier`), so the model is loaded once per process and every
-request uses the classifier's own preprocessing (``waveform`` -> ``featurize`` -> ``probabilities``
--> ``rank``); nothing here re-implements it.
+:func:`create_app` takes an already loaded classifier (:func:`spokenword.inference.load.load_model`:
+an exported ``.onnx`` model, or a ``.ckpt`` checkpoint exported to ONNX at startup, or the
+checkpoint's PyTorch :class:`~spokenword.inference.checkpoint.Classifier`), so the model is loaded
+once per process and every request uses the classifier's own preprocessing (``waveform`` ->
+``featurize`` -> ``probabilities`` -> ``rank``); nothing here re-implements it.
 
 Routes: ``POST /predict`` (multipart field ``file`` or the raw file as the body), ``GET /health``,
 ``GET /labels``, the live transcription WebSocket ``/ws/transcribe`` (:mod:`spokenword.serve.live`),
@@ -22,8 +22,6 @@ import importlib.util
 import logging
 import math
 import re
-import tempfile
-import time
 from pathlib import Path
 from typing import AsyncIterator, Iterable, Sequence
 
@@ -44,11 +42,6 @@ logger = logging.getLogger("spokenword.serve")
 #: A clip whose loudest sample is below this level (dB relative to full scale) is reported as
 #: ``"silent": true``: the model still answers, but the page says no speech was heard.
 SILENCE_DBFS = -40.0
-
-#: ``--runtime`` choices: ``auto`` = ONNX Runtime when the export extras are installed, else PyTorch.
-RUNTIMES = ("auto", "onnx", "torch")
-#: what the in-memory export needs (the ``export`` extra).
-EXPORT_MODULES = ("onnx", "onnxscript", "onnxruntime")
 
 UPLOAD_FIELD = "file"
 _OPENING = re.compile(r"Error opening <[^>]*>: ")
@@ -136,25 +129,14 @@ async def _audio_bytes(request: Request, max_upload_bytes: int) -> tuple[bytes, 
     return body, "request body"
 
 
-def _stack(features: Sequence):
-    """A batch of ``featurize`` outputs as the classifier's ``probabilities`` takes it: a tensor
-    ``(N, 1, H, W)`` for the PyTorch :class:`~spokenword.predict.Classifier`, the list of waveforms
-    for :class:`~spokenword.runtime.OnnxClassifier` (it pads them itself)."""
-    if hasattr(features[0], "unsqueeze"):  # torch tensors: torch is loaded already
-        import torch
-
-        return torch.stack(list(features))
-    return list(features)
-
-
 def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: float | None = 10.0,
                routers: Iterable[APIRouter] = (), batch_ms: float | None = 2.0, max_batch: int = 16,
                live=True) -> FastAPI:
     """Build the app around ``classifier`` (loaded once by the caller).
 
     Args:
-        classifier: object with ``labels``, ``sample_rate`` (Hz), ``runtime``, ``waveform``, ``featurize``,
-            ``probabilities``, ``rank`` and ``spectrogram`` (both ``load_classifier`` kinds, or an Ensemble).
+        classifier: a :class:`~spokenword.inference.base.BaseClassifier` (``labels``, ``sample_rate`` (Hz),
+            ``runtime``, ``waveform``, ``featurize``, ``probabilities``, ``rank``, ``spectrogram``).
         max_upload_bytes: larger uploads are refused with 413 before being read whole.
         max_seconds: longer clips are refused with 413 (the classifier may also check it from the
             file header when loaded with ``max_seconds=``); None for no limit.
@@ -203,9 +185,14 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     def infer(data: bytes, name: str, top_k: int | None, spectrogram: bool) -> dict:
         """One request on its own (runs in the thread pool)."""
         wave = decode(data, name)
-        answer = describe(wave, classifier.probabilities(_stack([classifier.featurize(wave)]))[0], top_k)
-        if spectrogram:  # only when asked: for an ONNX model it is computed outside the graph
-            image = np.asarray(classifier.spectrogram(wave))[0]
+        answer = describe(wave, classifier.probabilities([classifier.featurize(wave)])[0], top_k)
+        if spectrogram:  # only when asked: one more run of the front end
+            try:
+                image = np.asarray(classifier.spectrogram(wave))[0]
+            except ModelError as err:  # an export made before exports carried their features
+                logger.warning("%s", err)
+                raise HTTPException(501, "this model cannot show its spectrogram: it was exported by an earlier "
+                                         "spokenword; re-export it to get its features") from None
             answer["spectrogram"] = np.round(image.astype(np.float64), 3).tolist()
         return answer
 
@@ -224,7 +211,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
             features.append(classifier.featurize(wave))
             rows.append(i)
         if rows:
-            probs = classifier.probabilities(_stack(features))
+            probs = classifier.probabilities(features)
             for row, wave, p in zip(rows, waves, probs):
                 results[row] = describe(wave, p, items[row][2])
         return results
@@ -269,86 +256,14 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     return app
 
 
-def _missing(modules: Iterable[str]) -> list[str]:
-    return [m for m in modules if importlib.util.find_spec(m) is None]
-
-
-def _one_thread_torch() -> None:
-    try:  # one intra-op thread per inference: requests run in parallel threads instead
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # an .onnx model needs no torch
-        pass
-
-
-def load_model(model: str | Path, runtime: str = "auto", *, max_seconds: float | None = 10.0,
-               threads: int = 1) -> tuple[object, str]:
-    """Open ``model`` for serving; returns ``(classifier, runtime used)``.
-
-    * ``.onnx`` export: ONNX Runtime (``runtime`` ``auto`` or ``onnx``).
-    * ``.ckpt`` checkpoint with ``auto`` or ``onnx``: exported to ONNX at startup with
-      :func:`spokenword.export.export_onnx` (into a temporary folder, deleted once the session has
-      loaded it) and run by :class:`~spokenword.runtime.OnnxClassifier`: the same graph and
-      host-side steps as ``spokenword export``. With ``auto``, missing export extras or a failed
-      export fall back to the PyTorch :class:`~spokenword.predict.Classifier` with a logged warning;
-      with ``onnx`` they are an error.
-    * ``torch``: the checkpoint's PyTorch :class:`~spokenword.predict.Classifier`.
-
-    ``threads``: intra-op threads per inference (ONNX Runtime session, or torch's global setting).
-    Raises :class:`~spokenword.runtime.ModelError` with a one-line message for unusable choices.
-    """
-    from spokenword.inference.onnx import OnnxClassifier
-    from spokenword.inference.load import model_file
-
-    path = model_file(model)  # a training run's folder: its best checkpoint
-    if runtime not in RUNTIMES:
-        raise ModelError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
-    if path.suffix.lower() == ".onnx":
-        if runtime == "torch":
-            raise ModelError(f"{path}: an ONNX export runs on ONNX Runtime; --runtime torch needs the .ckpt checkpoint")
-        return OnnxClassifier(path, max_seconds=max_seconds, threads=threads), "onnx"
-    if runtime != "torch":
-        missing = _missing(EXPORT_MODULES)
-        if missing and runtime == "onnx":
-            raise ModelError(f"--runtime onnx needs {', '.join(missing)}: pip install 'spokenword[export]' "
-                             "(or serve with --runtime torch)")
-        if missing:
-            logger.warning("ONNX export extras missing (%s): serving %s with PyTorch, which is slower; "
-                           "pip install 'spokenword[export]' to serve it with ONNX Runtime", ", ".join(missing), path.name)
-        else:
-            _one_thread_torch()
-            from spokenword.inference.export import export_onnx
-
-            started = time.perf_counter()
-            try:
-                with tempfile.TemporaryDirectory(prefix="spokenword-serve-") as work:
-                    exported = export_onnx(path, Path(work) / f"{path.stem}.onnx", max_seconds=max_seconds or 10.0)
-                    classifier = OnnxClassifier(exported, max_seconds=max_seconds, threads=threads)
-            except ModelError:  # not a usable checkpoint at all: the same answer as with torch
-                raise
-            except Exception as err:  # noqa: BLE001 - the export of an unusual network may fail
-                reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-                if runtime == "onnx":
-                    raise ModelError(f"{path}: ONNX export failed ({reason}); serve it with --runtime torch") from None
-                logger.warning("ONNX export of %s failed (%s): serving it with PyTorch", path.name, reason)
-            else:
-                logger.info("exported %s to ONNX in %.1f s; serving it with ONNX Runtime", path.name,
-                            time.perf_counter() - started)
-                return classifier, "onnx"
-    _one_thread_torch()
-    from spokenword.inference.load import load_model as load_classifier
-
-    return load_classifier(path, max_seconds=max_seconds), "torch"
-
-
 def serve(model: str, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
           max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
           batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
           http: str = "auto", loop: str = "auto") -> None:
-    """Load ``model`` once (:func:`load_model`, ``runtime``) and run the app with uvicorn until interrupted.
-    With ``also`` (more checkpoints or exports), the app serves the :class:`~spokenword.ensemble.Ensemble`
-    of ``model`` and those, each loaded the same way.
+    """Load ``model`` once (:func:`spokenword.inference.load.load_model` with ``runtime``, one intra-op
+    thread per inference: requests run in parallel threads instead) and run the app with uvicorn until
+    interrupted. With ``also`` (more checkpoints or exports), the app serves the
+    :class:`~spokenword.inference.ensemble.Ensemble` of ``model`` and those, each loaded the same way.
 
     ``batch_ms``/``max_batch``: micro-batching of ``/predict`` (see :func:`create_app`); ``live``: the
     ``/ws/transcribe`` settings (a :class:`~spokenword.serve.live.LiveSettings`, True for the defaults,
@@ -357,27 +272,24 @@ def serve(model: str, *, also: Sequence[str] = (), host: str = "127.0.0.1", port
     """
     import uvicorn
 
+    from spokenword.inference.load import load_model
     from spokenword.serve.live import LiveSettings
 
-    if not logger.handlers:
+    package = logging.getLogger("spokenword")  # this module's and the loader's lines
+    if not package.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("spokenword serve: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+        package.propagate = False
     if live and not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
         logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
                        "pip install 'spokenword[serve]'")
-    classifier, used = load_model(model, runtime, max_seconds=max_seconds)
-    if also:
-        from spokenword.inference.ensemble import Ensemble
-
-        classifier = Ensemble([classifier] + [load_model(m, runtime, max_seconds=max_seconds)[0] for m in also])
-        used = classifier.runtime
+    classifier = load_model(model, *also, runtime=runtime, max_seconds=max_seconds, threads=1)
     settings = live if isinstance(live, LiveSettings) else LiveSettings()
     app = create_app(classifier, max_upload_bytes=int(max_upload_mb * 1e6), max_seconds=max_seconds,
                      batch_ms=batch_ms, max_batch=max_batch, live=settings if live else False)
-    print(f"spokenword serve: {model} ({len(classifier.labels)} labels, {used} runtime) on http://{host}:{port}/  "
+    print(f"spokenword serve: {model} ({len(classifier.labels)} labels, {classifier.runtime} runtime) on http://{host}:{port}/  "
           "(API docs: /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=http, loop=loop,
                 ws_max_size=2 * settings.max_frame_bytes)

@@ -8,7 +8,6 @@ import time
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import EMAWeightAveraging
 
 
 class EpochHistory(Callback):
@@ -42,28 +41,11 @@ class EpochHistory(Callback):
         self.seconds = float(state_dict.get("seconds", 0.0))
 
 
-class EMAWeights(EMAWeightAveraging):
-    """Lightning's exponential moving average of the weights (``decay`` per optimizer step),
-    whose averaged weights are validated and saved as the checkpoint's ``state_dict``, and which
-    are then also the weights that are tested.
-
-    Lightning's callback, still attached to the trainer when ``fit`` is followed by ``test`` with
-    the best checkpoint, puts the checkpoint's raw (not averaged) training weights back into the
-    model, so the test after ``fit`` would score other weights than the ones validated, saved and
-    used by ``classify``, ``serve`` and exports. Here the raw weights are restored only to resume
-    ``fit``.
-    """
-
-    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        if trainer.state.fn == "fit":
-            super().on_load_checkpoint(trainer, pl_module, checkpoint)
-
-
 class ChannelsLast(Callback):
     """Keeps the network's weights in channels-last memory format during fit (a speed-up for CPU
-    oneDNN convolutions and pooling: the reference CNN trains in about 0.7x the time it takes in
-    the default layout, about 0.4x with ``trainer.precision: bf16-mixed``; benchmarks/train_speed.py).
-    One of the trainer's default callbacks; modules without 4-D weights are unaffected.
+    oneDNN convolutions and pooling, larger with ``trainer.precision: bf16-mixed``; measured by
+    ``benchmarks/train_speed.py``). One of the trainer's default callbacks; modules without 4-D
+    weights are unaffected.
 
     The weights' values are unchanged, so checkpoints and exports are the same either way.
     """
@@ -79,8 +61,8 @@ class ThreadsBesideWorkers(Callback):
     """During fit on CPU, one torch thread fewer per DataLoader worker (at least one is left), so the
     workers that make the augmented training batches do not fight oneDNN's threads for the same
     cores. On 2 cores with ``num_workers: 1`` the training process then runs 1 thread instead of 2,
-    and ``configs/fsdd_cnn_newvoices.yaml`` trains in about 0.77x the time (10 epochs: 46 s against
-    60 s on the Intel Xeon of README "Accuracy"). One of the trainer's default callbacks.
+    which makes ``configs/fsdd_cnn_newvoices.yaml`` train faster (docs/results.md). One of the
+    trainer's default callbacks.
 
     Nothing changes where ``OMP_NUM_THREADS`` is set (by the user, or by Lightning's DDP launchers,
     which divide the cores among the processes), without workers, or off the CPU. The thread count

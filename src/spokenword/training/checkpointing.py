@@ -40,9 +40,9 @@ class BestCheckpoint(ModelCheckpoint):
 
     Why: validation accuracy on a few hundred clips saturates. With in-speaker validation (the
     training speakers' takes 5-9) it reaches 100 % long before a one-cycle schedule has annealed, and
-    Lightning's strict comparison then kept the first epoch at 100 %, one taken at the schedule's
-    peak learning rate (epoch 30 of 80 in one run), never the annealed end of training. A score that
-    still improves selects exactly as before.
+    Lightning's strict comparison then kept the first epoch at 100 %, one taken near the schedule's
+    peak learning rate, never the annealed end of training. A score that still improves selects
+    exactly as before.
     """
 
     def __init__(self, monitor: str, mode: str = "max", filename: str = "best-{epoch:02d}", **kwargs: Any) -> None:
@@ -155,9 +155,9 @@ def resolve_resume(config) -> None:
     (``RUN/checkpoints/*.ckpt`` next to ``RUN/config.yaml``), keep logging into that folder.
 
     ``config`` is the fit subcommand's jsonargparse namespace; it is edited in place.
-    Raises :class:`~spokenword.predict.CheckpointError` when there is nothing to resume.
+    Raises :class:`~spokenword.inference.base.CheckpointError` when there is nothing to resume.
     """
-    from spokenword.inference.checkpoint import CheckpointError
+    from spokenword.inference.base import CheckpointError
 
     logger = config.trainer.get("logger") if hasattr(config.trainer, "get") else None
     init = logger.get("init_args") if logger is not None and hasattr(logger, "get") else None

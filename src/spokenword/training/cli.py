@@ -1,10 +1,10 @@
 """Training through LightningCLI: ``spokenword fit|validate|test``.
 
-The typed ``__init__`` signatures of :class:`~spokenword.task.SpokenWordTask`,
-:class:`~spokenword.data.AudioDataModule` and the networks are the config schema. The data module
+The typed ``__init__`` signatures of :class:`~spokenword.training.task.SpokenWordTask`,
+:class:`~spokenword.data.datamodule.AudioDataModule` and the networks are the config schema. The data module
 owns the label names, sample rate and feature settings and links them to the model, so a config
 names them once. After ``fit`` the best checkpoint is tested and the run folder receives
-``report.json`` and the plots (see :mod:`spokenword.report`).
+``report.json`` and the plots (see :mod:`spokenword.training.report`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from spokenword.training.callbacks import ChannelsLast, EpochHistory, ThreadsBesideWorkers
 from spokenword.training.checkpointing import BestCheckpoint, ResumeHint, RngState, best_model_path, last_checkpoint, resolve_resume
 from spokenword.data.datamodule import AudioDataModule
-from spokenword.training.task import MONITOR, SpokenWordTask
+from spokenword.training.metrics import MONITOR
+from spokenword.training.task import SpokenWordTask
 
 
 class ShortUsageParser(LightningArgumentParser):
@@ -86,20 +87,23 @@ class SpokenWordCLI(LightningCLI):
         parser.link_arguments("data.features", "model.features", apply_on="instantiate")
         parser.link_arguments("data.labels", "model.labels", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.train_speakers", "model.speakers", apply_on="instantiate")
         parser.add_argument("--report", type=bool, default=True, help="write report.json and plots after fit/test")
 
     #: model arguments filled from the data module by the links above, so not options of their own
-    LINKED = ("labels", "sample_rate", "features", "speakers")
+    LINKED = ("labels", "sample_rate", "features")
 
     def _parse_ckpt_path(self) -> None:
         """As LightningCLI's (the checkpoint's hyperparameters become the model's config), minus the
-        linked values, which LightningCLI's own version rejects as unknown options."""
+        linked values, which LightningCLI's own version rejects as unknown options; an older
+        checkpoint's hyperparameters are migrated first (:func:`spokenword.inference.checkpoint.migrate`)."""
+        from spokenword.inference.checkpoint import migrate
+
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
-        hparams = dict(torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {}))
+        checkpoint = migrate(torch.load(ckpt_path, weights_only=True, map_location="cpu"), ckpt_path)
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
         for key in ("_instantiator", *self.LINKED):
             hparams.pop(key, None)
         net = hparams.get("net")
@@ -216,7 +220,7 @@ def run(argv: list[str]) -> int:
 
     ``test``/``validate`` given ``--ckpt_path RUN/checkpoints/X.ckpt`` and no ``--config`` use the
     run's ``RUN/config.yaml``. Returns 130 when fit is stopped with Ctrl-C (after printing how to
-    resume, see :class:`~spokenword.checkpointing.ResumeHint`).
+    resume, see :class:`~spokenword.training.checkpointing.ResumeHint`).
     """
     argv = _with_run_config(list(argv))
     ckpt = _ckpt_argument(argv)

@@ -9,7 +9,7 @@
 * ``grid.png``: one speaker's 64x64 model inputs, takes as rows and the 10 digits as columns.
 * ``mfcc.png``: the MFCC alternative, coefficient index against time (s).
 
-Signals pass through :func:`spokenword.audio.load` and :mod:`spokenword.features`, the code path
+Signals pass through :func:`spokenword.audio.load` and :mod:`spokenword.frontend`, the code path
 training uses, so the pictures show what the model sees.
 """
 
@@ -25,7 +25,7 @@ from spokenword.data.corpora import FSDD, DatasetError, Recording
 from spokenword.data.corpora.fsdd import DIGITS, SAMPLE_RATE
 from spokenword.frontend.settings import FeatureSettings
 from spokenword.frontend.graph import extract, power_spectrogram, to_db
-from spokenword.training.plots import _save, plt
+from spokenword.training.plots import plt, save_figure
 
 #: the digits compared in ``two_digits.png``: a pair the reference's model often confuses
 PAIR = ("6", "8")
@@ -85,7 +85,7 @@ def waveform(rec: Recording, path: Path) -> Path:
     wave = audio.load(rec.path, SAMPLE_RATE)
     fig, ax = plt.subplots(figsize=(7, 3))
     _plot_waveform(ax, wave, f"Waveform: digit {rec.label}, {rec.path.name} ({SAMPLE_RATE} Hz)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def spectrogram(rec: Recording, path: Path, settings: FeatureSettings = FeatureSettings()) -> Path:
@@ -94,7 +94,7 @@ def spectrogram(rec: Recording, path: Path, settings: FeatureSettings = FeatureS
     fig, ax = plt.subplots(figsize=(7, 4))
     _plot_spectrogram(fig, ax, wave, settings,
                       f"Log-power spectrogram: {rec.path.name} ({settings.n_fft}-point FFT, hop {settings.hop_length})")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def two_digits(first: Recording, second: Recording, path: Path, settings: FeatureSettings = FeatureSettings()) -> Path:
@@ -105,7 +105,7 @@ def two_digits(first: Recording, second: Recording, path: Path, settings: Featur
         _plot_waveform(axes[0, column], wave, f"digit {rec.label} ({rec.path.name})")
         _plot_spectrogram(fig, axes[1, column], wave, settings, f"digit {rec.label}: log-power spectrogram")
     fig.suptitle(f"Two digits spoken by {first.speaker}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def grid(recordings: dict[tuple[str, int], Recording], speaker: str, path: Path,
@@ -131,7 +131,7 @@ def grid(recordings: dict[tuple[str, int], Recording], speaker: str, path: Path,
         f"{speaker}: {settings.n_bins}x{settings.n_frames} {settings.kind} images "
         f"(x: time, whole clip in {settings.n_frames} columns; y: frequency 0-{SAMPLE_RATE // 2} Hz in {settings.n_bins} rows)"
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def mfcc(rec: Recording, path: Path, n_mfcc: int = N_MFCC) -> Path:
@@ -154,7 +154,7 @@ def mfcc(rec: Recording, path: Path, n_mfcc: int = N_MFCC) -> Path:
     ax.set_ylabel("MFCC coefficient index")
     ax.set_title(f"MFCC: {rec.path.name} (coefficients 1-{n_mfcc - 1} of 40 mel bands; 0 = energy not shown)", fontsize=10)
     fig.colorbar(image, ax=ax, label="coefficient value (dB scale)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_all(root: Path, out: Path, speaker: str = "jackson") -> list[Path]:

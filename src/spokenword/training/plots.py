@@ -12,16 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spokenword.training.task import ACC, LOSS  # noqa: E402
+from spokenword.training.metrics import ACC, LOSS  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (PNG, 120 dpi; folders made as needed), close it and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
 
 
 def training_curves(history: Sequence[dict], run_dir: Path) -> list[Path]:
@@ -41,7 +44,7 @@ def training_curves(history: Sequence[dict], run_dir: Path) -> list[Path]:
         ax.set_title(f"{'Loss' if metric == LOSS else 'Accuracy'} per epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-        out.append(_save(fig, Path(run_dir) / name))
+        out.append(save_figure(fig, Path(run_dir) / name))
     return out
 
 
@@ -67,4 +70,4 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], pat
                     if data[i, j]:
                         ax.text(j, i, fmt.format(data[i, j]), ha="center", va="center", fontsize=7,
                                 color="white" if data[i, j] > threshold else "black")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,4 +1,8 @@
-"""``report.json``, the plots beside it and the terminal summary of a run."""
+"""``report.json``, the plots beside it and the terminal summary of a run.
+
+Torch-free at import (torch is imported where a report is built), so :mod:`spokenword.training.plots`
+and readers of ``report.json`` can use the metric names without loading Lightning.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,15 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-
-from spokenword.training.task import ACC, LOSS
+from spokenword.training.metrics import ACC, LOSS
 
 REPORT_NAME = "report.json"
 
 
 def build(trainer, task, datamodule, history, checkpoint: str | None) -> dict:
     """Gather everything a run should report (see README, "Reports")."""
+    import torch
+
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     results = task.test_results or {}
     labels = list(task.labels)

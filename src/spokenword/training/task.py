@@ -2,7 +2,7 @@
 
 The module's hyper-parameters (label names, sample rate, feature settings) and its buffers
 (normalisation mean and std of the training features) are saved in every checkpoint, so
-:class:`spokenword.predict.Classifier` rebuilds exactly the preprocessing used in training.
+:class:`spokenword.inference.checkpoint.Classifier` rebuilds exactly the preprocessing used in training.
 """
 
 from __future__ import annotations
@@ -24,19 +24,14 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from spokenword.data.feature_augment import FeatureAugment, mixup
+from spokenword.data.feature_augment import FeatureAugment
 from spokenword.frontend.settings import FeatureSettings
 from spokenword.models import SpectrogramCNN
-from spokenword.models.adversary import SpeakerAdversary, dann_ramp
+from spokenword.training.metrics import ACC, LOSS
 
 # LightningCLI stores ``net`` as its config (class_path/init_args), so keeping it in the
 # hyper-parameters is what makes ``load_from_checkpoint`` rebuild it.
 warnings.filterwarnings("ignore", message="Attribute '(net|augment)' is an instance of `nn.Module`")
-
-#: metric names, logged as ``{stage}/{name}`` (e.g. ``val/acc``); reports and plots read these.
-LOSS, ACC = "loss", "acc"
-MONITOR = f"val/{ACC}"
-
 
 def _adam(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3)
@@ -56,16 +51,7 @@ class SpokenWordTask(L.LightningModule):
         scheduler_interval: step the scheduler every ``epoch`` or every ``step``.
         label_smoothing: cross-entropy label smoothing.
         augment: feature-batch augmentation applied to training batches only (see
-            :mod:`spokenword.augment`), or ``None``.
-        mixup_alpha: mixup Beta parameter for training batches (0 = off).
-        speaker_adversary: weight of speaker-adversarial training (0 = off): a
-            :class:`~spokenword.models.adversary.SpeakerAdversary` learns the training speaker from
-            the network's pooled features and its reversed gradient, ramped up over the run
-            (:func:`~spokenword.models.adversary.dann_ramp`), makes the features speaker-invariant.
-            Training batches must carry speaker indices (the data module's do); no effect on
-            inference or exports.
-        speakers: the training speakers, in the order of the batches' speaker indices (linked from
-            the data module).
+            :mod:`spokenword.data.feature_augment`), or ``None``.
     """
 
     def __init__(
@@ -79,9 +65,6 @@ class SpokenWordTask(L.LightningModule):
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         label_smoothing: float = 0.0,
         augment: FeatureAugment | None = None,
-        mixup_alpha: float = 0.0,
-        speaker_adversary: float = 0.0,
-        speakers: list[str] | None = None,
     ):
         super().__init__()
         if isinstance(features, dict):  # as stored in a checkpoint's hyper-parameters
@@ -97,16 +80,6 @@ class SpokenWordTask(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.label_smoothing = label_smoothing
         self.augment = augment
-        self.mixup_alpha = mixup_alpha
-        if speaker_adversary < 0:
-            raise ValueError(f"speaker_adversary must be >= 0, got {speaker_adversary}")
-        self.speaker_adversary = speaker_adversary
-        self.speakers = list(speakers or [])
-        self.adversary = None
-        if speaker_adversary > 0:
-            if mixup_alpha > 0:
-                raise ValueError("speaker_adversary and mixup_alpha cannot be combined (a mixed clip has two speakers)")
-            self.adversary = SpeakerAdversary(self._feature_size(), len(self.speakers))
         self.register_buffer("feature_mean", torch.tensor(0.0))
         self.register_buffer("feature_std", torch.tensor(1.0))
         n = len(self.labels)
@@ -122,32 +95,6 @@ class SpokenWordTask(L.LightningModule):
             }
         )
         self.test_results: dict | None = None
-
-    def _feature_size(self) -> int:
-        """Size of the network's pooled features for this model's feature images."""
-        mode = self.net.training
-        with torch.no_grad():
-            size = self.net.eval().forward_features(torch.zeros(2, *self.features.shape)).shape[1]
-        self.net.train(mode)
-        return int(size)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """The speaker adversary is training-only, and its size follows the training speakers of
-        the data at hand: a checkpoint is evaluated on another split (``spokenword test
-        --ckpt_path``), or loaded into a model without an adversary, whatever adversary it carries.
-        Its weights are restored when their shapes match this model's (resuming a fit) and left
-        as this model's otherwise."""
-        state = checkpoint.get("state_dict")
-        if not isinstance(state, dict):
-            return
-        prefix = "adversary."
-        mine = {k: v for k, v in self.state_dict().items() if k.startswith(prefix)}
-        theirs = {k: v for k, v in state.items() if k.startswith(prefix)}
-        matches = theirs.keys() == mine.keys() and all(theirs[k].shape == mine[k].shape for k in mine)
-        if not matches:
-            for key in theirs:
-                del state[key]
-            state.update(mine)
 
     # -- inference -----------------------------------------------------------------------------
     def set_normalization(self, mean: float, std: float) -> None:
@@ -172,41 +119,14 @@ class SpokenWordTask(L.LightningModule):
         return logits, y, loss
 
     def training_step(self, batch, batch_idx):
-        x, y = batch[0], batch[1]  # training batches may carry speaker indices third
-        total = None  # what is optimised, when it is more than the logged word loss
+        x, y = batch
         if self.augment is not None:
             x = self.augment(x)
-        if self.adversary is not None:
-            if len(batch) < 3:
-                raise ValueError("speaker_adversary needs training batches of (features, label, speaker)")
-            logits, loss, total = self._adversarial_step(x, y, batch[2])
-        elif self.mixup_alpha > 0:
-            x, y, partner, lam = mixup(x, y, self.mixup_alpha)
-            logits = self(x)
-            smoothing = self.label_smoothing
-            loss = lam * F.cross_entropy(logits, y, label_smoothing=smoothing) + (1 - lam) * F.cross_entropy(
-                logits, partner, label_smoothing=smoothing
-            )
-        else:
-            logits, y, loss = self._step((x, y), "train")
+        logits, y, loss = self._step((x, y), "train")
         self.train_acc(logits, y)
         self.log(f"train/{LOSS}", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log(f"train/{ACC}", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
-        return loss if total is None else total
-
-    def _adversarial_step(self, x: torch.Tensor, y: torch.Tensor, speaker: torch.Tensor):
-        """Logits, the word loss (logged as ``train/loss``, comparable with other runs) and the loss
-        to optimise: the word loss plus the speaker adversary's, whose reversed gradient reaches the
-        features."""
-        features = self.net.forward_features((x - self.feature_mean) / self.feature_std)
-        logits = self.net.forward_head(features)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-        total = max(float(self.trainer.estimated_stepping_batches), 1.0)
-        scale = self.speaker_adversary * dann_ramp(self.global_step / total)
-        speaker_logits = self.adversary(features.float(), scale)
-        speaker_loss = F.cross_entropy(speaker_logits, speaker)
-        self.log(f"train/speaker_{LOSS}", speaker_loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
-        return logits, loss, loss + speaker_loss
+        return loss
 
     def validation_step(self, batch, batch_idx):
         logits, y, loss = self._step(batch, "val")

@@ -1,8 +1,8 @@
 """Connected digits: a recording of several words becomes a string of labels.
 
 :class:`Transcriber` cuts the recording into word regions with
-:class:`~spokenword.segment.StreamingSegmenter` and classifies each region with a trained model
-through its own preprocessing (:func:`spokenword.predict.load_classifier`). Regions whose best
+:class:`~spokenword.transcribe.segment.StreamingSegmenter` and classifies each region with a trained model
+through its own preprocessing (:func:`spokenword.inference.load.load_model`). Regions whose best
 score is below ``threshold`` are marked uncertain (``?`` in the text) rather than guessed.
 Files are read block by block, so memory stays bounded however long the recording is.
 
@@ -77,14 +77,9 @@ class WordSettings:
     """How detected regions become words (times in milliseconds).
 
     Chosen on the dev set (FSDD training takes, ``benchmarks/transcribe.py --set dev``), never on
-    test recordings, with the default model of the time (``configs/fsdd_cnn_augment.yaml``). The
-    noise suppression suits models with trimmed, per-utterance-normalised features, and still
-    helped the default of 2026-12-01 (``configs/fsdd_cnn_newvoices.yaml``, trained with noise): on the
-    validation numbers (``--set validation``) its 10 dB digit error rate is 4.4 % with it and
-    6.5 % with ``denoise=False`` (with its 80-epoch predecessor trained with less noise,
-    ``over_subtraction`` 2 or 6 did worse than 4 there: 7.7 / 6.5 % against 6.2 %).
-    Check ``denoise=False`` for a model with other features (the 3-epoch reference CNN of the
-    tests, for one, does worse with it).
+    test recordings; the measurements behind each default are in docs/experiments.md. The noise
+    suppression suits models with trimmed, per-utterance-normalised features; check ``denoise=False``
+    for a model with other features.
 
     Attributes:
         context_ms: samples kept on each side of the detected speech for the classifier.
@@ -100,7 +95,7 @@ class WordSettings:
             more confident in two words.
         split_ms: a detected word with more speech than this (longer than about 99% of single
             digits on the dev set) may be two words run together: it is cut at the level
-            minimum (see :func:`spokenword.segment.split_points`, ``split_depth_db`` deep) that
+            minimum (see :func:`spokenword.transcribe.segment.split_points`, ``split_depth_db`` deep) that
             makes the model most confident in both halves, when ``log p(left) + log p(right) >=
             log p(whole) + split_bias``; the halves are tried again.
     """
@@ -161,7 +156,7 @@ class Transcriber:
     """Transcribe recordings of several words.
 
     Args:
-        model: a checkpoint or export path, or a loaded classifier (``load_classifier``).
+        model: a checkpoint or export path, or a loaded classifier (``load_model``).
         threshold: words with a lower top score are marked uncertain.
         vad: segmentation settings.
         block_seconds: how much of a file is read at a time (s).
@@ -171,9 +166,9 @@ class Transcriber:
     def __init__(self, model, threshold: float = DEFAULT_THRESHOLD, vad: VadSettings | None = None,
                  block_seconds: float = 1.0, words: WordSettings | None = None):
         if isinstance(model, (str, os.PathLike)):
-            from spokenword.inference.load import load_model as load_classifier
+            from spokenword.inference.load import load_model
 
-            model = load_classifier(model)
+            model = load_model(model)
         self.classifier = model
         self.threshold = threshold
         self.vad = vad or VadSettings()
@@ -237,9 +232,6 @@ class Transcriber:
             return [(segment, probs)]
         _, left, p_left, right, p_right = best
         return self.split(left, p_left, depth + 1) + self.split(right, p_right, depth + 1)
-
-    def _word(self, segment: Segment, rate: int) -> Word:  # the name older callers used
-        return self.word(segment)
 
     def classify_region(self, wave: np.ndarray, start: int, stop: int, noise: np.ndarray | None = None) -> Word:
         """Classify speech ``[start, stop)`` of ``wave`` (at the model's rate) as one word, with the

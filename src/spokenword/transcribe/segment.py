@@ -13,11 +13,9 @@ noise can pass for a word meanwhile). It is refreshed every frame during the fir
 every ``floor_every`` frames after that. Decisions lag the input by ``lookahead_ms``.
 
 *Level.* A frame's level is its power in ``band_hz`` (where most of the energy of speech is and
-less of broadband noise's); with ``over_subtraction`` > 0, every bin first loses that many times
-its noise power (spectral subtraction; on the dev set this missed more words in white noise than
-plain band energy, so it is off by default). The noise floor is the noise estimate's power in the
-same band (never below ``absolute_floor_db``), so thresholds are relative to the noise whatever
-its level. Levels are in dB relative to a full-scale signal's mean power.
+less of broadband noise's). The noise floor is the noise estimate's power in the same band (never
+below ``absolute_floor_db``), so thresholds are relative to the noise whatever its level. Levels are
+in dB relative to a full-scale signal's mean power.
 
 *Words.* A word starts when the level rises ``start_db`` above the floor (and within ``range_db``
 of the loudest frame seen so far) and ends after ``min_gap_ms`` of frames below ``stop_db`` above
@@ -117,7 +115,6 @@ class VadSettings:
     floor_s: float = 2.0
     floor_percentile: float = 10.0
     floor_every: int = 10
-    over_subtraction: float = 0.0
     max_word_s: float = 2.0
     absolute_floor_db: float = -70.0
     lookahead_ms: float = 300.0
@@ -234,8 +231,6 @@ class StreamingSegmenter:
             self._update_noise()
         self._steps += 1
         self._history.append(power)
-        if self.s.over_subtraction > 0:
-            power = np.maximum(power - self.s.over_subtraction * self._noise, 0.0)
         level = self.level_db(power)
         floor = self._floor_db
         self._peak = max(self._peak, level)
