@@ -1,17 +1,21 @@
-# Two commands on a fresh machine (Python 3.11, no GPU needed):
+# Two commands on a fresh machine (Python 3.11, 3.12 or 3.13; no GPU needed):
 #   make train   creates .venv, installs, trains the main experiment on FSDD, prints the report
 #   make test    creates .venv, installs, runs the whole test suite
+#   make model   rebuilds the bundled pretrained model (src/spokenword/pretrained/fsdd-digits) from those runs
 # Data: $(SPOKENWORD_DATA)/fsdd/recordings; downloaded by `make train` when missing.
 
-PYTHON ?= python3.11
+# The first supported interpreter found, 3.11 first: the pinned CPU torch (TORCH) is used on 3.11 here;
+# on 3.12/3.13 pip fetches the same torch version's wheel for that interpreter.
+PYTHONS := python3.11 python3.12 python3.13
+PYTHON ?= $(firstword $(foreach p,$(PYTHONS),$(shell $(p) -c "" >/dev/null 2>&1 && echo $(p))))
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch. GPU users: install the CUDA build of torch into .venv first
 # (e.g. `$(BIN)/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128`),
 # then `make install TORCH=` installs the rest without touching it.
 TORCH ?= torch==2.13.0
-# The default experiment (README "Accuracy"): an ensemble of two models that average their
-# probabilities: the reference CNN with the new-voices recipe (CONFIG, 85,034 parameters) and the
+# The default experiment (docs/training.md; figures in docs/results.md): an ensemble of two models
+# that average their probabilities: the reference CNN with the new-voices recipe (CONFIG, 85,034 parameters) and the
 # pretrained speech embedding (WITH); the last step scores the ensemble on the official test split.
 # `make train WITH=` trains CONFIG alone; `make train CONFIG=configs/fsdd_cnn.yaml WITH=` the plain reference.
 CONFIG ?= configs/fsdd_cnn_newvoices.yaml
@@ -20,10 +24,12 @@ SHARED_DATA := $(wildcard ../shared/data/fsdd/recordings)
 SPOKENWORD_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data),$(abspath data))
 export SPOKENWORD_DATA
 
-.PHONY: install train test benchmark clean
+BUNDLE ?= src/spokenword/pretrained/fsdd-digits
+
+.PHONY: install train test model benchmark clean
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found; set PYTHON=...)"; exit 2; }
+	@test -n "$(PYTHON)" && command -v $(PYTHON) >/dev/null || { echo "Python 3.11, 3.12 or 3.13 is required (none of $(PYTHONS) found; set PYTHON=...)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
@@ -42,6 +48,11 @@ ifneq ($(strip $(WITH)),)
 	@echo "ensemble of runs/$(basename $(notdir $(CONFIG))) and runs/$(basename $(notdir $(WITH))) (their newest runs):"
 	$(BIN)/spokenword evaluate runs/$(basename $(notdir $(CONFIG))) --with runs/$(basename $(notdir $(WITH))) --split official
 endif
+
+# the bundled model: the ensemble of the runs `make train` made (their newest runs), exported to ONNX
+# (int8 where that costs no official-split accuracy), with manifest and model card; written atomically
+model: install
+	$(BIN)/spokenword bundle runs/$(basename $(notdir $(CONFIG))) $(if $(strip $(WITH)),--with runs/$(basename $(notdir $(WITH)))) --out $(BUNDLE)
 
 test: install
 	$(BIN)/python -m tests.setup_browser

@@ -15,7 +15,11 @@ then, in a fresh child process per size (so peak RSS is that size's alone):
 
 Usage::
 
-    nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 3000 30000 100000 --workers 2
+    nice -n 10 .venv/bin/python -m benchmarks.scale --sizes 3000 30000 100000 --workers 2
+
+Shared options: ``--threads`` (torch threads of the child; default ``--workers``), ``--out``, ``--name``
+(:mod:`benchmarks.common`; no ``--data.root``: the corpora are synthetic). The figures are written to
+``OUT/scale/<machine>.json``.
 
 Targets (issue 6): >= 2,000 clips/s extraction on 2 cores; peak RSS at 100k <= 1.5x that at 3k.
 """
@@ -36,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from benchmarks import common
 
 RATE = 16000
 WORDS = 10
@@ -96,7 +102,8 @@ def generate(folder: Path, size: int) -> None:
     done.touch()
 
 
-def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool, reference: int) -> dict:
+def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool, reference: int,
+            threads: int | None = None) -> dict:
     """Runs in a child process: extraction, one epoch, peak RSS; then the one-process comparison."""
     import torch
 
@@ -107,7 +114,7 @@ def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool
     from spokenword.frontend.settings import FeatureSettings
     from spokenword.models import SpectrogramCNN
 
-    torch.set_num_threads(workers)
+    torch.set_num_threads(threads or workers)
     settings = FeatureSettings(**FEATURES)
     dm = AudioDataModule(root=str(folder.parent), corpus=SpeechCommands(folder.name), split="corpus", sample_rate=RATE,
                          features=settings, cache_dir=str(cache_dir), cache_dtype=dtype, batch_size=256)
@@ -153,8 +160,10 @@ def measure(folder: Path, cache_dir: Path, workers: int, dtype: str, epoch: bool
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0],
+                                     parents=[common.flags(threads=None, data=False)])
     parser.add_argument("--sizes", type=int, nargs="+", default=[3000, 30000, 100000])
     parser.add_argument("--workers", type=int, default=2, help="extraction processes and torch threads")
     parser.add_argument("--dtype", default="float16", choices=["float32", "float16"])
@@ -162,12 +171,13 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where corpora are generated (default: a temp dir, removed)")
     parser.add_argument("--reference", type=int, default=1000, help="clips for the one-process comparison (0: skip it)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
-        out = measure(Path(args.child[0]), Path(args.child[1]), args.workers, args.dtype, not args.no_epoch, args.reference)
+        out = measure(Path(args.child[0]), Path(args.child[1]), args.workers, args.dtype, not args.no_epoch, args.reference,
+                      args.threads)
         print(json.dumps(out))
-        return
-    base = args.dir or Path(tempfile.mkdtemp(prefix="spokenword-scale-"))
+        return 0
+    base = args.dir.resolve() if args.dir else Path(tempfile.mkdtemp(prefix="spokenword-scale-"))  # the child runs in the repository
     rows = []
     try:
         for size in args.sizes:
@@ -177,11 +187,13 @@ def main() -> None:
             generated = time.perf_counter() - start
             cache = base / f"cache{size}"
             shutil.rmtree(cache, ignore_errors=True)
-            cmd = [sys.executable, __file__, "--child", str(folder), str(cache), "--workers", str(args.workers), "--dtype", args.dtype,
-                   "--reference", str(args.reference)]
+            cmd = [sys.executable, "-m", "benchmarks.scale", "--child", str(folder), str(cache), "--workers", str(args.workers),
+                   "--dtype", args.dtype, "--reference", str(args.reference)]
             if args.no_epoch:
                 cmd.append("--no-epoch")
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=common.REPO)
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             row["generate_s"] = generated
             rows.append(row)
@@ -200,7 +212,19 @@ def main() -> None:
         print(f"{row['clips']:>8} {row['clips_per_s']:>16.0f} {row['cache_mb']:>9.1f} {row.get('train_clips', 0):>12} "
               f"{row.get('epoch_s', float('nan')):>8.1f} {row['peak_rss_mb']:>12.0f} {row['peak_rss_mb'] / rows[0]['peak_rss_mb']:>11.2f} "
               f"{one:>30} {row['load']:>5.1f}")
+    protocol = (f"synthetic 1-s 16 kHz speech-like corpora of {', '.join(map(str, args.sizes))} clips, one child process per "
+                f"size: feature extraction into the cache ({args.workers} workers, {args.dtype})"
+                + ("" if args.no_epoch else ", one training epoch of the reference CNN from the cache")
+                + ", the child's peak RSS"
+                + (f"; then one process, one thread, the first {args.reference} clips extracted clip by clip and as the "
+                   "cache does, best of three" if args.reference else ""))
+    recipe = {"sizes": args.sizes, "workers": args.workers, "dtype": args.dtype, "epoch": not args.no_epoch,
+              "reference": args.reference, "features": FEATURES}
+    m = common.machine()
+    common.write_result(args.out, "scale", args.name or common.machine_slug(m), protocol=protocol,
+                        command=common.command("scale", argv), recipe=recipe, figures={"rows": rows}, m=m)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

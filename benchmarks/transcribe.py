@@ -1,8 +1,13 @@
 """Connected-digit benchmark: synthetic spoken numbers built from FSDD recordings.
 
-    python benchmarks/transcribe.py MODEL [--set test|dev|validation] [--count 200] [--seed S]
+    python -m benchmarks.transcribe MODEL [--set test|dev|validation] [--count 200] [--seed S]
         [--threshold T] [--conditions clean,20,10] [--sweep] [--failures N] [--no-oracle]
-        [--gaps 0.05,0.6] [--vad key=value,...] [--words key=value,...] [--data.root DIR] [--json OUT]
+        [--gaps 0.05,0.6] [--vad key=value,...] [--words key=value,...]
+
+Shared options: ``--data.root``, ``--threads``, ``--out``, ``--name`` (:mod:`benchmarks.common`). The
+figures are written to ``OUT/transcribe/<set>-<model>.json`` (``--name`` for another name: a tuning
+run with ``--vad``/``--words`` should have its own), with the first ``STORED_FAILURES`` failed strings
+per condition (or ``--failures``, if more).
 
 Each string has 3-10 digits spoken by one speaker (as when a person reads out a number): each
 digit is a random recording of that speaker, separated by 50-600 ms of silence, with 100-500 ms of
@@ -44,7 +49,6 @@ stress test with pauses shorter than the issue's 50 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -52,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import common
 from spokenword import audio
 from spokenword.data.splits import resolve_root
 from spokenword.data.corpora import FSDD
@@ -65,6 +70,8 @@ SETS = {  # name: (takes, default seed, description)
     "validation": (range(5, 10), 2, "FSDD validation takes 5-9"),
 }
 SWEEP = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+#: failed strings kept per condition in the result file (all are counted)
+STORED_FAILURES = 20
 
 
 @dataclass
@@ -292,7 +299,9 @@ def overrides(cls, text: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.transcribe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common.flags(threads=None)])
     parser.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
     parser.add_argument("--set", dest="part", choices=sorted(SETS), default="test",
                         help="which takes the numbers are built from (default: test; tune on dev only)")
@@ -308,9 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="range of the pauses between digits (s); the issue's set is 0.05,0.6 (shorter: a stress test)")
     parser.add_argument("--vad", default="", help="segmenter settings to override, e.g. start_db=3,stop_db=1 (dev set only)")
     parser.add_argument("--words", default="", help="WordSettings to override, e.g. denoise=false,context_ms=40")
-    parser.add_argument("--data.root", dest="root", default=None)
-    parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    common.set_threads(args.threads)
 
     seed = SETS[args.part][1] if args.seed is None else args.seed
     options = {"vad": VadSettings(**overrides(VadSettings, args.vad)), "words": WordSettings(**overrides(WordSettings, args.words))}
@@ -320,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold = transcriber.threshold
     rate = transcriber.classifier.sample_rate
     gaps = tuple(float(x) for x in args.gaps.split(","))
-    numbers = build_set(resolve_root(args.root), args.count, seed, rate, args.part, gaps)
+    numbers = build_set(resolve_root(args.data_root), args.count, seed, rate, args.part, gaps)
     names = [c.strip().replace(" dB", "").replace("dB", "") for c in args.conditions.split(",") if c.strip()]
     results = {}
     for name in names:
@@ -360,9 +368,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nfailed strings, {name}:")
             for f in r["failures"][: args.failures]:
                 print(f"  {f['reference']:>10} -> {f['text']:<12} {f['speaker']:<8} segmentation {'ok' if f['segmentation_ok'] else 'WRONG'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"set": args.part, "seed": seed, "count": args.count, "model": str(args.model),
-                                               "threshold": threshold, "results": results}, indent=2))
+    kept = max(STORED_FAILURES, args.failures)
+    stored = {name: {**r, "failed_strings": len(r["failures"]), "failures": r["failures"][:kept]} for name, r in results.items()}
+    protocol = (f"{args.count} synthetic spoken numbers (3-10 digits of one speaker, pauses {args.gaps} s) from "
+                f"{SETS[args.part][2]}, seed {seed}; conditions {', '.join(results)} (white noise, SNR per string); "
+                "digit error rate (edit distance / digits) at the '?' threshold and guessing (DER@0), whole-string "
+                "accuracy, segmentation counts and the oracle-segmentation DER")
+    recipe = {"model": str(args.model), "set": args.part, "seed": seed, "count": args.count, "threshold": threshold,
+              "gaps": args.gaps, "vad": args.vad, "words": args.words}
+    name = args.name or f"{args.part}-{common.model_name(args.model)}"
+    common.write_result(args.out, "transcribe", name, protocol=protocol, command=common.command("transcribe", argv),
+                        recipe=recipe, figures={"conditions": stored})
     return 0
 
 

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
+#: a first positional argument with one of these suffixes (or a training run's folder) is a model
+MODEL_SUFFIXES = (".ckpt", ".onnx")
+#: what a missing module means: the extra that brings it (``pip install 'spokenword[EXTRA]'``)
+EXTRAS = {name: "train" for name in ("torch", "lightning", "torchmetrics", "jsonargparse", "matplotlib", "yaml",
+                                     "onnx", "onnxscript", "openwakeword", "tensorboard")}
+EXTRAS.update({name: "serve" for name in ("fastapi", "uvicorn", "multipart", "starlette", "websockets")})
+EXTRAS["av"] = "formats"
+EXTRA_NAMES = {"train": "the training extra", "serve": "the web service extra", "formats": "the audio formats extra"}
 
 
 class UsageError(Exception):
@@ -30,16 +39,61 @@ def _data_root_argument(parser: argparse.ArgumentParser) -> None:
 def _ensemble_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with", dest="also", action="append", default=[], metavar="MODEL",
                         help="another checkpoint or export whose probabilities are averaged with the first's "
-                             "(an ensemble; repeatable; README \"Accuracy\" measures it)")
+                             "(an ensemble; repeatable; docs/inference.md, figures in docs/results.md)")
+
+
+def _max_seconds_argument(parser: argparse.ArgumentParser, default: float | None, what: str, shown: str) -> None:
+    parser.add_argument("--max-seconds", type=float, default=default,
+                        help=f"longer {what} are refused with one error line, never decoded past the limit "
+                             f"(default {shown})")
+
+
+def _checked_max_seconds(args) -> float | None:
+    """``--max-seconds``, checked (``None``: the command's default)."""
+    value = args.max_seconds
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--max-seconds must be a positive number of seconds, got {value:g}")
+    return value
+
+
+def _is_model(arg: str) -> bool:
+    """Whether a positional argument names a model: a ``.ckpt``/``.onnx`` file or a training run's folder
+    (``report.json`` in it or in its ``version_*`` folders); audio files and data folders are not."""
+    path = Path(arg)
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        return True
+    return path.is_dir() and ((path / "report.json").is_file() or any(path.glob("version_*/report.json")))
+
+
+def _split_model(args, positionals: list[str]) -> list[str]:
+    """Set ``args.model`` (``-m``/``--model``, else a first positional that is a model, else ``None``: the
+    bundled model) and return the remaining positionals."""
+    if args.model is None and positionals and _is_model(positionals[0]):
+        args.model, positionals = positionals[0], positionals[1:]
+    return list(positionals)
+
+
+def _audio_files(args) -> list[str]:
+    files = _split_model(args, args.files)
+    if not files:
+        raise UsageError(f"{args.command} needs audio files after the model ({args.model})")
+    return files
+
+
+def _model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--model", default=None, metavar="MODEL",
+                        help="checkpoint (.ckpt), export (.onnx) or training run folder (its best checkpoint); "
+                             "default: the bundled pretrained model (fsdd-digits). The old form with the model "
+                             "as the first argument still works")
 
 
 def _open_model(args):
     """The classifier of ``args.model``, or the :class:`~spokenword.inference.ensemble.Ensemble` of it
     and every ``--with`` model; each file on its own runtime (a checkpoint on PyTorch, an ``.onnx``
-    export on ONNX Runtime without importing torch)."""
+    export on ONNX Runtime without importing torch), decoding at most ``--max-seconds`` per file."""
     from spokenword.inference.load import load_model
 
-    return load_model(args.model, *args.also)
+    return load_model(args.model, *args.also, max_seconds=_checked_max_seconds(args))  # None: the bundled model
 
 
 def _cmd_download(args) -> int:
@@ -74,8 +128,9 @@ def _report(pairs, args, as_json, as_line) -> int:
 
 
 def _cmd_classify(args) -> int:
-    classifier = _open_model(args)  # torch-free for .onnx exports
-    return _report(classifier.predict_many(args.files, top_k=args.top_k), args, lambda r: r,
+    files = _audio_files(args)
+    classifier = _open_model(args)  # torch-free for .onnx exports and the bundled model
+    return _report(classifier.predict_many(files, top_k=args.top_k), args, lambda r: r,
                    lambda r: f"{r[0]['label']}\t{r[0]['score']:.3f}")
 
 
@@ -83,6 +138,10 @@ def _cmd_evaluate(args) -> int:
     from spokenword.data.corpora.folder import scan
     from spokenword.inference.evaluate import evaluate
 
+    rest = _split_model(args, args.inputs)
+    if len(rest) > 1:
+        raise UsageError(f"evaluate takes [MODEL] [DATA], got {len(rest) + (args.model is not None)} arguments")
+    args.data = rest[0] if rest else None
     classifier = _open_model(args)
     if args.data is None and args.split is None:
         raise UsageError("evaluate needs DATA (a folder or manifest) or --split (FSDD at --data.root)")
@@ -128,11 +187,14 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_transcribe(args) -> int:
+    from spokenword.inference.load import load_model
     from spokenword.transcribe.decode import DEFAULT_THRESHOLD, Transcriber
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    transcriber = Transcriber(_open_model(args), threshold=threshold)
-    return _report(transcriber.transcribe_many(args.files), args, lambda r: r.to_dict(), lambda r: r.text)
+    max_seconds = _checked_max_seconds(args)  # None: TRANSCRIBE_MAX_SECONDS; the classifier sees words only
+    files = _audio_files(args)
+    transcriber = Transcriber(load_model(args.model, *args.also), threshold=threshold, max_seconds=max_seconds)
+    return _report(transcriber.transcribe_many(files), args, lambda r: r.to_dict(), lambda r: r.text)
 
 
 def _cmd_figures(args) -> int:
@@ -148,14 +210,26 @@ def _cmd_figures(args) -> int:
 def _cmd_serve(args) -> int:
     from spokenword.serve.app import serve
 
-    if args.max_seconds <= 0 or args.max_upload_mb <= 0:
-        raise UsageError("--max-seconds and --max-upload-mb must be positive")
-    serve(args.model, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
+    if not (math.isfinite(args.max_seconds) and args.max_seconds > 0
+            and math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
+        raise UsageError("--max-seconds and --max-upload-mb must be positive numbers")
+    serve(args.model or args.model_option, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
           runtime=args.runtime)
     return EXIT_OK
 
 
+def _cmd_bundle(args) -> int:
+    from spokenword.inference.bundle import bundle
+
+    manifest = bundle([args.run, *args.also], Path(args.out), data_root=args.data_root, int8=args.int8,
+                      calibration_clips=args.calibration_clips)
+    print(f"{args.out}: {', '.join(manifest['members'])}; official test split "
+          f"{100 * manifest['official_test_accuracy']:.2f}% of {manifest['official_test_count']}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from spokenword.audio import DEFAULT_MAX_SECONDS
     from spokenword.inference.load import RUNTIMES
 
     parser = argparse.ArgumentParser(
@@ -172,22 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("classify", help="print the predicted label of each audio file")
-    p.add_argument("model", help="checkpoint (.ckpt), export (.onnx) or training run folder (its best checkpoint)")
-    p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg; any rate, mono or stereo)")
+    p.add_argument("files", nargs="+", metavar="[MODEL] FILE",
+                   help="audio files (wav, flac, ogg, mp3; m4a, webm, mp4 with the formats extra; any rate, mono or "
+                        "stereo), after an optional model (.ckpt, .onnx, run folder; default the bundled model)")
+    _model_option(p)
     p.add_argument("--json", action="store_true", help="print JSON: per file a list of {label, score}")
     p.add_argument("--top-k", type=int, default=None, help="labels per file in --json (default: all)")
+    _max_seconds_argument(p, DEFAULT_MAX_SECONDS, "files", f"{DEFAULT_MAX_SECONDS:g} s")
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_classify)
 
-    p = sub.add_parser("evaluate", help="score a checkpoint on labelled recordings")
-    p.add_argument("model", help="checkpoint (.ckpt), export (.onnx) or training run folder (its best checkpoint)")
-    p.add_argument("data", nargs="?", default=None,
-                   help="folder (FSDD-style names, one sub-folder per label, or labels.csv) or a manifest .csv "
+    p = sub.add_parser("evaluate", help="score a model (default: the bundled one) on labelled recordings")
+    p.add_argument("inputs", nargs="*", metavar="[MODEL] [DATA]",
+                   help="an optional model (.ckpt, .onnx, run folder; default the bundled model), then DATA: a folder "
+                        "(FSDD-style names, one sub-folder per label, or labels.csv) or a manifest .csv "
                         "(default with --split: FSDD at --data.root)")
+    _model_option(p)
     p.add_argument("--split", choices=("official",), default=None,
                    help="score only that split's test recordings (FSDD takes 0-4), never seen in its training")
     _data_root_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _max_seconds_argument(p, DEFAULT_MAX_SECONDS, "recordings", f"{DEFAULT_MAX_SECONDS:g} s")
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -205,11 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("transcribe", help="turn recordings of several spoken digits into digit strings")
-    p.add_argument("model", help="checkpoint (.ckpt), exported model (.onnx) or training run folder (its best checkpoint)")
-    p.add_argument("files", nargs="+", help="audio files (any format soundfile reads, any rate)")
+    p.add_argument("files", nargs="+", metavar="[MODEL] FILE",
+                   help="audio files (any rate), after an optional model (.ckpt, .onnx, run folder; default the "
+                        "bundled model)")
+    _model_option(p)
     p.add_argument("--json", action="store_true", help="print JSON: text plus per-word label, score, start/end (s)")
     p.add_argument("--threshold", type=float, default=None,
-                   help="words scored lower are printed as '?' (default: spokenword.transcribe.DEFAULT_THRESHOLD)")
+                   help="words scored lower are printed as '?' (default: spokenword.transcribe.decode.DEFAULT_THRESHOLD)")
+    _max_seconds_argument(p, None, "recordings", "3600 s, spokenword.transcribe.decode.TRANSCRIBE_MAX_SECONDS")
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_transcribe)
 
@@ -220,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_figures)
 
     p = sub.add_parser("serve", help="web page and HTTP API (POST /predict) around one model, served by uvicorn")
-    p.add_argument("model", help="checkpoint (.ckpt), exported model (.onnx) or training run folder (its best checkpoint)")
+    p.add_argument("model", nargs="?", default=None,
+                   help="checkpoint (.ckpt), exported model (.onnx) or training run folder (its best checkpoint); "
+                        "default: the bundled pretrained model")
+    p.add_argument("-m", "--model", dest="model_option", default=None, metavar="MODEL", help="the same as MODEL")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="longer clips are refused with 413 (default 10)")
@@ -230,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the export extras are missing; onnx: the same, missing extras are an error; torch: PyTorch")
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("bundle", help="build the bundled pretrained model from training runs (make model; "
+                                      "needs the training extra)")
+    p.add_argument("run", help="training run folder or checkpoint: the ensemble's first member")
+    p.add_argument("--out", required=True, help="folder to write (replaced atomically), e.g. "
+                                                "src/spokenword/pretrained/fsdd-digits")
+    p.add_argument("--int8", choices=("auto", "never"), default="auto",
+                   help="auto: each member int8 when the ensemble's official-split accuracy is not lower with it")
+    p.add_argument("--calibration-clips", type=int, default=200, help="training clips used to calibrate int8")
+    _data_root_argument(p)
+    _ensemble_argument(p)
+    p.set_defaults(func=_cmd_bundle)
     return parser
 
 
@@ -256,6 +353,14 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
     except (UsageError, DatasetError, ModelError, AudioError, FileNotFoundError) as err:
         print(f"spokenword: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as err:  # an optional extra that is not installed
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        command = argv[0] if argv else "this command"
+        print(f"spokenword: error: spokenword {command} needs {EXTRA_NAMES[extra]} ({err.name} is missing): "
+              f"pip install 'spokenword[{extra}]'", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("spokenword: interrupted", file=sys.stderr)

@@ -26,7 +26,7 @@ from spokenword.inference.onnx import OnnxClassifier
 pytestmark = pytest.mark.integration
 
 #: int8 accuracy cost allowed here, in points on the 300 test clips. The issue's 0.5-point bound
-#: is for a fully trained model (measured: 0.0 points, see README "Deployment"); the 3-epoch
+#: is for a fully trained model (measured: 0.0 points, docs/experiments.md "Runtimes"); the 3-epoch
 #: fixture model is far less confident (many near-ties), so rounding flips a few more clips.
 INT8_MAX_DROP_POINTS = 2.0
 

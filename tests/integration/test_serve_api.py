@@ -300,7 +300,7 @@ def test_runtime_choice_errors_and_fallback(trained_checkpoint, tmp_path, monkey
 
     # export extras missing: auto falls back to torch with a logged line, onnx refuses
     monkeypatch.setattr(load, "_missing", lambda modules: ["onnxscript"])
-    with pytest.raises(ModelError, match=r"pip install 'spokenword\[export\]'"):
+    with pytest.raises(ModelError, match=r"pip install 'spokenword\[train\]'"):
         load.load_model(trained_checkpoint, runtime="onnx")
     with caplog.at_level("WARNING", logger=load.logger.name):
         clf = load.load_model(trained_checkpoint, runtime="auto")

@@ -2,8 +2,9 @@
 
 :func:`build` writes the corpus into a folder and returns one :class:`Case` per input, with the
 outcome spokenword must give: ``"ok"`` (decoded and classified) or ``"error"`` (rejected with a
-one-line message naming the file). Used by the reliability tests of ``classify``, ``evaluate``
-and ``transcribe``.
+one-line message naming the file). :mod:`tests.reliability.test_hostile_audio` runs them, with the
+seeded fuzz corpus of :mod:`tests.reliability.hostile`, through ``classify``, ``evaluate``,
+``transcribe`` and the web service.
 """
 
 from __future__ import annotations

@@ -169,3 +169,13 @@ def test_region_of_a_segment():
     assert left.speech == (found.speech[0], cut) and left.start == found.start and left.stop == cut + 320
     assert np.array_equal(left.samples, x[left.start : left.stop])
     assert left.noise is found.noise and len(left.levels) < len(found.levels)
+
+
+@pytest.mark.parametrize("lookahead_ms", [0.0, 300.0])
+@pytest.mark.parametrize("samples", [256, 300, 4000])
+def test_a_stream_of_a_frame_or_without_lookahead_has_a_noise_floor(lookahead_ms, samples):
+    """The noise floor of a stream's first frame comes from that frame when no other is known yet."""
+    rng = np.random.default_rng(0)
+    segmenter = StreamingSegmenter(8000, VadSettings(lookahead_ms=lookahead_ms))
+    found = list(segmenter.feed((0.01 * rng.standard_normal(samples)).astype(np.float32))) + list(segmenter.flush())
+    assert found == []  # steady faint noise: no word, and no error

@@ -12,7 +12,7 @@ TONES = {"a": 440.0, "b": 700.0, "c": 1100.0}
 
 class ToneClassifier:
     """Scores each label by its tone's share of the clip's energy (the interface of
-    :class:`spokenword.predict.Classifier` that the transcriber uses)."""
+    :class:`spokenword.inference.checkpoint.Classifier` that the transcriber uses)."""
 
     sample_rate = RATE
     labels = list(TONES)

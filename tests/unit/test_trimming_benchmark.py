@@ -1,14 +1,15 @@
-"""benchmarks/trimming.py: the ms the noise-floor rule cuts beyond the peak rule, per speaker and word."""
+"""``python -m benchmarks.experiments.trimming``: the ms the noise-floor rule cuts beyond the peak rule, per
+speaker and word."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from benchmarks.experiments import trimming as module
 from spokenword.data.corpora import Recording
 from spokenword.frontend.settings import FeatureSettings
-from tests.benchmark_scripts import load_benchmark
-from tests.conftest import tone, write_wav
+from tests.conftest import REPO, tone, write_wav
 
 SR = 8000
 SETTINGS = FeatureSettings(trim_db=30.0, trim_floor_db=8.0)
@@ -28,7 +29,6 @@ def padded_clip() -> np.ndarray:
 
 
 def test_the_floor_rule_cuts_a_tight_clips_quiet_edge_and_leaves_a_padded_one(tmp_path):
-    module = load_benchmark("trimming")
     peak_cut, floor_cut = module.cut_ms(tight_clip(), SR, SETTINGS)
     assert peak_cut <= 10.0 and floor_cut >= 60.0  # most of the 100 ms consonant, which the peak rule keeps (less than a hop lost at the end)
     peak_cut, floor_cut = module.cut_ms(padded_clip(), SR, SETTINGS)
@@ -45,12 +45,17 @@ def test_the_floor_rule_cuts_a_tight_clips_quiet_edge_and_leaves_a_padded_one(tm
     assert b[0] == "| b" and b[1] == "–" and float(b[2]) == 0 and b[4] == "0 %" and float(b[5].rstrip(" |")) >= 150
 
 
-def test_a_config_without_the_floor_rule_is_a_usage_error(tmp_path, capsys):
-    module = load_benchmark("trimming")
+@pytest.mark.integration
+def test_a_config_without_the_floor_rule_is_a_usage_error(fsdd_root, tmp_path, capsys):
+    """The config is read as ``spokenword fit`` reads it (its data module is built, so FSDD is needed)."""
     config = tmp_path / "c.yaml"
-    config.write_text("data:\n  features:\n    trim_db: 30.0\n")
+    config.write_text((REPO / "configs" / "fsdd_cnn_newvoices.yaml").read_text().replace("trim_floor_db: 8.0", "trim_floor_db: null"))
     with pytest.raises(SystemExit) as exit_info:
-        module.main([str(config)])
+        module.main([str(config), "--data.root", str(fsdd_root), "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and "trim_floor_db" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        module.main([str(tmp_path / "missing.yaml")])
+
+
+def test_a_missing_config_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        module.main([str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "no such config" in capsys.readouterr().err

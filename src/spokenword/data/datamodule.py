@@ -2,7 +2,7 @@
 normalisation statistics.
 
 Features are computed once (in ``prepare_data``, so once per node under DDP) and cached on disk
-(see :mod:`spokenword.cache`), never per epoch. Batches are read from the cache file on demand
+(see :mod:`spokenword.data.cache`), never per epoch. Batches are read from the cache file on demand
 (:class:`CachedFeatures`), so the process's memory stays flat as the corpus grows; ``cache_dtype:
 float16`` halves the cache. Normalisation statistics (mean and std of the training features) are
 computed on the training split only, streaming over the cache, and handed to the model, which
@@ -174,7 +174,7 @@ class AudioDataModule(L.LightningDataModule):
         cache_dir: feature cache folder; default ``$SPOKENWORD_CACHE`` or ``./.cache/spokenword``.
         cache_dtype: ``float32`` or ``float16`` (half the disk and page cache; batches are float32).
         wave_augment: perturbations of the training waveforms (noise, speed, reverberation, ...;
-            see :mod:`spokenword.wave_augment`). With it (or ``random_crop``) training batches are
+            see :mod:`spokenword.data.wave_augment`). With it (or ``random_crop``) training batches are
             decoded and featurised afresh every epoch (:class:`AugmentedRecordings`; set
             ``num_workers: 1`` or more to overlap that with training); validation and test always
             use the cached clean features.

@@ -171,7 +171,8 @@ class WaveAugment:
         from spokenword import audio
 
         files = self.noise_files()
-        noise = audio.load(files[rng.integers(len(files))], sample_rate)
+        # noise recordings may be far longer than a clip (an hour is allowed; a random stretch is used)
+        noise = audio.load(files[rng.integers(len(files))], sample_rate, max_seconds=3600.0)
         if len(noise) > length:
             start = int(rng.integers(len(noise) - length + 1))
             noise = noise[start : start + length]

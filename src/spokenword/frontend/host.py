@@ -30,7 +30,8 @@ def frame_energy_db(wave: np.ndarray, frame_length: int, hop_length: int) -> np.
     """Mean power of each frame in dB (floor -100 dB): ``(T,)`` to float32
     ``(1 + (T - frame_length) // hop_length,)``."""
     frames = np.lib.stride_tricks.sliding_window_view(wave, frame_length)[::hop_length]
-    return to_db(np.square(frames, dtype=np.float32).mean(axis=-1, dtype=np.float32))
+    with np.errstate(over="ignore"):  # finite but huge samples: an infinite energy, trimmed as any loud frame
+        return to_db(np.square(frames, dtype=np.float32).mean(axis=-1, dtype=np.float32))
 
 
 def trim_silence(wave: np.ndarray, top_db: float, frame_length: int = 256, hop_length: int = 80,

@@ -55,6 +55,34 @@ class ExportError(ModelError):
     """An exported model that cannot be used, naming the file and the problem."""
 
 
+def check_contract(name: object, labels, sample_rate) -> tuple[list[str], int]:
+    """The ``(labels, sample_rate)`` a model file states, checked: ``labels`` a non-empty list of
+    distinct, non-empty strings; ``sample_rate`` an integer (Hz) within the range
+    :mod:`spokenword.audio` accepts. Raises :class:`ModelError` (one line naming ``name``) otherwise."""
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple)):
+        raise ModelError(f"{name}: its labels are {type(labels).__name__}, not a list of class names")
+    if not labels:
+        raise ModelError(f"{name}: it names no labels (an empty label list)")
+    if not all(isinstance(label, str) and label.strip() for label in labels):
+        raise ModelError(f"{name}: its labels must be non-empty strings, got {_clip(labels)}")
+    if len(set(labels)) != len(labels):
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        raise ModelError(f"{name}: its labels repeat {_clip(twice)}; each class must be named once")
+    if isinstance(sample_rate, float) and sample_rate.is_integer():
+        sample_rate = int(sample_rate)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int):
+        raise ModelError(f"{name}: its sample rate {_clip(sample_rate)} is not a whole number of Hz")
+    if not audio.MIN_SAMPLE_RATE <= sample_rate <= audio.MAX_SAMPLE_RATE:
+        raise ModelError(f"{name}: its sample rate {sample_rate} Hz is outside the supported "
+                         f"{audio.MIN_SAMPLE_RATE}-{audio.MAX_SAMPLE_RATE} Hz")
+    return list(labels), sample_rate
+
+
+def _clip(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def model_file(path: str | os.PathLike) -> Path:
     """The model file ``path`` names: a file as it is; a training run's folder
     (``runs/NAME/version_N``, holding ``report.json``) its best checkpoint; an experiment's folder
@@ -98,8 +126,9 @@ class BaseClassifier:
 
     A subclass sets ``labels`` (class names in output order), ``sample_rate`` (Hz), ``features``
     (:class:`~spokenword.frontend.settings.FeatureSettings` or its dict), ``max_seconds`` (decode
-    limit, s, or ``None``) and ``runtime`` (what runs the model: ``torch``, ``onnx``, ...), and
-    implements :meth:`probabilities` and :meth:`spectrogram`.
+    limit, s; ``None``: :data:`spokenword.audio.DEFAULT_MAX_SECONDS`, 600 s: there is always a limit)
+    and ``runtime`` (what runs the model: ``torch``, ``onnx``, ...), implements :meth:`probabilities`
+    and :meth:`spectrogram`, and calls :meth:`check_model` once loaded.
     """
 
     runtime: str = "?"
@@ -120,14 +149,44 @@ class BaseClassifier:
         raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------------------
-    def waveform(self, source) -> np.ndarray:
+    def check_model(self, name: object) -> None:
+        """Check what the model file stated against what the model does, once, when loaded: its
+        labels and sample rate (:func:`check_contract`), then one clip of a tone through
+        :meth:`featurize` and :meth:`probabilities`, which must give one finite row per label.
+        Raises :class:`ModelError` naming ``name`` (the model file) for a model whose metadata lies
+        (a label count that is not its output width, feature settings it cannot use, ...)."""
+        self.labels, self.sample_rate = check_contract(name, self.labels, self.sample_rate)
+        t = np.arange(self.sample_rate // 2, dtype=np.float32) / self.sample_rate
+        probe = (0.1 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+        try:
+            probs = np.asarray(self.probabilities([self.featurize(probe)]))
+        except ModelError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure here means the file does not hold a usable model
+            text = " ".join(str(err).split())[:200]
+            raise ModelError(f"{name}: the model does not run on a test clip ({type(err).__name__}: {text})") from None
+        if probs.shape != (1, len(self.labels)):
+            raise ModelError(f"{name}: the model gives {probs.shape[-1] if probs.ndim else 0} scores per clip "
+                             f"but names {len(self.labels)} labels")
+        if not np.isfinite(probs).all():
+            raise ModelError(f"{name}: the model gives non-finite scores on a test clip")
+
+    def waveform(self, source, max_seconds: float | None = None) -> np.ndarray:
         """Decode and resample ``source`` (path, bytes, file object or ``(samples, rate)``) to float32
-        mono ``(T,)`` at :attr:`sample_rate` Hz; files longer than :attr:`max_seconds` are refused
-        (:class:`~spokenword.audio.AudioError`)."""
+        mono ``(T,)`` at :attr:`sample_rate` Hz.
+
+        Sources longer than ``max_seconds`` (s; ``None``: :attr:`max_seconds`, and when that is
+        ``None`` too, :data:`spokenword.audio.DEFAULT_MAX_SECONDS`) are refused with
+        :class:`~spokenword.audio.TooLongError`; a file is never decoded past the limit, whatever its
+        header says. Every problem of the input is an :class:`~spokenword.audio.AudioError` (one line)."""
+        limit = max_seconds if max_seconds is not None else self.max_seconds
         if isinstance(source, tuple) and len(source) == 2:
             samples, rate = source
-            return audio.prepare(np.asarray(samples), int(rate), self.sample_rate)
-        return audio.load(source, self.sample_rate, max_seconds=self.max_seconds)
+            samples = np.asarray(samples)
+            if samples.ndim in (1, 2):
+                audio.check_duration(samples.shape[0], int(rate), limit)
+            return audio.prepare(samples, int(rate), self.sample_rate)
+        return audio.load(source, self.sample_rate, max_seconds=limit)
 
     def featurize(self, wave: np.ndarray):
         """``(T,)`` waveform to the model's input, the ``(T',)`` clip after the host steps
@@ -148,7 +207,11 @@ class BaseClassifier:
     def predict_many(self, sources: Iterable, top_k: int | None = None, batch_size: int = 64) -> Iterator[tuple]:
         """Yield ``(source, prediction or AudioError)`` per source, in order, classifying up to
         ``batch_size`` decoded clips per model call; a source that fails to decode is yielded with
-        its error and does not stop the rest."""
+        its :class:`~spokenword.audio.AudioError` and does not stop the rest.
+
+        Every way an input can be unusable is an ``AudioError`` (:mod:`spokenword.audio` turns what
+        the decoders raise into one), so any other exception is a bug in spokenword or the model: it
+        is raised, not yielded, so that it is seen and reported rather than counted as a bad file."""
         batch: list[tuple[object, object]] = []
 
         def flush():

@@ -27,7 +27,7 @@ from torch import nn
 
 from spokenword.frontend.graph import FrontEnd
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.inference.base import BaseClassifier, CheckpointError, model_file, pad_batch
+from spokenword.inference.base import BaseClassifier, CheckpointError, check_contract, model_file, pad_batch
 
 __all__ = ["CheckpointError", "Classifier", "WaveformClassifier", "load_task", "migrate"]
 
@@ -45,6 +45,8 @@ DEPENDENT = {
     "freq_norm_blocks": "freq_norm",
     "speakers": "speaker_adversary",
 }
+#: checkpoints larger than this (bytes) are refused before torch reads them (spokenword's are a few MB).
+MAX_CHECKPOINT_BYTES = 1000 * 1000 * 1000
 RETRAIN = "retrain it (spokenword fit --config configs/...) or load it with the code at git tag experiments-2026-12"
 
 
@@ -146,12 +148,20 @@ def load_task(path: str | os.PathLike):
     folder: its best checkpoint, :func:`~spokenword.inference.base.model_file`), in eval mode on the
     CPU; an older checkpoint's hyper-parameters are migrated first (:func:`migrate`).
 
-    Raises :class:`CheckpointError` (one line) for a missing, foreign or retired checkpoint."""
+    Raises :class:`CheckpointError` (one line) for a missing, too large (:data:`MAX_CHECKPOINT_BYTES`),
+    corrupt, foreign or retired checkpoint, or one whose labels or sample rate are unusable."""
     from spokenword.training.task import SpokenWordTask
 
     path = model_file(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file")
+        size = path.stat().st_size
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{path}: {size / 1e6:.0f} MB, over the {MAX_CHECKPOINT_BYTES / 1e6:.0f} MB limit of a "
+                              "spokenword checkpoint (they are a few MB); not loaded")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure here means the file is not our checkpoint
@@ -162,6 +172,8 @@ def load_task(path: str | os.PathLike):
     if not isinstance(hparams, dict) or not {"labels", "features"} <= hparams.keys():
         # every spokenword checkpoint carries its inference contract; without it, migrating is moot
         raise CheckpointError(f"{path}: not a spokenword checkpoint (no labels and feature settings in it)")
+    if hparams["labels"] is not None:  # None: the task's default labels
+        check_contract(path, hparams["labels"], hparams.get("sample_rate", 8000))
     migrate(checkpoint, path)
     # the training state (optimiser, loops, callbacks) is not needed to rebuild the model
     model_only = {k: v for k, v in checkpoint.items() if k not in ("optimizer_states", "lr_schedulers", "loops", "callbacks")}
@@ -172,7 +184,27 @@ def load_task(path: str | os.PathLike):
         task = SpokenWordTask.load_from_checkpoint(buffer, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure here means the file is not our checkpoint
         raise CheckpointError(f"{path}: not a spokenword checkpoint ({_first_line(err)})") from None
-    return task.eval()
+    task.eval()
+    _check_output_width(path, task)
+    return task
+
+
+def _check_output_width(path: Path, task) -> None:
+    """Raise :class:`CheckpointError` when the network gives another number of scores than the
+    checkpoint names labels (a checkpoint whose labels were edited, or a network config that states
+    its own ``num_classes``), so that no command (``export`` included) writes or runs such a model."""
+    shape = getattr(task.features, "shape", None)
+    if not shape:
+        return
+    try:
+        with torch.inference_mode():
+            logits = task.net(torch.zeros(1, *shape))
+    except Exception:  # noqa: BLE001 - a network that wants other input: BaseClassifier.check_model sees it run
+        return
+    width = int(logits.shape[-1]) if logits.ndim else 0
+    if width != len(task.labels):
+        raise CheckpointError(f"{path}: its network gives {width} scores per clip but it names {len(task.labels)} "
+                              "labels; not a usable checkpoint")
 
 
 class WaveformClassifier(nn.Module):
@@ -218,7 +250,8 @@ class Classifier(BaseClassifier):
         labels: class names in output order.
         sample_rate: rate the model expects (Hz).
         features: feature settings used in training.
-        max_seconds: reject longer files at decode time (s); ``None``: no limit.
+        max_seconds: reject longer files at decode time (s); ``None``:
+            :data:`spokenword.audio.DEFAULT_MAX_SECONDS` (600 s).
         mean, std: the training features' normalisation statistics.
     """
 
@@ -236,10 +269,21 @@ class Classifier(BaseClassifier):
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> "Classifier":
         """The classifier of a checkpoint (or a training run's folder): its network, labels, rate,
         feature settings and normalisation, run as the graph its export holds; ``kwargs`` as the
-        constructor's (``max_seconds``)."""
+        constructor's (``max_seconds``).
+
+        Raises :class:`CheckpointError` / :class:`~spokenword.inference.base.ModelError` (one line)
+        for a file that is not a usable checkpoint: unreadable, truncated, foreign, or one whose
+        labels or sample rate are absurd or do not match its network
+        (:meth:`~spokenword.inference.base.BaseClassifier.check_model`)."""
         task = load_task(path)
-        return cls(task.net, task.labels, task.sample_rate, task.features, mean=task.feature_mean,
-                   std=task.feature_std, **kwargs)
+        name = model_file(path)
+        labels, rate = check_contract(name, task.labels, task.sample_rate)
+        try:
+            classifier = cls(task.net, labels, rate, task.features, mean=task.feature_mean, std=task.feature_std, **kwargs)
+        except (ValueError, RuntimeError) as err:  # settings the front end cannot be built from
+            raise CheckpointError(f"{name}: not a usable spokenword checkpoint ({_first_line(err)})") from None
+        classifier.check_model(name)  # the network's output width against its labels, finite scores
+        return classifier
 
     @torch.inference_mode()
     def probabilities(self, waves: Sequence[np.ndarray]) -> np.ndarray:

@@ -8,8 +8,8 @@ member featurizes it its own way. Members may be checkpoints
 order: the ensemble's order is the first member's). ``spokenword.inference.load.load_model(a, b, ...)``
 loads one.
 
-Why: models that fail on different recordings make fewer errors together. README "Accuracy"
-measures it on voices the models never heard (``benchmarks/ensemble.py``). The cost is one forward
+Why: models that fail on different recordings make fewer errors together. docs/results.md
+measures it on voices the models never heard (``python -m benchmarks.accuracy ensemble``). The cost is one forward
 pass (and one training run) per member.
 
 Torch-free: members made from ``.onnx`` files need onnxruntime, not torch.

@@ -74,6 +74,8 @@ def export_metadata(task, checkpoint, *, max_seconds: float, precision: str) -> 
         "spokenword_version": spokenword.__version__,
         "source_checkpoint": Path(checkpoint).name,
         "precision": precision,
+        "network": f"{type(task.net).__module__}.{type(task.net).__qualname__}",
+        "parameters": int(sum(p.numel() for p in task.net.parameters())),
         "labels": list(task.labels),
         "sample_rate": int(task.sample_rate),
         "features": task.features.to_dict(),
@@ -212,13 +214,15 @@ def calibration_waves(root, sample_rate: int, settings: dict, *, clips: int = 20
 
 def export(checkpoint, out, *, format: str = "onnx", int8: bool = False, data_root=None,
            calibration_clips: int = 200, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Path]:
-    """What ``spokenword export`` does; returns the files written (model, then its JSON)."""
+    """What ``spokenword export`` does; returns the files written (model, its JSON metadata, its model card
+    ``MODEL.onnx.md``)."""
     out = Path(out)
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; expected one of {', '.join(FORMATS)}")
+    checkpoint = runtime.model_file(checkpoint)
     if not int8:
         path = export_onnx(checkpoint, out, max_seconds=max_seconds)
-        return [path, sidecar_path(path)]
+        return [path, sidecar_path(path), _card(path, checkpoint)]
     from spokenword.data.splits import resolve_root
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +231,14 @@ def export(checkpoint, out, *, format: str = "onnx", int8: bool = False, data_ro
         meta = read_metadata(float_path)
         waves = calibration_waves(resolve_root(data_root), meta["sample_rate"], meta["features"], clips=calibration_clips)
         path = quantize_onnx(float_path, out, waves)
-    return [path, sidecar_path(path)]
+    return [path, sidecar_path(path), _card(path, checkpoint)]
+
+
+def _card(path: Path, checkpoint) -> Path:
+    """The model card beside an export (:mod:`spokenword.inference.card`), from its metadata and its run's report."""
+    from spokenword.inference.card import write_export_card
+
+    return write_export_card(path, json.loads(sidecar_path(path).read_text()), checkpoint)
 
 
 def file_sizes(paths: Iterable[Path]) -> dict[str, int]:

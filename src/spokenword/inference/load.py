@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 #: Runtime when the export extras are installed, else PyTorch; ``onnx`` = the same, extras required;
 #: ``torch`` = PyTorch. ``None`` (the default): every file on its own runtime.
 RUNTIMES = ("auto", "onnx", "torch")
-#: what the load-time export needs (the ``export`` extra).
+#: what the load-time export needs (the ``train`` extra).
 EXPORT_MODULES = ("onnx", "onnxscript", "onnxruntime")
 
 
@@ -43,11 +43,14 @@ def _torch_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def load_model(model: str | os.PathLike, *also: str | os.PathLike, runtime: str | None = None,
+def load_model(model: str | os.PathLike | None = None, *also: str | os.PathLike, runtime: str | None = None,
                max_seconds: float | None = None, threads: int | None = None,
                weights: Sequence[float] | None = None) -> BaseClassifier:
     """Open trained models for inference: ``model`` alone, or with ``also`` the
     :class:`~spokenword.inference.ensemble.Ensemble` of all of them (``weights``: one per model).
+
+    ``model=None`` (``load_model()``): the bundled pretrained model (:mod:`spokenword.pretrained`, the
+    ensemble of ``make train`` as int8/float ONNX exports; torch-free), with ``also`` added to its ensemble.
 
     Each is a ``.onnx`` export, a ``.ckpt`` checkpoint or a training run's folder (its best
     checkpoint, :func:`model_file`), run by ``runtime``:
@@ -63,7 +66,8 @@ def load_model(model: str | os.PathLike, *also: str | os.PathLike, runtime: str 
     * ``torch``: a checkpoint on PyTorch; an ``.onnx`` export is an error.
 
     Args:
-        max_seconds: files longer than this are refused at decode time (s); ``None``: no limit.
+        max_seconds: files longer than this are refused at decode time (s), never decoded past it;
+            ``None``: :data:`spokenword.audio.DEFAULT_MAX_SECONDS` (600 s). There is always a limit.
         threads: intra-op threads per inference (ONNX Runtime session; torch's global setting);
             ``None``: the runtimes' defaults.
 
@@ -72,6 +76,11 @@ def load_model(model: str | os.PathLike, *also: str | os.PathLike, runtime: str 
     """
     if runtime is not None and runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if model is None:
+        from spokenword import pretrained
+
+        model, *bundled = [*pretrained.members(), *also]
+        also = tuple(bundled)
     if also:
         from spokenword.inference.ensemble import Ensemble
 
@@ -103,10 +112,10 @@ def _exported(path: Path, runtime: str, max_seconds: float | None, threads: int 
     missing = _missing(EXPORT_MODULES)
     if missing:
         if runtime == "onnx":
-            raise ModelError(f"--runtime onnx needs {', '.join(missing)}: pip install 'spokenword[export]' "
+            raise ModelError(f"--runtime onnx needs {', '.join(missing)}: pip install 'spokenword[train]' "
                              "(or serve with --runtime torch)")
         logger.warning("ONNX export extras missing (%s): running %s with PyTorch, which is slower; "
-                       "pip install 'spokenword[export]' to run it with ONNX Runtime", ", ".join(missing), path.name)
+                       "pip install 'spokenword[train]' to run it with ONNX Runtime", ", ".join(missing), path.name)
         return None
     _torch_threads(threads)  # the export runs torch too
     from spokenword.inference.export import DEFAULT_MAX_SECONDS, export_onnx
@@ -116,7 +125,7 @@ def _exported(path: Path, runtime: str, max_seconds: float | None, threads: int 
     try:
         with tempfile.TemporaryDirectory(prefix="spokenword-load-") as work:
             exported = export_onnx(path, Path(work) / f"{path.stem}.onnx", max_seconds=max_seconds or DEFAULT_MAX_SECONDS)
-            classifier = OnnxClassifier(exported, max_seconds=max_seconds, threads=threads)
+            classifier = OnnxClassifier(exported, max_seconds=max_seconds, threads=threads, name=path)
     except ModelError:  # not a usable checkpoint at all: the same answer as with torch
         raise
     except Exception as err:  # noqa: BLE001 - the export of an unusual network may fail

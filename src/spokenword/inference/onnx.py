@@ -12,6 +12,11 @@ import numpy as np
 from spokenword.inference.base import (AUDIO_INPUT, FEATURES_OUTPUT, LENGTH_INPUT, METADATA_FORMAT, METADATA_KEY,
                                        METADATA_VERSION, PROBS_OUTPUT, BaseClassifier, ExportError, pad_batch)
 
+#: ``.onnx`` files larger than this (bytes) are refused before ONNX Runtime reads them: spokenword's
+#: exports are a few MB (float32) or less (int8); a file of hundreds of MB is not one of them, and
+#: would be read whole into memory.
+MAX_ONNX_BYTES = 200 * 1000 * 1000
+
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The export metadata of an ``.onnx`` model (from its ``metadata_props``), checked for format
@@ -24,8 +29,17 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def _session(path, ort, threads: int | None = None):
     path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such model file")
+    try:
+        if not path.is_file():
+            raise ExportError(f"{path}: no such model file")
+        size = path.stat().st_size
+    except OSError as err:
+        raise ExportError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    if size == 0:
+        raise ExportError(f"{path}: empty file (0 bytes), not an ONNX model")
+    if size > MAX_ONNX_BYTES:
+        raise ExportError(f"{path}: {size / 1e6:.0f} MB, over the {MAX_ONNX_BYTES / 1e6:.0f} MB limit of a "
+                          "spokenword export (they are a few MB); not loaded")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -33,17 +47,31 @@ def _session(path, ort, threads: int | None = None):
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - any failure means the file is not a usable ONNX model
-        raise ExportError(f"{path}: not a loadable ONNX model ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        text = " ".join(str(err).split())[:200]
+        raise ExportError(f"{path}: not a loadable ONNX model ({type(err).__name__}: {text})") from None
 
 
 def _metadata(path, session) -> dict:
-    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    try:
+        raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    except Exception as err:  # noqa: BLE001 - a model ONNX Runtime loaded but cannot describe
+        raise ExportError(f"{path}: its metadata cannot be read ({type(err).__name__})") from None
     if raw is None:
         raise ExportError(f"{path}: no spokenword metadata; export it with `spokenword export`")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise ExportError(f"{path}: its spokenword metadata is not valid JSON; re-export it with `spokenword export`") from None
+    if not isinstance(meta, dict):
+        raise ExportError(f"{path}: its spokenword metadata is not a JSON object; re-export it with `spokenword export`")
     if meta.get("format") != METADATA_FORMAT or meta.get("version") != METADATA_VERSION:
-        raise ExportError(f"{path}: metadata {meta.get('format')!r} v{meta.get('version')} is not "
+        raise ExportError(f"{path}: metadata {str(meta.get('format'))[:40]!r} v{str(meta.get('version'))[:20]} is not "
                           f"{METADATA_FORMAT!r} v{METADATA_VERSION}; re-export it with this spokenword")
+    missing = [key for key in ("labels", "sample_rate", "features") if key not in meta]
+    if missing:
+        raise ExportError(f"{path}: its metadata lacks {', '.join(missing)}; re-export it with `spokenword export`")
+    if not isinstance(meta["features"], dict):
+        raise ExportError(f"{path}: its metadata's feature settings are not a JSON object; re-export it")
     return meta
 
 
@@ -56,26 +84,40 @@ class OnnxClassifier(BaseClassifier):
     before that output existed classifies, but has no spectrogram).
 
     Args:
-        path: the ``.onnx`` file written by ``spokenword export``.
-        max_seconds: reject longer files at decode time (s); ``None``: no limit.
+        path: the ``.onnx`` file written by ``spokenword export`` (at most :data:`MAX_ONNX_BYTES`).
+        max_seconds: reject longer files at decode time (s); ``None``:
+            :data:`spokenword.audio.DEFAULT_MAX_SECONDS` (600 s).
         threads: ONNX Runtime intra-op threads (``None``: its default).
+        name: what error messages call the model (default ``path``; the checkpoint for an export
+            made at load time).
+
+    Raises :class:`~spokenword.inference.base.ExportError` (one line) for a file that is missing,
+    too large, not ONNX, without or with inconsistent metadata (labels, sample rate, features), or
+    that does not run (:meth:`~spokenword.inference.base.BaseClassifier.check_model`).
     """
 
     runtime = "onnx"  # what runs the model (``/health``, ``Ensemble.runtime``)
 
-    def __init__(self, path: str | os.PathLike, max_seconds: float | None = None, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, max_seconds: float | None = None, threads: int | None = None, *,
+                 name: str | os.PathLike | None = None):
         try:
             import onnxruntime as ort
         except ImportError:
             raise ExportError("onnxruntime is not installed: pip install onnxruntime") from None
         self.path = Path(path)
         self.session = _session(path, ort, threads)
-        self.metadata = _metadata(path, self.session)
-        self.labels: list[str] = list(self.metadata["labels"])
-        self.sample_rate = int(self.metadata["sample_rate"])
+        shown = Path(name) if name is not None else self.path  # what messages call the model
+        self.metadata = _metadata(shown, self.session)
+        self.labels: list[str] = self.metadata["labels"]
+        self.sample_rate = self.metadata["sample_rate"]
         self.features: dict = dict(self.metadata["features"])
         self.max_seconds = max_seconds
         self._outputs = {output.name for output in self.session.get_outputs()}
+        inputs = {i.name for i in self.session.get_inputs()}
+        if not {AUDIO_INPUT, LENGTH_INPUT} <= inputs or PROBS_OUTPUT not in self._outputs:
+            raise ExportError(f"{shown}: not a spokenword export (inputs {sorted(inputs)}, outputs "
+                              f"{sorted(self._outputs)}; expected {AUDIO_INPUT!r}, {LENGTH_INPUT!r} -> {PROBS_OUTPUT!r})")
+        self.check_model(shown)
 
     def _run(self, output: str, waves: Sequence[np.ndarray]) -> np.ndarray:
         batch, lengths = pad_batch(list(waves))

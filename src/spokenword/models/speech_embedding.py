@@ -1,6 +1,6 @@
 """A pretrained speech-embedding backbone with a small trainable head.
 
-Five training voices are too few to generalise from (README "Accuracy": every recipe on the
+Five training voices are too few to generalise from (docs/experiments.md: every recipe on the
 reference CNN stopped near 94 % leave-one-speaker-out). :class:`SpeechEmbeddingCNN` reads the same
 kind of feature image (a log-mel spectrogram) through a convolutional network that was trained on
 speech by many speakers, Google's ``speech_embedding`` model (Lin et al., "Training keyword spotters
@@ -133,7 +133,7 @@ class SpeechEmbeddingCNN(nn.Module):
     ``W >= 76`` frames of 10 ms, as the task hands it over: normalised by the training set's scalar
     mean and std. ``input_mean`` and ``input_std`` put it back on the scale the backbone was trained
     on (its front end's ``dB / 10 + 2``); the defaults are that front end's statistics on FSDD's
-    recordings (``python benchmarks/embedding_input.py``).
+    recordings (``python -m benchmarks.experiments.embedding_input``).
 
     The backbone's embeddings (one per 0.76 s window every 80 ms) are pooled over time by mean and
     max (``2 x 96`` features: position-independent, so a word anywhere in the clip reads the same),

@@ -32,7 +32,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from spokenword.audio import AudioError
+from spokenword.audio import AudioError, TooLongError
 from spokenword.inference.base import ModelError
 from spokenword.serve.batching import MicroBatcher
 
@@ -49,7 +49,7 @@ _OPENING = re.compile(r"Error opening <[^>]*>: ")
 _PREDICT_BODY = {
     "requestBody": {
         "required": True,
-        "description": "An audio file soundfile reads (wav, flac, ogg; any sample rate; mono or stereo), "
+        "description": "An audio file (wav, flac, ogg, mp3; m4a, webm, mp4 with the formats extra; any sample rate; mono or stereo), "
                        f"either as the raw request body or as the multipart form field '{UPLOAD_FIELD}'.",
         "content": {
             "multipart/form-data": {"schema": {"type": "object", "required": [UPLOAD_FIELD],
@@ -138,8 +138,8 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         classifier: a :class:`~spokenword.inference.base.BaseClassifier` (``labels``, ``sample_rate`` (Hz),
             ``runtime``, ``waveform``, ``featurize``, ``probabilities``, ``rank``, ``spectrogram``).
         max_upload_bytes: larger uploads are refused with 413 before being read whole.
-        max_seconds: longer clips are refused with 413 (the classifier may also check it from the
-            file header when loaded with ``max_seconds=``); None for no limit.
+        max_seconds: longer clips are refused with 413, never decoded past this limit (s); None: the
+            classifier's own limit (``max_seconds`` it was loaded with, else 600 s).
         routers: extra routers to include.
         batch_ms: micro-batching window (ms): ``/predict`` requests arriving within it share one
             model call; ``None`` runs each request on its own (one thread-pool call per request).
@@ -156,14 +156,18 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     runtime = classifier.runtime  # "torch", "onnx", or an ensemble's e.g. "onnx+onnx"
 
     def decode(data: bytes, name: str) -> np.ndarray:
+        """The upload decoded (never past ``max_seconds``: the service's limit, or the classifier's
+        when the service has none), or the 413 / 422 that says why not."""
         try:
-            wave = classifier.waveform(data)
+            wave = classifier.waveform(data, max_seconds=max_seconds)
+        except TooLongError as err:
+            length = f"{err.seconds:.1f} s long" if err.seconds is not None else "longer than that"
+            raise HTTPException(413, f"{name}: clip is {length}; the limit is {err.limit:g} s") from None
         except AudioError as err:
-            status = 413 if "the limit is" in err.problem else 422
             problem = _OPENING.sub("", err.problem)  # libsndfile names the in-memory buffer: not useful here
-            raise HTTPException(status, f"{name}: {problem}; send a wav, flac or ogg file") from None
+            raise HTTPException(422, f"{name}: {problem}; send a wav, flac or ogg file") from None
         duration = len(wave) / rate
-        if max_seconds is not None and duration > max_seconds:
+        if max_seconds is not None and len(wave) > max_seconds * rate + 1:  # resampling may add a sample
             raise HTTPException(413, f"{name}: clip is {duration:.1f} s long; the limit is {max_seconds:g} s")
         if len(wave) == 0:
             raise HTTPException(422, f"{name}: the clip holds no samples")
@@ -204,11 +208,16 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         for i, (data, name, _) in enumerate(items):
             try:
                 wave = decode(data, name)
+                feature = classifier.featurize(wave)
             except HTTPException as err:
                 results[i] = err
                 continue
+            except Exception as err:  # noqa: BLE001 - a bug on one upload must not fail the others of its batch
+                logger.exception("decoding %s failed", name)
+                results[i] = HTTPException(500, f"server error ({type(err).__name__}) on {name}")
+                continue
             waves.append(wave)
-            features.append(classifier.featurize(wave))
+            features.append(feature)
             rows.append(i)
         if rows:
             probs = classifier.probabilities(features)
@@ -256,7 +265,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     return app
 
 
-def serve(model: str, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
+def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
           max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
           batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
           http: str = "auto", loop: str = "auto") -> None:
@@ -289,7 +298,7 @@ def serve(model: str, *, also: Sequence[str] = (), host: str = "127.0.0.1", port
     settings = live if isinstance(live, LiveSettings) else LiveSettings()
     app = create_app(classifier, max_upload_bytes=int(max_upload_mb * 1e6), max_seconds=max_seconds,
                      batch_ms=batch_ms, max_batch=max_batch, live=settings if live else False)
-    print(f"spokenword serve: {model} ({len(classifier.labels)} labels, {classifier.runtime} runtime) on http://{host}:{port}/  "
+    print(f"spokenword serve: {model or 'the bundled model (fsdd-digits)'} ({len(classifier.labels)} labels, {classifier.runtime} runtime) on http://{host}:{port}/  "
           "(API docs: /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=http, loop=loop,
                 ws_max_size=2 * settings.max_frame_bytes)

@@ -1,7 +1,7 @@
 """Live transcription over a WebSocket: ``/ws/transcribe``.
 
 The client streams microphone audio; the server feeds it to the project's streaming transcriber
-(:meth:`spokenword.transcribe.Transcriber.stream`: the segmenter and classifier of
+(:meth:`spokenword.transcribe.decode.Transcriber.stream`: the segmenter and classifier of
 ``spokenword transcribe``, with a shorter segmenter lookahead, :data:`LIVE_LOOKAHEAD_MS`) and sends
 each word as soon as the transcriber gives it out.
 
@@ -50,20 +50,13 @@ logger = logging.getLogger("spokenword.serve")
 
 PATH = "/ws/transcribe"
 ENCODINGS = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
-#: soxr quality of the server-side streaming resampler: "MQ" (16-bit precision) holds back at most
-#: ~65 ms of audio (measured 48 kHz -> 8 kHz in 20 ms frames; ~40 ms more from word end to event in
-#: benchmarks/live_latency.py --input-rate 48000), "HQ" (what :func:`spokenword.audio.prepare` uses
-#: for whole clips) up to ~145 ms, too much for live captions.
+#: soxr quality of the server-side streaming resampler: "MQ" holds back far less audio than the "HQ"
+#: of :func:`spokenword.audio.prepare` (whole clips), which would delay live captions (docs/experiments.md)
 RESAMPLE_QUALITY = "MQ"
 
 #: how far the live segmenter looks ahead (ms) before deciding a frame (``VadSettings.lookahead_ms``,
-#: 300 in ``spokenword transcribe``). A word reaches the client about ``lookahead`` + 175 ms after the
-#: end of its recording (the segmenter's gap and smoothing, and the transcriber holding a word back
-#: 100 ms in case a fragment of it follows): measured (benchmarks/live_latency.py) 473 ms with 300,
-#: 326 with 150, 273 with 100, 226 with 50. On the dev set of benchmarks/transcribe.py (100 numbers
-#: from training takes 10-49), 50 ms leaves the digit error rate and the share of numbers cut into the
-#: right count of words unchanged (clean 0.229 vs 0.227 and 86 % vs 86 %; 20 dB SNR 0.439 vs 0.434,
-#: 95 %; 10 dB 0.594 vs 0.599, 79 %), so the live endpoint uses 50 to show a digit within 300 ms.
+#: 300 in ``spokenword transcribe``): a word reaches the client about this + 175 ms after its end, and
+#: 50 ms leaves the digit error rate of the dev numbers unchanged (docs/experiments.md)
 LIVE_LOOKAHEAD_MS = 50.0
 
 
@@ -116,7 +109,7 @@ class LiveStream:
     """One connection's state: PCM frames in, word events out (call from one thread at a time).
 
     Args:
-        transcriber: the shared :class:`~spokenword.transcribe.Transcriber`.
+        transcriber: the shared :class:`~spokenword.transcribe.decode.Transcriber`.
         input_rate: rate of the client's samples (Hz).
         encoding: ``float32`` or ``int16``.
     """
@@ -178,7 +171,7 @@ def _start_message(message: dict) -> tuple[int, str]:
         raise StreamError(CLOSE_UNSUPPORTED, f"the first message must be JSON text such as {example}, not audio")
     try:
         hello = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         raise StreamError(CLOSE_POLICY, f"the first message is not JSON; send {example}") from None
     if not isinstance(hello, dict):
         raise StreamError(CLOSE_POLICY, f"the first message must be a JSON object such as {example}")
@@ -186,13 +179,13 @@ def _start_message(message: dict) -> tuple[int, str]:
     if isinstance(rate, float) and rate.is_integer():
         rate = int(rate)
     if not isinstance(rate, int) or isinstance(rate, bool):
-        raise StreamError(CLOSE_POLICY, f"sample_rate must be an integer (Hz), got {rate!r}; send {example}")
+        raise StreamError(CLOSE_POLICY, f"sample_rate must be an integer (Hz), got {repr(rate)[:60]}; send {example}")
     if not audio.MIN_SAMPLE_RATE <= rate <= audio.MAX_SAMPLE_RATE:
         raise StreamError(CLOSE_POLICY, f"sample rate {rate} Hz is outside the supported "
                                         f"{audio.MIN_SAMPLE_RATE}-{audio.MAX_SAMPLE_RATE} Hz")
     encoding = hello.get("encoding", "float32")
-    if encoding not in ENCODINGS:
-        raise StreamError(CLOSE_POLICY, f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    if not isinstance(encoding, str) or encoding not in ENCODINGS:
+        raise StreamError(CLOSE_POLICY, f"encoding must be one of {', '.join(ENCODINGS)}, got {repr(encoding)[:60]}")
     return rate, encoding
 
 
@@ -260,7 +253,7 @@ def live_router(classifier, settings: LiveSettings | None = None) -> APIRouter:
                 continue
             try:
                 control = json.loads(message.get("text") or "")
-            except ValueError:
+            except (ValueError, RecursionError):
                 control = None
             if not isinstance(control, dict) or control.get("type") != "stop":
                 raise StreamError(CLOSE_UNSUPPORTED, 'text messages after the start message must be {"type": "stop"}; '

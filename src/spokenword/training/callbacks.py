@@ -44,7 +44,7 @@ class EpochHistory(Callback):
 class ChannelsLast(Callback):
     """Keeps the network's weights in channels-last memory format during fit (a speed-up for CPU
     oneDNN convolutions and pooling, larger with ``trainer.precision: bf16-mixed``; measured by
-    ``benchmarks/train_speed.py``). One of the trainer's default callbacks; modules without 4-D
+    ``python -m benchmarks.speed train``). One of the trainer's default callbacks; modules without 4-D
     weights are unaffected.
 
     The weights' values are unchanged, so checkpoints and exports are the same either way.

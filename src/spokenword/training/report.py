@@ -17,7 +17,7 @@ REPORT_NAME = "report.json"
 
 
 def build(trainer, task, datamodule, history, checkpoint: str | None) -> dict:
-    """Gather everything a run should report (see README, "Reports")."""
+    """Gather everything a run should report (see docs/training.md, "Reports")."""
     import torch
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

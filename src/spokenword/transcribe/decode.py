@@ -20,7 +20,7 @@ Between the detector and the words (:class:`WordSettings`):
   detector's noise estimate (the default model was trained on clean recordings); where there is
   no noise (digital silence) this changes nothing.
 
-All of it was tuned on spoken numbers built from FSDD training takes (``benchmarks/transcribe.py
+All of it was tuned on spoken numbers built from FSDD training takes (``python -m benchmarks.transcribe
 --set dev``), never on the test takes.
 """
 
@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
-import soundfile as sf
 from scipy import signal
 
 from spokenword import audio
@@ -45,6 +44,12 @@ UNCERTAIN = "?"
 #: confidently (0.3 there: 50%; 0.4: 39%). With the default model it costs nothing on clean dev
 #: numbers and 0.1-0.3 points of digit error rate in noise (a ``?`` counts as an error).
 DEFAULT_THRESHOLD = 0.3
+
+#: Default decode limit of :class:`Transcriber` and ``spokenword transcribe`` (s): a recording of
+#: connected digits may be long (a call, a dictation), so an hour rather than the 10 minutes of a
+#: single clip (:data:`spokenword.audio.DEFAULT_MAX_SECONDS`). Memory does not grow with it (files
+#: are read in blocks); time does, about linearly.
+TRANSCRIBE_MAX_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class Transcript:
 class WordSettings:
     """How detected regions become words (times in milliseconds).
 
-    Chosen on the dev set (FSDD training takes, ``benchmarks/transcribe.py --set dev``), never on
+    Chosen on the dev set (FSDD training takes, ``python -m benchmarks.transcribe --set dev``), never on
     test recordings; the measurements behind each default are in docs/experiments.md. The noise
     suppression suits models with trimmed, per-utterance-normalised features; check ``denoise=False``
     for a model with other features.
@@ -161,10 +166,13 @@ class Transcriber:
         vad: segmentation settings.
         block_seconds: how much of a file is read at a time (s).
         words: how regions become words (see :class:`WordSettings`).
+        max_seconds: files longer than this (s) are refused (:class:`~spokenword.audio.TooLongError`)
+            once decoding reaches it (or at once when the header says so); ``None``:
+            :data:`TRANSCRIBE_MAX_SECONDS`.
     """
 
     def __init__(self, model, threshold: float = DEFAULT_THRESHOLD, vad: VadSettings | None = None,
-                 block_seconds: float = 1.0, words: WordSettings | None = None):
+                 block_seconds: float = 1.0, words: WordSettings | None = None, max_seconds: float | None = None):
         if isinstance(model, (str, os.PathLike)):
             from spokenword.inference.load import load_model
 
@@ -174,6 +182,7 @@ class Transcriber:
         self.vad = vad or VadSettings()
         self.block_seconds = block_seconds
         self.words = words or WordSettings()
+        self.max_seconds = audio.decode_limit(TRANSCRIBE_MAX_SECONDS if max_seconds is None else max_seconds)
 
     def stream(self) -> "TranscriptionStream":
         """A live stream: feed samples at the model's sample rate, get words as they end."""
@@ -263,32 +272,10 @@ class Transcriber:
         return Transcript(list(self._words_from_file(source)))
 
     def _words_from_file(self, source) -> Iterator[Word]:
-        if isinstance(source, (str, os.PathLike)):
-            path = os.fspath(source)
-            if not os.path.exists(path):
-                raise audio.AudioError(source, "no such file")
-            if os.path.isdir(path):
-                raise audio.AudioError(source, "is a directory, not an audio file")
-            if os.path.getsize(path) == 0:
-                raise audio.AudioError(source, "empty file (0 bytes)")
         stream = self.stream()
-        try:
-            with sf.SoundFile(source) as f:
-                rate = f.samplerate
-                block = max(1, int(self.block_seconds * rate))
-                read_any = False
-                while True:
-                    data = f.read(block, dtype="float32", always_2d=True)
-                    if len(data) == 0:
-                        break
-                    read_any = True
-                    yield from stream.feed(audio.prepare(data, rate, self.classifier.sample_rate, source=source))
-                if not read_any:
-                    raise audio.AudioError(source, "contains no samples")
-        except audio.AudioError:
-            raise
-        except (sf.LibsndfileError, RuntimeError, TypeError, OSError, EOFError) as err:
-            raise audio.AudioError(source, f"not a readable audio file ({str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__})") from None
+        # block by block, never past max_seconds, every decoding problem an AudioError (one line)
+        for data, rate in audio.stream(source, max_seconds=self.max_seconds, block_seconds=self.block_seconds):
+            yield from stream.feed(audio.prepare(data, rate, self.classifier.sample_rate, source=source))
         yield from stream.flush()
 
     def transcribe_many(self, sources: Iterable) -> Iterator[tuple[object, Transcript | audio.AudioError]]:

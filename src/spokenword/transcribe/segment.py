@@ -100,24 +100,35 @@ class VadSettings:
     """Detector settings (times in milliseconds, levels in dB).
 
     The defaults were chosen on spoken numbers built from FSDD training recordings (takes 10-49:
-    ``benchmarks/transcribe.py --set dev``), clean and in white noise at 20 and 10 dB, by the words
+    ``python -m benchmarks.transcribe --set dev``), clean and in white noise at 20 and 10 dB, by the words
     missed, merged and split and by the digit error rate; never on test recordings.
     """
 
+    #: analysis frames of the band level
     frame_ms: float = 32.0
     hop_ms: float = 10.0
+    #: a word starts this far above the noise floor and lasts while the level stays ``stop_db`` above it
     start_db: float = 3.0
     stop_db: float = 1.0
+    #: levels this far below the loudest so far never start a word (a quiet echo of a loud one)
     range_db: float = 40.0
+    #: shorter detections are dropped (clicks); shorter pauses do not end a word
     min_word_ms: float = 70.0
     min_gap_ms: float = 20.0
+    #: context kept on each side of a word
     pad_ms: float = 40.0
+    #: the noise floor: this percentile of the last ``floor_s`` seconds of frames, refreshed every
+    #: ``floor_every`` frames
     floor_s: float = 2.0
     floor_percentile: float = 10.0
     floor_every: int = 10
+    #: a word is cut at this length (a long noise never holds the stream)
     max_word_s: float = 2.0
+    #: levels below this (dB full scale) are never speech
     absolute_floor_db: float = -70.0
+    #: frames seen before the one being decided, so the floor includes the noise just after it
     lookahead_ms: float = 300.0
+    #: the band whose level is measured (Hz): most of the energy of speech, little of hum and hiss
     band_hz: tuple[float, float] | None = (150.0, 2500.0)
 
 
@@ -219,8 +230,9 @@ class StreamingSegmenter:
         self._word_levels = []
 
     # -- decisions --------------------------------------------------------------------------------
-    def _update_noise(self) -> None:
-        powers = np.stack(list(self._history) + [p for _, p in self._pending])
+    def _update_noise(self, current: np.ndarray) -> None:
+        # the frames around this one; at a stream's very start (no lookahead) this frame alone
+        powers = np.stack(list(self._history) + [p for _, p in self._pending] or [current])
         self._noise = np.percentile(powers, self.s.floor_percentile, axis=0) / self._exp_quantile
         self._floor_db = max(self.level_db(self._noise), self.s.absolute_floor_db)
 
@@ -228,7 +240,7 @@ class StreamingSegmenter:
         # every frame while the window is short (the start of a stream, which may begin with a
         # word), then every floor_every frames
         if len(self._history) < 100 or self._steps % max(1, self.s.floor_every) == 0:
-            self._update_noise()
+            self._update_noise(power)
         self._steps += 1
         self._history.append(power)
         level = self.level_db(power)

@@ -9,7 +9,7 @@ const HISTORY_LENGTH = 8;
 const FRAME_SECONDS = 0.02; // continuous mode: audio per WebSocket frame
 let recorder = null; // one-digit mode: {context, stream, node, source, chunks}
 let live = null; // continuous mode: see startLive
-// Timings of the continuous mode, for measurements (benchmarks/live_latency.py --browser): per
+// Timings of the continuous mode, for measurements (python -m benchmarks.serve live --browser): per
 // digit, ms from sending the audio frame that let the server close the word to receiving the
 // event (latency_ms), and from receiving it to the next painted frame (paint_ms). Last 200.
 window.spokenwordLive = { timings: [] };

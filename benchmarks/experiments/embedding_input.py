@@ -1,7 +1,7 @@
 """The input scale of the pretrained speech embedding: where ``SpeechEmbeddingCNN``'s
 ``input_mean`` / ``input_std`` come from.
 
-    python benchmarks/embedding_input.py [--every 10] [--root DATA_ROOT]
+    python -m benchmarks.experiments.embedding_input [--every 10] [--data.root DIR] [--out DIR] [--name NAME]
 
 The backbone of :class:`spokenword.models.SpeechEmbeddingCNN` was trained on the output of its own
 front end (``melspectrogram.onnx`` in the same ``openwakeword`` 0.4.0 wheel: 32 log-mel bands of
@@ -13,15 +13,18 @@ before the backbone. It prints 8.10 and 1.69 (270 recordings). The defaults, 8.0
 measured before this script, the same way but on every 10th recording of all takes (the test takes
 included: unlabelled input statistics of a fixed front end, no labels) resampled with SciPy's
 polyphase filter; the difference is a shift of 0.03 standard deviations, which the head's batch norm
-absorbs, so the trained models keep them.
+absorbs, so the trained models keep them. The figures are also written to
+``OUT/experiments/embedding_input.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
+from benchmarks import common
 from spokenword import audio
 from spokenword.data.splits import resolve_root
 from spokenword.data.corpora import FSDD
@@ -44,9 +47,10 @@ def front_end_values(paths, session) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.experiments.embedding_input",
+                                     description=__doc__.split("\n\n")[0], parents=[common.flags(threads=None)])
     parser.add_argument("--every", type=int, default=10, help="use every N-th recording (default 10)")
-    parser.add_argument("--root", default=None, help="data root (default $SPOKENWORD_DATA)")
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be >= 1")
@@ -54,11 +58,19 @@ def main(argv: list[str] | None = None) -> int:
 
     front_end = openwakeword_embedding_path().with_name("melspectrogram.onnx")
     session = ort.InferenceSession(str(front_end), providers=["CPUExecutionProvider"])
-    recordings = [r for r in FSDD().recordings(resolve_root(args.root)) if r.take >= 5][:: args.every]
+    common.set_threads(args.threads)
+    recordings = [r for r in FSDD().recordings(resolve_root(args.data_root)) if r.take >= 5][:: args.every]
     values = front_end_values([r.path for r in recordings], session)
     print("| recordings | values | mean | std | min | max |\n|---|---|---|---|---|---|")
     print(f"| {len(recordings)} | {values.size} | {values.mean():.2f} | {values.std():.2f} | "
           f"{values.min():.2f} | {values.max():.2f} |")
+    protocol = (f"the openwakeword front end (melspectrogram.onnx, ONNX Runtime) on every {args.every}th FSDD recording of "
+                "takes 5-49, read at 16 kHz and scaled to a peak of half of full scale; statistics of dB / 10 + 2")
+    figures = {"recordings": len(recordings), "values": int(values.size), "mean": float(values.mean()),
+               "std": float(values.std()), "min": float(values.min()), "max": float(values.max())}
+    common.write_result(args.out, "experiments", args.name or "embedding_input", arm="embedding_input", protocol=protocol,
+                        command=common.command("experiments.embedding_input", argv), recipe={"every": args.every},
+                        figures=figures)
     return 0
 
 

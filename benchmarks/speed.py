@@ -1,0 +1,552 @@
+"""Speed benchmarks: inference, the training step, the augmented batch and whole training runs.
+
+    python -m benchmarks.speed inference CHECKPOINT [--clips 300] [--exports DIR]
+    python -m benchmarks.speed model [--batch 128] [--steps 6] [--variant KEY=VALUE[,KEY=VALUE]] ...
+    python -m benchmarks.speed batch [CONFIG] [--epochs 3] [--batches N]
+    python -m benchmarks.speed train [--epochs 30] [--repeats 1] [--arms ...] [--seed 0]
+
+Shared options: ``--data.root``, ``--threads``, ``--out``, ``--name`` (:mod:`benchmarks.common`). Each
+arm prints its table and writes ``OUT/speed/<arm>-<name>-<machine>.json``.
+
+``inference``: speed, size and accuracy of a checkpoint and its exports. Runtimes: PyTorch eager
+(``Classifier``), ONNX Runtime float32 and int8 (exports made here with :mod:`spokenword.inference.export`).
+Every figure is end to end from a decoded waveform (features included): per-clip latency p50/p99 (ms)
+at batch 1 and throughput (clips/s) at batch 64 on 1-second clips (FSDD official test recordings,
+zero-padded or cut to 1 s), on ``--threads`` threads (default 1; ORT intra-op alike); file sizes
+(KiB); top-1 accuracy on the official test split (takes 0-4, 300 whole clips). Target: ONNX int8
+p50 <= 1 ms, file <= 120 KB.
+
+``model``: the training-step cost of each shipped network. One step = forward, cross-entropy, backward
+and an AdamW update on a batch of feature images (64x64; 32 bands x 128 frames for the speech
+embedding; random values: the cost does not depend on them), for each model as the shipped configs
+build it (``configs/fsdd_cnn_newvoices.yaml`` and ``fsdd_embedding_newvoices.yaml``: its backbone
+frozen, random weights: the same cost as the pretrained ones), in float32 and under bf16 autocast, in
+channels-last memory (as :class:`spokenword.training.callbacks.ChannelsLast`). Median ms per step after
+two warm-up steps, and each network's faster precision as a multiple of the CNN's faster one.
+``--variant`` adds a row for the default CNN with some of its constructor arguments changed, as a
+config's ``model.net.init_args`` (or ``accuracy --override``) would change them; values are YAML
+(``--variant 'channels=[16,32,96,96]' --variant dropout=0.1,batch_norm=false``).
+
+``batch``: the cost of one augmented training batch, with and without the in-memory wave cache. Builds
+the config's data module as ``spokenword fit`` does (default ``configs/fsdd_cnn_newvoices.yaml``) and
+makes its training batches (:class:`spokenword.data.datamodule.AugmentedRecordings`: decode, waveform
+augmentation, features) in this process, as a DataLoader worker does, for ``--epochs`` passes over the
+same ``--batches`` batches of the training split (seeded: both arms make the same batches). Arms:
+``wave_cache_mb=0`` (every recording read from disk every epoch) and the default budget (decoded
+recordings kept after their first visit). Checks that both arms made the same batches bit for bit
+(exit status 1 if not). ms per batch in the first pass (cold: both read the files) and the median over
+the later passes, and the later passes' ratio to the uncached arm. A DataLoader worker runs one torch
+thread, hence ``--threads 1``. The files' page cache is warmed before any timing, so "cold" is
+decoding, not the disk.
+
+``train``: spokenword's training against a minimal hand-written PyTorch loop, the reference experiment
+(configs/fsdd_cnn.yaml: official split, seed ``--seed``, 30 epochs, Adam 1e-3, ExponentialLR 0.99,
+batch 256, validation every epoch, best-validation weights tested). Arms: ``minimal`` (a plain loop over
+in-memory tensors, features normalised once), ``spokenword`` (``spokenword fit`` as configured, progress
+bar off; timed over fit + test), ``spokenword-fast`` (the same plus ``trainer.precision: bf16-mixed`` and
+one evaluation batch for the whole validation/test set), ``minimal-bf16`` (the minimal loop with the same
+bf16 autocast + channels-last). The arms run one after another in this process (``--repeats``
+alternates the order), so load from other users of a shared machine hits all of them; the table reports
+the median wall seconds per arm and the ratio to the minimal fp32 loop, and the same for the CPU seconds
+the process used (user + system, all threads): on a shared machine the CPU ratio is the steadier one,
+most with ``--threads 1``. Run it niced (``nice -n 10``). Targets: spokenword <= 1.0x minimal;
+spokenword-fast <= 0.6x minimal at the same test accuracy within 0.5 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import inspect
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from benchmarks import common
+
+ARMS = ("inference", "model", "batch", "train")
+
+
+def _write(args, argv, arm: str, name: str, protocol: str, recipe: dict, figures: dict) -> Path:
+    m = common.machine()
+    name = args.name or f"{arm}-{name}-{common.machine_slug(m)}"
+    return common.write_result(args.out, "speed", name, arm=arm, protocol=protocol, command=common.command("speed", argv),
+                               recipe=recipe, figures=figures, m=m)
+
+
+# -- inference ------------------------------------------------------------------------------------
+
+TARGET_P50_MS, TARGET_KB = 1.0, 120.0
+
+
+def _runners(checkpoint: Path, paths: dict[str, Path], threads: int) -> tuple[dict, object]:
+    """name -> (file, function mapping a list of (T,) waveforms to (N, C) probabilities)."""
+    from spokenword.inference.load import load_model
+
+    classifier = load_model(checkpoint, runtime="torch")
+
+    def eager(waves):
+        return classifier.probabilities([classifier.featurize(w) for w in waves])
+
+    def onnx_runner(path):
+        model = load_model(path, threads=threads)
+        return lambda waves: model.probabilities([model.featurize(w) for w in waves])
+
+    return {
+        "pytorch eager": (checkpoint, eager),
+        "onnxruntime float32": (paths["onnx"], onnx_runner(paths["onnx"])),
+        "onnxruntime int8": (paths["int8"], onnx_runner(paths["int8"])),
+    }, classifier
+
+
+def _latency_ms(run, clips: list[np.ndarray]) -> tuple[float, float]:
+    for wave in clips[:20]:
+        run([wave])
+    times = []
+    for wave in clips:
+        start = time.perf_counter()
+        run([wave])
+        times.append(time.perf_counter() - start)
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
+
+
+def _throughput(run, clips: list[np.ndarray], batch: int = 64, seconds: float = 3.0) -> float:
+    batches = [clips[i : i + batch] for i in range(0, len(clips) - batch + 1, batch)]
+    run(batches[0])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for chunk in batches:
+            run(chunk)
+            done += len(chunk)
+    return done / (time.perf_counter() - start)
+
+
+def inference(args, argv) -> int:
+    from spokenword.data.corpora import FSDD
+    from spokenword.data.splits import make_split, resolve_root
+    from spokenword.inference import export
+
+    threads = args.threads or 1
+    torch.set_num_threads(threads)
+    root = resolve_root(args.data_root)
+    out = args.exports or Path(tempfile.mkdtemp(prefix="spokenword-bench-"))
+    paths = {"onnx": out / "model.onnx", "int8": out / "model.int8.onnx"}
+    export.export(args.checkpoint, paths["onnx"], format="onnx")
+    export.export(args.checkpoint, paths["int8"], format="onnx", int8=True, data_root=root)
+
+    runners, classifier = _runners(args.checkpoint, paths, threads)
+    test = make_split(FSDD().recordings(root), "official").test
+    truth = np.array([classifier.labels.index(r.label) for r in test])
+    whole = [classifier.waveform(r.path) for r in test]
+    second = classifier.sample_rate
+    one_second = [np.pad(w[:second], (0, max(0, second - len(w)))) for w in whole]
+    clips = (one_second * (1 + args.clips // len(one_second)))[: args.clips]
+
+    print(f"checkpoint {args.checkpoint}\nexports in {out}\n{threads} thread(s) (torch.set_num_threads, ORT intra_op)")
+    header = f"{'runtime':<22}{'p50 ms':>9}{'p99 ms':>9}{'clips/s (b64)':>15}{'size KiB':>10}{'test acc %':>12}"
+    print(header + "\n" + "-" * len(header))
+    runtimes = {}
+    for name, (path, run) in runners.items():
+        p50, p99 = _latency_ms(run, clips)
+        rate = _throughput(run, one_second)
+        acc = float((np.concatenate([run(whole[i : i + 64]) for i in range(0, len(whole), 64)]).argmax(1) == truth).mean())
+        size = Path(path).stat().st_size / 1024
+        runtimes[name] = {"p50_ms": p50, "p99_ms": p99, "clips_per_s_batch64": rate, "size_kib": size, "test_acc": acc}
+        print(f"{name:<22}{p50:>9.3f}{p99:>9.3f}{rate:>15.0f}{size:>10.1f}{100 * acc:>12.2f}")
+    int8 = runtimes["onnxruntime int8"]
+    p50, kb = int8["p50_ms"], int8["size_kib"] * 1.024
+    print(f"\ntarget ONNX int8: p50 <= {TARGET_P50_MS} ms ({'met' if p50 <= TARGET_P50_MS else 'NOT met'}: {p50:.3f}), "
+          f"file <= {TARGET_KB:.0f} KB ({'met' if kb <= TARGET_KB else 'NOT met'}: {kb:.1f} KB)")
+    print("accuracy: official split, test = takes 0-4 (300 clips), whole clips; latency/throughput on 1-s clips")
+    protocol = (f"end to end from a decoded waveform (features included), {threads} thread(s): latency p50/p99 at batch 1 "
+                f"over {args.clips} 1-s clips (FSDD official test takes 0-4, padded or cut to 1 s), throughput at batch 64 "
+                "for 3 s; file size; top-1 accuracy on the official test split (300 whole clips)")
+    name = common.model_name(args.checkpoint)
+    _write(args, argv, "inference", name, protocol, {"model": name, "checkpoint": str(args.checkpoint)},
+           {"runtimes": runtimes, "targets": {"int8_p50_ms": TARGET_P50_MS, "int8_file_kb": TARGET_KB}})
+    return 0
+
+
+# -- model: the training step ----------------------------------------------------------------------
+
+#: the default config's network (configs/fsdd_cnn_newvoices.yaml); --variant rows start from it
+DEFAULT_CNN = {"dropout": 0.3, "batch_norm": True}
+#: the feature image (bands, frames) of every network but the speech embedding's
+IMAGE = (64, 64)
+
+
+def models() -> dict[str, tuple[torch.nn.Module, tuple[int, int]]]:
+    """name -> (network as its config builds it, its input (bands, frames))."""
+    from spokenword.models import SpectrogramCNN, SpeechEmbeddingCNN
+
+    embedding_input = (32, 128)  # configs/fsdd_embedding_newvoices.yaml: 32 bands, 128 frames
+    embedding = SpeechEmbeddingCNN(10, input_size=embedding_input, hidden=128, dropout=0.3, pretrained="none")
+    return {
+        "SpectrogramCNN (default)": (SpectrogramCNN(**DEFAULT_CNN), IMAGE),
+        "SpeechEmbeddingCNN (frozen backbone)": (embedding, embedding_input),
+    }
+
+
+def parse_variant(text: str) -> dict:
+    """``"dropout=0.1,channels=[16,32,96,96]"`` -> ``{"dropout": 0.1, "channels": [16, 32, 96, 96]}``
+    (commas inside brackets belong to the value)."""
+    items, depth, start = [], 0, 0
+    for i, char in enumerate(text + ","):
+        depth += {"[": 1, "(": 1, "]": -1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise ValueError(f"unbalanced brackets in {text!r}")
+    args = {}
+    for item in filter(None, (item.strip() for item in items)):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            args[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{key.strip()}: not a YAML value: {value!r}") from error
+    if not args:
+        raise ValueError(f"expected KEY=VALUE[,KEY=VALUE], got {text!r}")
+    return args
+
+
+def variant(text: str) -> tuple[str, torch.nn.Module]:
+    """A ``--variant`` row: its label and the default CNN built with the changed arguments."""
+    from spokenword.models import SpectrogramCNN
+
+    args = parse_variant(text)
+    try:
+        net = SpectrogramCNN(**{**DEFAULT_CNN, **args})
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"SpectrogramCNN({text}): {error}") from error
+    return f"SpectrogramCNN (default, {', '.join(f'{k}={v}' for k, v in args.items())})", net
+
+
+def step_ms(net: torch.nn.Module, batch: int, steps: int, bf16: bool, image: tuple[int, int] = IMAGE) -> float:
+    """Median ms of ``steps`` training steps (after two warm-up steps) on a (batch, 1, *image) batch."""
+    x = torch.randn(batch, 1, *image)
+    y = torch.randint(0, 10, (batch,))
+    net, x = net.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(net.parameters())
+    times = []
+    for _ in range(steps + 2):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(net(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times[2:])
+
+
+def model(args, argv, error) -> int:
+    nets = models()
+    for text in args.variant:
+        try:
+            name, net = variant(text)
+        except ValueError as err:
+            error(f"--variant: {err}")
+        nets[name] = (net, IMAGE)
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    rows = []
+    for name, (net, image) in nets.items():
+        params = sum(p.numel() for p in net.parameters())
+        fp32 = step_ms(net, args.batch, args.steps, bf16=False, image=image)
+        bf16 = step_ms(net, args.batch, args.steps, bf16=True, image=image)
+        rows.append((name, params, fp32, bf16))
+    base = min(rows[0][2], rows[0][3])  # the CNN's faster precision
+    print(f"Training step, batch {args.batch}, {threads} thread(s), median of {args.steps} steps")
+    print("| model | params | fp32 ms/step | bf16 ms/step | best / CNN best |")
+    print("|---|---|---|---|---|")
+    for name, params, fp32, bf16 in rows:
+        print(f"| {name} | {params:,} | {fp32:.0f} | {bf16:.0f} | {min(fp32, bf16) / base:.2f}x |")
+    protocol = (f"one training step (forward, cross-entropy, backward, AdamW) on a batch of {args.batch} random feature "
+                f"images, channels-last, fp32 and bf16 autocast, {threads} thread(s); median of {args.steps} steps after 2 warm-up")
+    figures = {"rows": [{"model": n, "parameters": p, "fp32_ms": a, "bf16_ms": b, "best_over_cnn_best": min(a, b) / base}
+                        for n, p, a, b in rows]}
+    _write(args, argv, "model", "networks", protocol,
+           {"networks": list(nets), "batch": args.batch, "variants": list(args.variant)}, figures)
+    return 0
+
+
+# -- batch: the augmented training batch ------------------------------------------------------------
+
+CONFIG = common.REPO / "configs" / "fsdd_cnn_newvoices.yaml"
+
+
+def datamodule(config: Path, root: str | None):
+    """The config's :class:`~spokenword.data.datamodule.AudioDataModule`, built by the CLI's own parser."""
+    return common.build(config, *(["--data.root", root] if root else [])).datamodule
+
+
+def batches(dm, n_batches: int | None) -> list[list[int]]:
+    """Index lists of the first ``n_batches`` shuffled training batches (all of an epoch if ``None``)."""
+    n = len(dm.split.train)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
+    chunks = [order[i : i + dm.batch_size] for i in range(0, n, dm.batch_size)]
+    return chunks[:n_batches] if n_batches else chunks
+
+
+def time_arm(dm, chunks: list[list[int]], epochs: int, wave_cache_mb: float) -> tuple[list[float], list[torch.Tensor]]:
+    """Mean ms per batch of each pass over ``chunks``, and the last pass's feature batches."""
+    from spokenword.data.datamodule import AugmentedRecordings
+
+    index = {label: i for i, label in enumerate(dm.labels)}
+    targets = torch.tensor([index[r.label] for r in dm.split.train], dtype=torch.long)
+    data = AugmentedRecordings([r.path for r in dm.split.train], targets, dm.sample_rate, dm.features,
+                               dm.wave_augment, dm.random_crop, wave_cache_mb=wave_cache_mb)
+    torch.manual_seed(0)
+    passes = []
+    for _ in range(epochs):
+        made = []
+        start = time.perf_counter()
+        for chunk in chunks:
+            made.append(data.__getitems__(chunk)[0])
+        passes.append(1000 * (time.perf_counter() - start) / len(chunks))
+    return passes, made
+
+
+def batch(args, argv, error) -> int:
+    from spokenword.data.datamodule import AugmentedRecordings
+
+    default_mb = inspect.signature(AugmentedRecordings).parameters["wave_cache_mb"].default
+    if args.epochs < 2:
+        error("--epochs must be at least 2 (the first pass is the cold one)")
+    threads = args.threads or 1
+    torch.set_num_threads(threads)
+    dm = datamodule(args.config, args.data_root)
+    if not dm.fresh_training_batches:
+        print(f"{args.config}: no wave_augment or random_crop, so training batches come from the feature "
+              "cache and nothing here applies", file=sys.stderr)
+        return 2
+    chunks = batches(dm, args.batches)
+    for record in dm.split.train:  # page cache warm for both arms
+        record.path.read_bytes()
+    arms = {"no wave cache (wave_cache_mb=0)": 0.0, f"wave cache (default, {default_mb:g} MB)": default_mb}
+    rows = {name: time_arm(dm, chunks, args.epochs, mb) for name, mb in arms.items()}
+    (uncached, first), (_, second) = rows.values()
+    same = all(torch.equal(a, b) for a, b in zip(first, second))
+    base = statistics.median(uncached[1:])
+    print(f"{Path(args.config).name}: {len(chunks)} batches of {dm.batch_size} per pass, {args.epochs} passes, "
+          f"{threads} thread(s)")
+    print("| arm | first pass ms/batch | later passes ms/batch | later / no cache |")
+    print("|---|---|---|---|")
+    figures = {"arms": [], "same_batches": same, "batches": len(chunks), "batch_size": dm.batch_size, "passes": args.epochs}
+    for name, (passes, _) in rows.items():
+        later = statistics.median(passes[1:])
+        figures["arms"].append({"arm": name, "first_pass_ms": passes[0], "later_passes_ms": later, "later_over_no_cache": later / base})
+        print(f"| {name} | {passes[0]:.0f} | {later:.0f} | {later / base:.2f}x |")
+    print(f"same batches in both arms (last pass, bit for bit): {'yes' if same else 'NO'}")
+    protocol = (f"{len(chunks)} augmented training batches of {dm.batch_size} (official split, seeded) made in-process as a "
+                f"DataLoader worker does, {args.epochs} passes, {threads} thread(s), page cache warm; ms per batch of the first "
+                "pass and median of the later passes, with and without the wave cache")
+    _write(args, argv, "batch", Path(args.config).stem, protocol,
+           {"config": common.relative(args.config), "batches": args.batches}, figures)
+    return 0 if same else 1
+
+
+# -- train: whole training runs against a minimal loop ----------------------------------------------
+
+REFERENCE = common.REPO / "configs" / "fsdd_cnn.yaml"
+TRAIN_ARMS = ("minimal", "spokenword", "spokenword-fast", "minimal-bf16")
+
+
+def spokenword_args(epochs: int, workdir: Path, fast: bool, seed: int = 0, root: str | None = None) -> list[str]:
+    args = ["--seed_everything", str(seed), "--trainer.max_epochs", str(epochs),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--trainer.logger.init_args.save_dir", str(workdir / "runs"),
+            "--data.cache_dir", os.environ["SPOKENWORD_CACHE"]]  # one cache, filled before any timing
+    if root:
+        args += ["--data.root", str(root)]
+    if fast:
+        args += ["--trainer.precision", "bf16-mixed", "--data.eval_batch_size", "4096"]  # ChannelsLast: a default
+    return args
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system, every thread)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def run_spokenword(epochs: int, workdir: Path, fast: bool, seed: int = 0, root: str | None = None) -> tuple[float, float]:
+    """Seconds for fit + test, and test accuracy, through the CLI's own classes."""
+    from spokenword.training.metrics import ACC
+
+    cli = common.build(REFERENCE, *spokenword_args(epochs, workdir, fast, seed, root), seed=0)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
+    seconds = time.perf_counter() - start
+    return seconds, float(cli.model.test_results[ACC])
+
+
+def tensors(workdir: Path, root: str | None = None) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], int]:
+    """The same features, as in-memory tensors normalised by the training mean/std."""
+    dm = common.build(REFERENCE, *spokenword_args(1, workdir, False, root=root)).datamodule
+    dm.prepare_data()
+    dm.setup("fit")
+    out = {}
+    for part in ("train", "val", "test"):
+        data = dm.dataset(part)
+        x = torch.from_numpy(data.rows[list(range(len(data)))])
+        out[part] = ((x - dm.feature_mean) / dm.feature_std, data.targets)
+    return out, dm.num_classes
+
+
+def run_minimal(data, num_classes: int, epochs: int, fast: bool, seed: int = 0) -> tuple[float, float]:
+    """Seconds and test accuracy of a plain loop doing the same experiment."""
+    from spokenword.models import SpectrogramCNN
+
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    net = SpectrogramCNN(num_classes=num_classes)
+    if fast:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.99)
+    (x, y), (vx, vy), (tx, ty) = data["train"], data["val"], data["test"]
+
+    def accuracy(images, targets):
+        net.eval()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            correct = (net(images).argmax(1) == targets).float().mean().item()
+        net.train()
+        return correct
+
+    best, best_state = -1.0, None
+    for _ in range(epochs):
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), 256):
+            idx = order[i : i + 256]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+                loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        acc = accuracy(vx, vy)
+        if acc > best:
+            best, best_state = acc, copy.deepcopy(net.state_dict())
+    net.load_state_dict(best_state)
+    return time.perf_counter() - start, accuracy(tx, ty)
+
+
+def train(args, argv) -> int:
+    common.set_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    root = str(Path(args.data_root).resolve()) if args.data_root else None
+    results: dict[str, list[tuple[float, float, float]]] = {arm: [] for arm in args.arms}
+    here, cache = os.getcwd(), os.environ.get("SPOKENWORD_CACHE")
+    with tempfile.TemporaryDirectory(prefix="spokenword-speed-") as tmp:
+        workdir = Path(tmp)
+        os.chdir(workdir)  # stray outputs of the runs land in the temporary folder
+        os.environ["SPOKENWORD_CACHE"] = str(workdir / "cache")
+        try:
+            data, num_classes = tensors(workdir, root)  # also fills the feature cache, outside every timing
+            for round_ in range(args.repeats):
+                for arm in args.arms if round_ % 2 == 0 else list(reversed(args.arms)):
+                    load = os.getloadavg()[0]
+                    cpu = cpu_seconds()
+                    if arm.startswith("minimal"):
+                        seconds, acc = run_minimal(data, num_classes, args.epochs, fast=arm.endswith("bf16"), seed=args.seed)
+                    else:
+                        seconds, acc = run_spokenword(args.epochs, workdir / arm / str(round_), fast=arm.endswith("fast"),
+                                                      seed=args.seed, root=root)
+                    cpu = cpu_seconds() - cpu
+                    results[arm].append((seconds, cpu, acc))
+                    print(f"round {round_} {arm:<16} {seconds:7.1f} s  cpu {cpu:7.1f} s  test acc {acc:.4f}  "
+                          f"(load before {load:.1f}, after {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+        finally:
+            os.chdir(here)
+            if cache is None:
+                os.environ.pop("SPOKENWORD_CACHE", None)
+            else:
+                os.environ["SPOKENWORD_CACHE"] = cache
+    have_base = "minimal" in results
+    base = statistics.median(s for s, _, _ in results["minimal"]) if have_base else float("nan")
+    base_cpu = statistics.median(c for _, c, _ in results["minimal"]) if have_base else float("nan")
+    threads = torch.get_num_threads()
+    print(f"\nreference experiment, official split, seed {args.seed}, {args.epochs} epochs, torch threads {threads}")
+    print(f"{'arm':<16} {'seconds':>8} {'x minimal fp32':>15} {'cpu s':>8} {'cpu x minimal':>14} {'test acc':>9}")
+    arms = []
+    for arm, rows in results.items():
+        seconds = statistics.median(s for s, _, _ in rows)
+        cpu = statistics.median(c for _, c, _ in rows)
+        accs = ", ".join(f"{a * 100:.2f}" for _, _, a in rows)
+        arms.append({"arm": arm, "seconds": seconds, "over_minimal": seconds / base, "cpu_seconds": cpu,
+                     "cpu_over_minimal": cpu / base_cpu, "test_acc": [a for _, _, a in rows]})
+        print(f"{arm:<16} {seconds:>8.1f} {seconds / base:>15.2f} {cpu:>8.1f} {cpu / base_cpu:>14.2f} {accs:>9}")
+    protocol = (f"the reference experiment (configs/fsdd_cnn.yaml, official split, seed {args.seed}, {args.epochs} epochs) "
+                f"per arm, {args.repeats} round(s) alternating the order, {threads} torch thread(s); median wall and CPU "
+                "seconds (fit + test) and their ratio to the minimal fp32 loop")
+    _write(args, argv, "train", "fsdd_cnn", protocol,
+           {"config": "configs/fsdd_cnn.yaml", "epochs": args.epochs, "seed": args.seed, "arms": list(args.arms)},
+           {"arms": arms})
+    return 0
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="arm", required=True)
+    p = sub.add_parser("inference", parents=[common.flags(threads=1)], help="ms per clip: Classifier, ONNX, int8")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--clips", type=int, default=300, help="clips timed for latency (batch 1)")
+    p.add_argument("--exports", type=Path, default=None, help="folder for the exports (default: a temporary one)")
+    p = sub.add_parser("model", parents=[common.flags(threads=1, data=False)], help="the training step of each network")
+    p.add_argument("--batch", type=int, default=128, help="batch size (the configs' 128)")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per model and precision")
+    p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="also time the default CNN with these constructor arguments changed (repeatable)")
+    p = sub.add_parser("batch", parents=[common.flags(threads=1)], help="an augmented batch, with and without the wave cache")
+    p.add_argument("config", nargs="?", type=Path, default=CONFIG)
+    p.add_argument("--epochs", type=int, default=3, help="passes over the batches (>= 2)")
+    p.add_argument("--batches", type=int, default=None, help="batches per pass (default: a whole epoch)")
+    p = sub.add_parser("train", parents=[common.flags(threads=None)], help="spokenword fit against a minimal loop")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=1, help="rounds; even rounds run the arms in reverse order")
+    p.add_argument("--arms", nargs="+", choices=TRAIN_ARMS, default=list(TRAIN_ARMS))
+    p.add_argument("--seed", type=int, default=0, help="seed of every arm (initial weights, batch order)")
+    for arm in sub.choices.values():
+        arm.set_defaults(usage_error=arm.error)  # a bad value found after parsing: the arm's usage and exit 2
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    top = parser()
+    args = top.parse_args(argv)
+    if args.arm == "inference":
+        return inference(args, argv)
+    if args.arm == "model":
+        return model(args, argv, args.usage_error)
+    if args.arm == "batch":
+        return batch(args, argv, args.usage_error)
+    return train(args, argv)
+
+
+if __name__ == "__main__":
+    from spokenword.data.corpora import DatasetError
+
+    try:
+        raise SystemExit(main())
+    except DatasetError as err:
+        raise SystemExit(f"speed: {err}") from None

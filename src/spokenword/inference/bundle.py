@@ -1,0 +1,124 @@
+"""Build the bundled pretrained model (``make model``) from training runs: each run's best checkpoint is
+exported to ONNX (int8 where that costs no accuracy on FSDD's official test split, else float), and the
+folder gets the exports, their metadata (``.onnx.json``) and cards (``.onnx.md``), each run's
+``report.json``, ``MODEL_CARD.md`` and ``manifest.json`` (sha256 of every file). Needs the ``train``
+extra (torch, onnx). The folder is written beside its destination and renamed into place, so a failed
+build leaves the old bundle as it was.
+
+    spokenword bundle runs/fsdd_cnn_newvoices --with runs/fsdd_embedding_newvoices \\
+        --out src/spokenword/pretrained/fsdd-digits
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from spokenword.inference.base import model_file
+from spokenword.inference.card import bundle_card
+from spokenword.pretrained import MANIFEST, sha256
+
+
+def _run_name(run: Path, checkpoint: Path) -> str:
+    """``runs/fsdd_cnn_newvoices`` -> ``fsdd_cnn_newvoices`` (the experiment's name)."""
+    folder = checkpoint.parent.parent  # runs/NAME/version_N
+    return folder.parent.name if folder.name.startswith("version_") else Path(run).name
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when under it (no home folders in shipped files)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
+
+
+def _official_accuracy(paths: list[Path], root: Path) -> tuple[float, int]:
+    from spokenword.data.corpora import FSDD
+    from spokenword.data.splits import make_split
+    from spokenword.inference.evaluate import evaluate
+    from spokenword.inference.load import load_model
+
+    result = evaluate(load_model(*paths), make_split(FSDD().recordings(root), "official").test)
+    if result.errors:
+        raise RuntimeError(f"evaluation failed on {len(result.errors)} recordings: {result.errors[0]}")
+    return result.accuracy, result.count
+
+
+def bundle(runs: list[str | os.PathLike], out: str | os.PathLike, *, data_root=None, int8: str = "auto",
+           calibration_clips: int = 200, log=print) -> dict:
+    """Write the bundle of the ensemble of ``runs`` (run folders or checkpoints) to ``out``; returns its manifest.
+
+    ``int8``: ``auto`` (each member int8 when the ensemble's official-split accuracy is not lower with it,
+    members tried in order), ``never``."""
+    from spokenword.data.splits import resolve_root
+    from spokenword.inference.export import calibration_waves, export_onnx, quantize_onnx, sidecar_path
+    from spokenword.inference.card import write_export_card
+    from spokenword.inference.onnx import read_metadata
+
+    if int8 not in ("auto", "never"):
+        raise ValueError(f"int8 must be auto or never, not {int8!r}")
+    root = resolve_root(data_root)
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        work = staging / ".work"
+        work.mkdir()
+        checkpoints = [model_file(r) for r in runs]
+        names = [_run_name(Path(r), c) for r, c in zip(runs, checkpoints)]
+        floats = [export_onnx(c, work / f"{n}.onnx") for c, n in zip(checkpoints, names)]
+        chosen = list(floats)
+        accuracy, count = _official_accuracy(chosen, root)
+        log(f"float ensemble: {100 * accuracy:.2f}% on the official test split ({count} recordings)")
+        if int8 == "auto":
+            for i, (path, name) in enumerate(zip(floats, names)):
+                meta = read_metadata(path)
+                waves = calibration_waves(root, meta["sample_rate"], meta["features"], clips=calibration_clips)
+                quantized = quantize_onnx(path, work / f"{name}.int8.onnx", waves)
+                trial = chosen[:i] + [quantized] + chosen[i + 1:]
+                trial_accuracy, _ = _official_accuracy(trial, root)
+                keep = trial_accuracy >= accuracy
+                log(f"{name} int8: {100 * trial_accuracy:.2f}% -> {'int8' if keep else 'float (int8 costs accuracy)'}")
+                if keep:
+                    chosen, accuracy = trial, trial_accuracy
+        members = []
+        for path, checkpoint, name in zip(chosen, checkpoints, names):
+            for file in (path, sidecar_path(path)):
+                (staging / file.name).write_bytes(file.read_bytes())
+            report = checkpoint.parent.parent / "report.json"
+            if report.is_file():
+                (staging / f"{name}.report.json").write_bytes(report.read_bytes())
+            write_export_card(staging / path.name, read_metadata(staging / path.name), checkpoint)
+            members.append(path.name)
+        shutil.rmtree(work)
+        metadata = {m: json.loads((staging / (m + ".json")).read_text()) for m in members}
+        reports = {m: (json.loads(r.read_text()) if (r := staging / f"{n}.report.json").is_file() else None)
+                   for m, n in zip(members, names)}
+        (staging / "MODEL_CARD.md").write_text(bundle_card(out.name, members, metadata, reports, accuracy, count))
+        manifest = {
+            "name": out.name,
+            "members": members,
+            "official_test_accuracy": accuracy,
+            "official_test_count": count,
+            "protocol": "FSDD v1.0.10 official split: test = takes 0-4 of every speaker and digit (300 recordings), "
+                        "never used in training or model selection; `spokenword evaluate --split official`",
+            "sources": [_shown(c) for c in checkpoints],
+            "files": {p.name: sha256(p) for p in sorted(staging.iterdir()) if p.is_file()},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        staging.chmod(0o755)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-old-"))
+            os.replace(out, old / out.name)
+        os.replace(staging, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
