@@ -228,6 +228,14 @@ def _cmd_bundle(args) -> int:
     return EXIT_OK
 
 
+def _files_and_model(parser: argparse.ArgumentParser, files: str, json_shape: str) -> None:
+    """The audio files, after an optional model (or ``-m``), and ``--json`` of a command that reads files."""
+    parser.add_argument("files", nargs="+", metavar="[MODEL] FILE",
+                        help=f"{files}, after an optional model (.ckpt, .onnx, run folder; default the bundled model)")
+    _model_option(parser)
+    parser.add_argument("--json", action="store_true", help=f"print JSON: {json_shape}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from spokenword.audio import DEFAULT_MAX_SECONDS
     from spokenword.inference.load import RUNTIMES
@@ -246,11 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser("classify", help="print the predicted label of each audio file")
-    p.add_argument("files", nargs="+", metavar="[MODEL] FILE",
-                   help="audio files (wav, flac, ogg, mp3; m4a, webm, mp4 with the formats extra; any rate, mono or "
-                        "stereo), after an optional model (.ckpt, .onnx, run folder; default the bundled model)")
-    _model_option(p)
-    p.add_argument("--json", action="store_true", help="print JSON: per file a list of {label, score}")
+    _files_and_model(p, "audio files (wav, flac, ogg, mp3; m4a, webm, mp4 with the formats extra; any rate, mono or "
+                        "stereo)", "per file a list of {label, score}")
     p.add_argument("--top-k", type=int, default=None, help="labels per file in --json (default: all)")
     _max_seconds_argument(p, DEFAULT_MAX_SECONDS, "files", f"{DEFAULT_MAX_SECONDS:g} s")
     _ensemble_argument(p)
@@ -284,11 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("transcribe", help="turn recordings of several spoken digits into digit strings")
-    p.add_argument("files", nargs="+", metavar="[MODEL] FILE",
-                   help="audio files (any rate), after an optional model (.ckpt, .onnx, run folder; default the "
-                        "bundled model)")
-    _model_option(p)
-    p.add_argument("--json", action="store_true", help="print JSON: text plus per-word label, score, start/end (s)")
+    _files_and_model(p, "audio files (any rate)", "text plus per-word label, score, start/end (s)")
     p.add_argument("--threshold", type=float, default=None,
                    help="words scored lower are printed as '?' (default: spokenword.transcribe.decode.DEFAULT_THRESHOLD)")
     _max_seconds_argument(p, None, "recordings", "3600 s, spokenword.transcribe.decode.TRANSCRIBE_MAX_SECONDS")

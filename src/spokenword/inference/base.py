@@ -110,6 +110,23 @@ def model_file(path: str | os.PathLike) -> Path:
     raise ModelError(f"{run}: its best checkpoint {checkpoint.name} is not in {run / 'checkpoints'}")
 
 
+def checked_size(path: Path, limit: int, error: type[ModelError], kind: str) -> int:
+    """Bytes of the model file ``path``, checked before anything is loaded: one-line ``error`` when it is
+    missing, unreadable, empty or over ``limit`` bytes (``kind``: what it should be, for the message)."""
+    try:
+        if not path.is_file():
+            raise error(f"{path}: no such {kind} file")
+        size = path.stat().st_size
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    if size == 0:
+        raise error(f"{path}: empty file (0 bytes), not a {kind}")
+    if size > limit:
+        raise error(f"{path}: {size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB limit of a spokenword {kind} "
+                    "(they are a few MB); not loaded")
+    return size
+
+
 def pad_batch(waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The padding rule of an export's inputs: clips ``(T_i,)`` to ``audio (N, max T_i)`` float32,
     zero-padded at the end, and ``length (N,)`` int64 = ``T_i``."""

@@ -27,7 +27,7 @@ from torch import nn
 
 from spokenword.frontend.graph import FrontEnd
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.inference.base import BaseClassifier, CheckpointError, check_contract, model_file, pad_batch
+from spokenword.inference.base import BaseClassifier, CheckpointError, check_contract, checked_size, model_file, pad_batch
 
 __all__ = ["CheckpointError", "Classifier", "WaveformClassifier", "load_task", "migrate"]
 
@@ -153,15 +153,7 @@ def load_task(path: str | os.PathLike):
     from spokenword.training.task import SpokenWordTask
 
     path = model_file(path)
-    try:
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file")
-        size = path.stat().st_size
-    except OSError as err:
-        raise CheckpointError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
-    if size > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{path}: {size / 1e6:.0f} MB, over the {MAX_CHECKPOINT_BYTES / 1e6:.0f} MB limit of a "
-                              "spokenword checkpoint (they are a few MB); not loaded")
+    checked_size(path, MAX_CHECKPOINT_BYTES, CheckpointError, "checkpoint")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure here means the file is not our checkpoint

@@ -10,7 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from spokenword.inference.base import (AUDIO_INPUT, FEATURES_OUTPUT, LENGTH_INPUT, METADATA_FORMAT, METADATA_KEY,
-                                       METADATA_VERSION, PROBS_OUTPUT, BaseClassifier, ExportError, pad_batch)
+                                       METADATA_VERSION, PROBS_OUTPUT, BaseClassifier, ExportError, checked_size,
+                                       pad_batch)
 
 #: ``.onnx`` files larger than this (bytes) are refused before ONNX Runtime reads them: spokenword's
 #: exports are a few MB (float32) or less (int8); a file of hundreds of MB is not one of them, and
@@ -29,17 +30,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def _session(path, ort, threads: int | None = None):
     path = Path(path)
-    try:
-        if not path.is_file():
-            raise ExportError(f"{path}: no such model file")
-        size = path.stat().st_size
-    except OSError as err:
-        raise ExportError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
-    if size == 0:
-        raise ExportError(f"{path}: empty file (0 bytes), not an ONNX model")
-    if size > MAX_ONNX_BYTES:
-        raise ExportError(f"{path}: {size / 1e6:.0f} MB, over the {MAX_ONNX_BYTES / 1e6:.0f} MB limit of a "
-                          "spokenword export (they are a few MB); not loaded")
+    checked_size(path, MAX_ONNX_BYTES, ExportError, "model")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads

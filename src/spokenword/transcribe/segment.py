@@ -104,32 +104,32 @@ class VadSettings:
     missed, merged and split and by the digit error rate; never on test recordings.
     """
 
-    #: analysis frames of the band level
     frame_ms: float = 32.0
     hop_ms: float = 10.0
-    #: a word starts this far above the noise floor and lasts while the level stays ``stop_db`` above it
+    """analysis frames of the band level"""
     start_db: float = 3.0
     stop_db: float = 1.0
-    #: levels this far below the loudest so far never start a word (a quiet echo of a loud one)
+    """a word starts this far above the noise floor and lasts while the level stays ``stop_db`` above it"""
     range_db: float = 40.0
-    #: shorter detections are dropped (clicks); shorter pauses do not end a word
+    """levels this far below the loudest so far never start a word (a quiet echo of a loud one)"""
     min_word_ms: float = 70.0
     min_gap_ms: float = 20.0
-    #: context kept on each side of a word
+    """shorter detections are dropped (clicks); shorter pauses do not end a word"""
     pad_ms: float = 40.0
-    #: the noise floor: this percentile of the last ``floor_s`` seconds of frames, refreshed every
-    #: ``floor_every`` frames
+    """context kept on each side of a word"""
     floor_s: float = 2.0
     floor_percentile: float = 10.0
     floor_every: int = 10
-    #: a word is cut at this length (a long noise never holds the stream)
+    """the noise floor: this percentile of the last ``floor_s`` seconds of frames, refreshed every
+    ``floor_every`` frames"""
     max_word_s: float = 2.0
-    #: levels below this (dB full scale) are never speech
+    """a word is cut at this length (a long noise never holds the stream)"""
     absolute_floor_db: float = -70.0
-    #: frames seen before the one being decided, so the floor includes the noise just after it
+    """levels below this (dB full scale) are never speech"""
     lookahead_ms: float = 300.0
-    #: the band whose level is measured (Hz): most of the energy of speech, little of hum and hiss
+    """frames seen before the one being decided, so the floor includes the noise just after it"""
     band_hz: tuple[float, float] | None = (150.0, 2500.0)
+    """the band whose level is measured (Hz): most of the energy of speech, little of hum and hiss"""
 
 
 class StreamingSegmenter:
