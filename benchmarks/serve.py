@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import socket
@@ -116,6 +117,18 @@ def stop_server(server: subprocess.Popen) -> None:
 def health(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
         return json.load(r)
+
+
+@contextlib.contextmanager
+def served(model: str, options: dict):
+    """``spokenword serve`` of ``model`` on a free loopback port for the block: ``(server, port, health)``;
+    the server is stopped when the block ends, whatever happens in it."""
+    port = free_port()
+    server = start_server(model, port, options)
+    try:
+        yield server, port, health(port)
+    finally:
+        stop_server(server)
 
 
 def _write(args, argv, arm: str, protocol: str, recipe: dict, figures: dict, m: dict) -> Path:
@@ -195,10 +208,7 @@ def load(args, argv) -> int:
     if args.max_batch is not None:
         options["max_batch"] = args.max_batch
     load_at_start = common.load_average()
-    port = free_port()
-    server = start_server(args.model, port, options)
-    try:
-        info = health(port)
+    with served(args.model, options) as (server, port, info):
         clip = one_second_clip(int(info["sample_rate"]), args.clip)
         proc = psutil.Process(server.pid)
         rss_start = proc.memory_info().rss
@@ -210,8 +220,6 @@ def load(args, argv) -> int:
         load_after = common.load_average()
         cpu_after = proc.cpu_times()
         rss_after = proc.memory_info().rss
-    finally:
-        stop_server(server)
     m = common.machine()
     done = len(latencies)
     ms = np.array(latencies) * 1000 if done else np.array([float("nan")])
@@ -371,10 +379,7 @@ def live(args, argv) -> int:
     if args.lookahead_ms is not None:
         options["lookahead_ms"] = args.lookahead_ms
     load_at_start = common.load_average()
-    port = free_port()
-    server = start_server(args.model, port, options)
-    try:
-        info = health(port)
+    with served(args.model, options) as (server, port, info):
         rate = int(info["sample_rate"])
         wave, digits, regions = build_stream(recordings, args.words, rate)
         load_before = common.load_average()
@@ -392,8 +397,6 @@ def live(args, argv) -> int:
         if args.browser:
             with tempfile.TemporaryDirectory() as work:
                 browser = browser_run(port, wave, rate, len(wave) / rate, Path(work))
-    finally:
-        stop_server(server)
     m = common.machine()
 
     matched = match(events, regions, rate)
