@@ -25,6 +25,10 @@ SPOKENWORD_DATA ?= $(if $(SHARED_DATA),$(abspath ../shared/data),$(abspath data)
 export SPOKENWORD_DATA
 
 BUNDLE ?= src/spokenword/pretrained/fsdd-digits
+# the bundled model's word threshold (a digit is answered when it scores at least this, else "not a digit"):
+# chosen by leave-one-speaker-out cross-validation of the default, `python -m benchmarks.accuracy ensemble
+# fsdd_cnn_newvoices fsdd_embedding_newvoices` ("threshold over all folds"; docs/results.md, "Not a digit")
+REJECT_BELOW ?= 0.27
 
 .PHONY: install train test model benchmark clean
 
@@ -52,7 +56,8 @@ endif
 # the bundled model: the ensemble of the runs `make train` made (their newest runs), exported to ONNX
 # (int8 where that costs no official-split accuracy), with manifest and model card; written atomically
 model: install
-	$(BIN)/spokenword bundle runs/$(basename $(notdir $(CONFIG))) $(if $(strip $(WITH)),--with runs/$(basename $(notdir $(WITH)))) --out $(BUNDLE)
+	$(BIN)/spokenword bundle runs/$(basename $(notdir $(CONFIG))) $(if $(strip $(WITH)),--with runs/$(basename $(notdir $(WITH)))) --out $(BUNDLE) \
+		$(if $(strip $(REJECT_BELOW)),--reject-below $(REJECT_BELOW))
 
 test: install
 	$(BIN)/python -m tests.setup_browser

@@ -94,9 +94,13 @@ PROTOCOL_TEXT = {
               "to probabilities, 1 thread, first 100 test clips, the fastest seed's"),
     "ensemble_loso": ("FSDD leave-one-speaker-out: every finished LOSO run of a fold in the member folders "
                       "({checkpoint} checkpoint) scores the held-out speaker's 500 recordings through its own "
-                      "preprocessing; the ensemble decides by the mean of the members' probabilities"),
+                      "preprocessing; the ensemble decides by the mean of the members' probabilities (members with "
+                      "_unknown_/_silence_ outputs decide whether it is a digit); with the non-digit data, also the "
+                      "test speakers' other words and the test part of the noise recordings, at reject_below "
+                      "calibrated on the fold's validation data (other speakers' takes 5-9, validation words and noise)"),
     "ensemble_noise": ("the ensemble (mean of probabilities) of the members' official-split runs of seed {seed} on the "
-                       "official test split, clean and with white/babble noise at 20/10/5 dB SNR (the noise protocol); "
+                       "official test split, clean and with white/babble noise at 20/10/5 dB SNR (the noise protocol), "
+                       "answering at the word threshold its LOSO result chose (reject_below; none before it is measured); "
                        "inference ms per clip: file to probabilities, 1 thread, first 100 test clips"),
 }
 
@@ -173,11 +177,31 @@ def train_unit(config: str, out: Path, name: str, seed: int, overrides: list[str
     return unit_of_report(json.loads((run_dir / "report.json").read_text()), name, seed)
 
 
+def rejection_figures(report: dict) -> dict:
+    """For a run whose labels include ``_unknown_``/``_silence_`` (its test part then holds other words and
+    noise too): ``test_acc`` over the digits alone (a digit answered "not a digit" is wrong), the rate of
+    digits rejected and of each rejection label's clips accepted as a digit, from the report's confusion
+    matrix (the model's own answer, no threshold). Empty for other runs."""
+    from spokenword.labels import is_rejection
+
+    labels = report.get("labels") or []
+    rejections = [i for i, label in enumerate(labels) if is_rejection(label)]
+    if not rejections or "confusion_matrix" not in report:
+        return {}
+    m = np.asarray(report["confusion_matrix"])
+    words = [i for i in range(len(labels)) if i not in rejections]
+    digits = int(m[words].sum())
+    return {"test_acc": float(sum(m[i, i] for i in words) / digits), "test_count": digits,
+            "test_acc_with_negatives": report["test"]["acc"],
+            "false_reject": float(m[np.ix_(words, rejections)].sum() / digits),
+            "false_accept": {labels[r]: float(m[r, words].sum() / m[r].sum()) for r in rejections if m[r].sum()}}
+
+
 def unit_of_report(report: dict, name: str, seed: int) -> dict:
     """A training run's ``report.json`` as a unit's figures."""
     return {
         "name": name, "seed": seed, "split": report["split"], "protocol": report["protocol"],
-        "test_acc": report["test"]["acc"], "test_count": report["test"]["count"],
+        "test_acc": report["test"]["acc"], "test_count": report["test"]["count"], **rejection_figures(report),
         "val_best_acc": report["validation"]["best_acc"], "parameters": report["parameters"],
         "epochs": report["epochs"], "training_seconds": report["training_seconds"],
         "checkpoint": report["checkpoint"],
@@ -185,9 +209,11 @@ def unit_of_report(report: dict, name: str, seed: int) -> dict:
     }
 
 
-def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None = None) -> dict:
+def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None = None,
+               reject_below: float | None = None) -> dict:
     """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB`` (the first
-    ``clips`` test recordings when given: smoke runs). Several checkpoints are scored as one
+    ``clips`` test recordings when given: smoke runs), of the model's answers at ``reject_below`` (``None``:
+    its own best label; a digit answered "not a digit" is wrong). Several checkpoints are scored as one
     :class:`spokenword.inference.ensemble.Ensemble` (``ensemble --noise``)."""
     import torch
 
@@ -197,17 +223,16 @@ def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None 
     from spokenword.inference.load import load_model
 
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
-    clf = load_model(*checkpoints)  # several: their Ensemble
+    clf = load_model(*checkpoints, reject_below=reject_below)  # several: their Ensemble
     split = make_split(FSDD().recordings(resolve_root(root)), "official")
     test = split.test[:clips] if clips else split.test
-    labels = {label: i for i, label in enumerate(clf.labels)}
     clean = [clf.waveform(r.path) for r in test]
-    truth = np.array([labels[r.label] for r in test])
+    truth = [r.label for r in test]
     scores = {}
 
     def accuracy(waves: list[np.ndarray]) -> float:
         probs = np.asarray(clf.probabilities([clf.featurize(w) for w in waves]))
-        return float((probs.argmax(-1) == truth).mean())
+        return float(np.mean([clf.rank(p, 1)[0]["label"] == t for p, t in zip(probs, truth)]))
 
     scores["clean"] = accuracy(clean)
     for kind in NOISES:
@@ -644,38 +669,58 @@ def fold_runs(outs: list[Path], checkpoint: str = "best") -> dict[str, list[Path
 
 
 def ensemble_loso(outs: list[Path], checkpoint: str, root: str | None) -> dict:
-    """Per held-out speaker: members' mean accuracy and the ensemble's (fractions), member counts."""
+    """Per held-out speaker: the members' mean digit accuracy and the ensemble's (fractions, each model's own
+    answers), member counts. Where the non-digit data is present
+    (:func:`spokenword.data.corpora.negatives.with_negatives`), also the word threshold ``reject_below`` by
+    nested leave-one-speaker-out cross-validation: fold k's threshold minimises the mean of false rejects +
+    false accepts over the other folds (their held-out voice's digits, validation words and noise), and fold
+    k is scored at it (its held-out voice, test words and noise); ``reject_below`` over all folds is the
+    value to ship (``spokenword bundle --reject-below``)."""
     from spokenword.data.corpora import FSDD
-    from spokenword.data.splits import resolve_root
+    from spokenword.data.corpora.negatives import with_negatives
+    from spokenword.data.splits import make_split, resolve_root
+    from spokenword.inference.ensemble import Ensemble
+    from spokenword.inference.evaluate import calibrate, evaluate
     from spokenword.inference.load import load_model
+    from spokenword.labels import is_rejection
 
     folds = fold_runs(outs, checkpoint)
     if not folds:
         raise RunMissing("no finished LOSO runs under " + ", ".join(f"{o}/runs" for o in outs))
-    recordings = FSDD().recordings(resolve_root(root))
+    root = resolve_root(root)
+    recordings = with_negatives(FSDD(), root).recordings(root)
     rows: dict[str, dict] = {}
+    choosing, testing = {}, {}
     for speaker, checkpoints in sorted(folds.items()):
-        mine = [r for r in recordings if r.speaker == speaker]
-        total, accs, labels = None, [], None
-        clips: dict[str, list] = {}  # the fold's clips after the host steps per front end: members sharing one decode once
-        for path in checkpoints:
-            classifier = load_model(path)
-            labels = labels or list(classifier.labels)  # the first member's order; the others' columns follow it
-            key = classifier.features.digest(classifier.sample_rate)
-            if key not in clips:
-                clips[key] = [classifier.featurize(classifier.waveform(r.path)) for r in mine]
-            y = np.array([labels.index(r.label) for r in mine])
-            probs = np.concatenate([classifier.probabilities(clips[key][i : i + 64]) for i in range(0, len(mine), 64)])
-            probs = probs[:, [list(classifier.labels).index(label) for label in labels]]
-            accs.append(float((probs.argmax(-1) == y).mean()))
-            total = probs if total is None else total + probs
+        split = make_split(recordings, "speakers", [speaker])
+        digits = [r for r in split.test if not is_rejection(r.label)]
+        members = [load_model(path) for path in checkpoints]
+        accs = [evaluate(m, digits).accuracy for m in members]
+        whole = Ensemble(members) if len(members) > 1 else members[0]
+        testing[speaker] = evaluate(whole, split.test)
         rows[speaker] = {"members": len(checkpoints), "members_mean": statistics.mean(accs),
-                         "ensemble": float((total.argmax(-1) == y).mean())}
+                         "ensemble": testing[speaker].accuracy}
+        if len(split.test) > len(digits):
+            choosing[speaker] = evaluate(whole, digits + [r for r in split.val if is_rejection(r.label)])
+            rows[speaker]["false_reject_rate"] = testing[speaker].false_reject_rate  # the model's own answers
+            rows[speaker]["false_accept_rate"] = testing[speaker].to_dict()["false_accept_rate"]
     figures: dict = {"checkpoint": checkpoint, "speakers": rows}
-    for key in ("members_mean", "ensemble"):
+    nested = len(choosing) >= 2  # a fold's threshold comes from the others
+    if nested:
+        for speaker in rows:
+            threshold = calibrate([e for s, e in choosing.items() if s != speaker])
+            rows[speaker]["reject_below"] = threshold
+            rows[speaker].update({f"cv_{k}": v for k, v in testing[speaker].at(threshold).items()})
+    if choosing:
+        figures["reject_below"] = calibrate(list(choosing.values()))
+    keys = ["members_mean", "ensemble"] + (["cv_accuracy", "cv_false_reject_rate"] if nested else [])
+    for key in keys:
         values = {s: r[key] for s, r in rows.items()}
-        worst = min(values, key=values.get)
+        worst = (max if "reject" in key else min)(values, key=values.get)
         figures[key] = {"mean": statistics.mean(values.values()), "worst": [worst, values[worst]]}
+    if nested:
+        for label in sorted({k for r in rows.values() for k in r["cv_false_accept_rate"]}):
+            figures[f"cv_false_accept{label}"] = {"mean": statistics.mean(r["cv_false_accept_rate"][label] for r in rows.values())}
     return figures
 
 
@@ -684,15 +729,28 @@ def ensemble_loso_table(figures: dict) -> str:
     speakers_seen = sorted(rows)
     lines = ["| | " + " | ".join(f"{s} ({rows[s]['members']})" for s in speakers_seen) + " | mean | worst |",
              "|---|" + "---|" * (len(speakers_seen) + 2)]
-    for label, key in (("members (mean)", "members_mean"), ("ensemble", "ensemble")):
+    shown = [("members (mean)", "members_mean"), ("ensemble, own answers", "ensemble")]
+    if "cv_accuracy" in figures:
+        shown += [("ensemble, cross-validated threshold", "cv_accuracy"), ("  digits rejected", "cv_false_reject_rate")]
+    for label, key in shown:
         cells = " | ".join(f"{100 * rows[s][key]:.1f}" for s in speakers_seen)
         lines.append(f"| {label} | {cells} | {100 * figures[key]['mean']:.1f} | {100 * figures[key]['worst'][1]:.1f} |")
+    for label in ("_unknown_", "_silence_"):
+        if f"cv_false_accept{label}" in figures:
+            cells = " | ".join(f"{100 * rows[s]['cv_false_accept_rate'][label]:.1f}" for s in speakers_seen)
+            lines.append(f"|   {label} accepted | {cells} | {100 * figures[f'cv_false_accept{label}']['mean']:.1f} | |")
+    if "cv_accuracy" in figures:
+        lines.append("\nthreshold per fold (from the other folds): "
+                     + ", ".join(f"{s} {rows[s]['reject_below']:g}" for s in speakers_seen))
+    if "reject_below" in figures:
+        lines.append(f"threshold over all folds (to ship): {figures['reject_below']:g}")
     return "\n".join(lines)
 
 
-def ensemble_noise(outs: list[Path], seed: int, root: str | None, clips: int | None = None) -> dict:
+def ensemble_noise(outs: list[Path], seed: int, root: str | None, clips: int | None = None,
+                   reject_below: float | None = None) -> dict:
     """The noise protocol for each member (its own noise unit, when present) and for the ensemble of
-    the folders' ``official-seedN`` checkpoints."""
+    the folders' ``official-seedN`` checkpoints at ``reject_below`` (the threshold its LOSO result chose)."""
     checkpoints, members = [], {}
     for out in outs:
         unit = out / "units" / f"official-seed{seed}.json"
@@ -704,7 +762,8 @@ def ensemble_noise(outs: list[Path], seed: int, root: str | None, clips: int | N
     import torch
 
     torch.set_num_threads(1)
-    return {"seed": seed, "members": members, "ensemble": noise_unit(checkpoints, root, clips)}
+    return {"seed": seed, "members": members, "reject_below": reject_below,
+            "ensemble": noise_unit(checkpoints, root, clips, reject_below)}
 
 
 def ensemble_noise_table(figures: dict) -> str:
@@ -829,7 +888,9 @@ def main(argv: list[str] | None = None) -> int:
         name = args.name or "+".join(o.name for o in outs)
         cmd = common.command("accuracy", argv)
         if args.noise:
-            figures = ensemble_noise(outs, args.seed, args.data_root, args.noise_clips)
+            made = common.result_path(args.out, "accuracy", name)  # the threshold its LOSO chose, if measured
+            loso = (json.loads(made.read_text()).get("figures", {}).get("loso", {}) if made.is_file() else {})
+            figures = ensemble_noise(outs, args.seed, args.data_root, args.noise_clips, loso.get("reject_below"))
             print(ensemble_noise_table(figures))
             write_ensemble(args.out, name, outs, f"noise-seed{args.seed}", figures,
                            PROTOCOL_TEXT["ensemble_noise"].format(seed=args.seed), cmd)

@@ -147,8 +147,9 @@ def loso_of(name: str, results: Results) -> dict | None:
         loso = section(results.get("accuracy", name), "loso")
         if not loso:
             return None
-        per = {s: r["ensemble"] for s, r in loso["speakers"].items()}
-        return {"per_speaker": per, "mean": loso["ensemble"]["mean"], "worst": loso["ensemble"]["worst"],
+        key = "cv_accuracy" if "cv_accuracy" in loso else "ensemble"  # as shipped: at the cross-validated threshold
+        per = {s: r[key] for s, r in loso["speakers"].items()}
+        return {"per_speaker": per, "mean": loso[key]["mean"], "worst": loso[key]["worst"],
                 "members": {s: r["members"] for s, r in loso["speakers"].items()}}
     return section(results.get("accuracy", name), "loso")
 
@@ -195,9 +196,11 @@ PROTOCOLS = {
                  "mean of the members' probabilities, their official-split runs of the same seed, through `Ensemble` "
                  "(the clean column of its noise result)."),
     "loso": ("FSDD leave-one-speaker-out: each speaker's 500 recordings in turn are the test set, validation = the other "
-             "speakers' takes 5-9; a speaker's figure is the mean over its seeds. The ensemble: every LOSO run of the fold "
+             "speakers' takes 5-9; a speaker's figure is the mean over its seeds; a model with `_unknown_`/`_silence_` outputs "
+             "is scored on the digits, a digit answered \"not a digit\" counting as wrong. The ensemble: every LOSO run of the fold "
              "in the members' results (best-validation checkpoints) is a member; it decides by the mean of their "
-             "probabilities; nothing is chosen on the held-out speaker."),
+             "probabilities (the members with `_unknown_`/`_silence_` outputs decide whether it is a digit), at the word "
+             "threshold chosen on the other folds ([Not a digit](#not-a-digit)); nothing is chosen on the held-out speaker."),
     "noise": ("each official-seed checkpoint (the ensemble: its members' runs of a seed) on the official test split with "
               "white noise and babble (5 training-split recordings of other speakers) mixed at 20/10/5 dB SNR, the same "
               "deterministic noise for every seed, through `Classifier`'s preprocessing; mean over the seeds. ms per clip: "
@@ -476,7 +479,52 @@ def _flatten(value, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, num(value, 2))]
 
 
-KNOWN = {"accuracy", "speed", "serve", "transcribe", "scale", "experiments", "hostile"}
+def not_a_digit(results: Results) -> list[str]:
+    """The bundled model's false rejects and accepts (``benchmarks.reject``) and the ensemble's
+    leave-one-speaker-out figures at the cross-validated threshold (``benchmarks.accuracy ensemble``)."""
+    out = ["## Not a digit", "",
+           "Other words (`_unknown_`) and noise (`_silence_`) of voices and recordings never trained on "
+           "(`spokenword.data.corpora.negatives`: Speech Commands words by speaker, noise by time). A digit answered "
+           "\"not a digit\" is a false reject, a non-digit answered with a digit a false accept.", ""]
+    record = results.get("reject", "bundled")
+    if record:
+        f = record["figures"]
+        o = f["official"]
+        rows = [["digits right (official test)", pct(o["digit_accuracy"], 2), "≥ 99.7", num(o["digits"])],
+                ["digits falsely rejected", pct(o["false_reject"], 2), "≤ 1", num(o["digits"])]]
+        for label, name, target in (("_unknown_", "other words accepted as a digit", "≤ 2"),
+                                    ("_silence_", "noise clips accepted as a digit", "≤ 0.5")):
+            if label in o["false_accept"]:
+                rows.append([name, pct(o["false_accept"][label], 2), target, num(o["negatives"][label])])
+        out += [f"The bundled model, `reject_below` {f['reject_below']}:", "",
+                *table(["figure", "%", "target %", "clips"], rows), ""]
+        rows = [[name, num(f[key]["minutes"]), num(f[key]["transcribe_digits"]), num(f[key]["transcribe_per_hour"]),
+                 num(f[key]["live_digits"]), num(f[key]["live_per_hour"])]
+                for key, name in (("other_words", "other words with pauses"), ("noise", "noise"))]
+        out += ["Long audio with no digit in it (target: ≤ 1 false digit per hour):", "",
+                *table(["audio", "minutes", "transcribe: digits", "per hour", "live: digits", "per hour"], rows), "",
+                *_record_footer(results, record)]
+    else:
+        out += [f"{DASH}: not measured yet; to measure:", "", *code(["python -m benchmarks.reject"]), ""]
+    loso = section(results.get("accuracy", DEFAULT_ENSEMBLE), "loso")
+    if loso and "cv_accuracy" in loso:
+        speakers = sorted(loso["speakers"])
+        rows = []
+        for name, key in (("digits right", "cv_accuracy"), ("digits falsely rejected", "cv_false_reject_rate")):
+            rows.append([name, *[pct(loso["speakers"][s][key]) for s in speakers], pct(loso[key]["mean"])])
+        for label, name in (("_unknown_", "other words accepted"), ("_silence_", "noise accepted")):
+            if f"cv_false_accept{label}" in loso:
+                rows.append([name, *[pct(loso["speakers"][s]["cv_false_accept_rate"][label]) for s in speakers],
+                             pct(loso[f"cv_false_accept{label}"]["mean"])])
+        rows.append(["threshold (from the other folds)", *[num(loso["speakers"][s]["reject_below"], 2) for s in speakers], ""])
+        out += ["New voices: the default ensemble's leave-one-speaker-out folds, each at the threshold chosen on the "
+                "other folds (nested cross-validation; over all folds: "
+                f"{loso['reject_below']:g}, the value the bundle ships):", "",
+                *table(["held-out voice (%)", *speakers, "mean"], rows), ""]
+    return out
+
+
+KNOWN = {"accuracy", "speed", "serve", "transcribe", "scale", "experiments", "hostile", "reject"}
 
 
 def others(results: Results) -> list[str]:
@@ -499,7 +547,7 @@ def render_doc(results: Results) -> str:
         "written by the benchmark that measured it); `python -m benchmarks.report` builds the page, and "
         "`tests/unit/test_results_doc.py` checks that it is what the committed results give. A figure not measured yet "
         f"is shown as \"{DASH}\" with the command that measures it. Accuracy in %, times in ms or s.", "",
-        *default_model(results), *accuracy_table(results), *speed(results), *serving(results), *transcription(results),
+        *default_model(results), *not_a_digit(results), *accuracy_table(results), *speed(results), *serving(results), *transcription(results),
         *scale(results), *hostile(results), *others(results),
     ]
     while lines and lines[-1] == "":

@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.transcribe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common.flags(threads=None)])
-    parser.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help="checkpoint, export or run folder; several: their ensemble; none: the bundled model")
     parser.add_argument("--set", dest="part", choices=sorted(SETS), default="test",
                         help="which takes the numbers are built from (default: test; tune on dev only)")
     parser.add_argument("--count", type=int, default=200)
@@ -324,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     options = {"vad": VadSettings(**overrides(VadSettings, args.vad)), "words": WordSettings(**overrides(WordSettings, args.words))}
     if args.threshold is not None:
         options["threshold"] = args.threshold
-    transcriber = Transcriber(args.model, **options)
+    from spokenword.inference.load import load_model
+
+    args.model = "+".join(common.model_name(m) for m in args.models) or "bundled"
+    transcriber = Transcriber(load_model(*(args.models or [None])), **options)
     threshold = transcriber.threshold
     rate = transcriber.classifier.sample_rate
     gaps = tuple(float(x) for x in args.gaps.split(","))
@@ -374,9 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{SETS[args.part][2]}, seed {seed}; conditions {', '.join(results)} (white noise, SNR per string); "
                 "digit error rate (edit distance / digits) at the '?' threshold and guessing (DER@0), whole-string "
                 "accuracy, segmentation counts and the oracle-segmentation DER")
-    recipe = {"model": str(args.model), "set": args.part, "seed": seed, "count": args.count, "threshold": threshold,
+    recipe = {"model": args.model, "models": [common.relative(m) for m in args.models], "set": args.part, "seed": seed, "count": args.count, "threshold": threshold,
               "gaps": args.gaps, "vad": args.vad, "words": args.words}
-    name = args.name or f"{args.part}-{common.model_name(args.model)}"
+    name = args.name or f"{args.part}-{args.model}"
     common.write_result(args.out, "transcribe", name, protocol=protocol, command=common.command("transcribe", argv),
                         recipe=recipe, figures={"conditions": stored})
     return 0

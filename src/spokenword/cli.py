@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
+NEGATIVE_NAMES = {"_unknown_": "other words (_unknown_)", "_silence_": "noise clips (_silence_)"}
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 #: a first positional argument with one of these suffixes (or a training run's folder) is a model
 MODEL_SUFFIXES = (".ckpt", ".onnx")
@@ -40,6 +41,13 @@ def _ensemble_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with", dest="also", action="append", default=[], metavar="MODEL",
                         help="another checkpoint or export whose probabilities are averaged with the first's "
                              "(an ensemble; repeatable; docs/inference.md, figures in docs/results.md)")
+
+
+def _reject_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reject-below", type=float, default=None, metavar="SCORE",
+                        help="answer the best word only when it scores at least SCORE (0-1), else not a word "
+                             "(_unknown_/_silence_); default: the bundled model's value (chosen by leave-one-speaker-out "
+                             "cross-validation), else the model's own best label")
 
 
 def _max_seconds_argument(parser: argparse.ArgumentParser, default: float | None, what: str, shown: str) -> None:
@@ -93,7 +101,8 @@ def _open_model(args):
     export on ONNX Runtime without importing torch), decoding at most ``--max-seconds`` per file."""
     from spokenword.inference.load import load_model
 
-    return load_model(args.model, *args.also, max_seconds=_checked_max_seconds(args))  # None: the bundled model
+    return load_model(args.model, *args.also, max_seconds=_checked_max_seconds(args),  # None: the bundled model
+                      reject_below=args.reject_below)
 
 
 def _cmd_download(args) -> int:
@@ -150,8 +159,10 @@ def _cmd_evaluate(args) -> int:
     else:
         from spokenword.data.splits import resolve_root
         from spokenword.data.corpora import FSDD
+        from spokenword.data.corpora.negatives import with_negatives
 
-        recordings = FSDD().recordings(resolve_root(args.data_root))
+        root = resolve_root(args.data_root)
+        recordings = with_negatives(FSDD(), root).recordings(root)
     if args.split is not None:
         from spokenword.data.splits import make_split
 
@@ -159,15 +170,26 @@ def _cmd_evaluate(args) -> int:
     result = evaluate(classifier, recordings)
     for line in result.errors:
         print(f"error: {line}", file=sys.stderr)
+    if args.det:
+        from spokenword.training.plots import det_plot
+
+        print(f"DET curve: {det_plot(result.det(), Path(args.det), result.reject_below)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(f"accuracy {100 * result.accuracy:.2f}% on {result.count} recordings"
-              + (f" ({len(result.errors)} failed)" if result.errors else ""))
-        for label, acc in result.to_dict()["per_class_accuracy"].items():
-            print(f"  {label:>8}  {'-' if acc is None else f'{100 * acc:6.2f}%'}")
-        for speaker, acc in result.to_dict()["per_speaker_accuracy"].items():
-            print(f"  speaker {speaker}: {100 * acc:.2f}%")
+        return EXIT_FAILED_INPUTS if result.errors else EXIT_OK
+    print(f"accuracy {100 * result.accuracy:.2f}% on {result.word_count} recordings of words"
+          + (f" ({len(result.errors)} failed)" if result.errors else ""))
+    summary = result.to_dict()
+    if summary["negatives"]:
+        accepts = ", ".join(f"{100 * rate:.2f}% of {summary['negatives'][label]} {NEGATIVE_NAMES[label]}"
+                            for label, rate in summary["false_accept_rate"].items())
+        print(f"false rejects {100 * result.false_reject_rate:.2f}% of the words; false accepts (answered with a "
+              f"word): {accepts}; " + ("the model's own answers" if result.reject_below is None
+                                       else f"words accepted from a score of {result.reject_below:g}"))
+    for label, acc in summary["per_class_accuracy"].items():
+        print(f"  {label:>9}  {'-' if acc is None else f'{100 * acc:6.2f}%'}")
+    for speaker, acc in summary["per_speaker_accuracy"].items():
+        print(f"  speaker {speaker}: {100 * acc:.2f}%")
     return EXIT_FAILED_INPUTS if result.errors else EXIT_OK
 
 
@@ -193,7 +215,8 @@ def _cmd_transcribe(args) -> int:
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     max_seconds = _checked_max_seconds(args)  # None: TRANSCRIBE_MAX_SECONDS; the classifier sees words only
     files = _audio_files(args)
-    transcriber = Transcriber(load_model(args.model, *args.also), threshold=threshold, max_seconds=max_seconds)
+    transcriber = Transcriber(load_model(args.model, *args.also, reject_below=args.reject_below),
+                              threshold=threshold, max_seconds=max_seconds)
     return _report(transcriber.transcribe_many(files), args, lambda r: r.to_dict(), lambda r: r.text)
 
 
@@ -214,7 +237,7 @@ def _cmd_serve(args) -> int:
             and math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
         raise UsageError("--max-seconds and --max-upload-mb must be positive numbers")
     serve(args.model or args.model_option, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
-          runtime=args.runtime)
+          runtime=args.runtime, reject_below=args.reject_below)
     return EXIT_OK
 
 
@@ -222,7 +245,7 @@ def _cmd_bundle(args) -> int:
     from spokenword.inference.bundle import bundle
 
     manifest = bundle([args.run, *args.also], Path(args.out), data_root=args.data_root, int8=args.int8,
-                      calibration_clips=args.calibration_clips)
+                      calibration_clips=args.calibration_clips, reject_below=args.reject_below)
     print(f"{args.out}: {', '.join(manifest['members'])}; official test split "
           f"{100 * manifest['official_test_accuracy']:.2f}% of {manifest['official_test_count']}")
     return EXIT_OK
@@ -259,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="labels per file in --json (default: all)")
     _max_seconds_argument(p, DEFAULT_MAX_SECONDS, "files", f"{DEFAULT_MAX_SECONDS:g} s")
     _ensemble_argument(p)
+    _reject_argument(p)
     p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("evaluate", help="score a model (default: the bundled one) on labelled recordings")
@@ -268,11 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default with --split: FSDD at --data.root)")
     _model_option(p)
     p.add_argument("--split", choices=("official",), default=None,
-                   help="score only that split's test recordings (FSDD takes 0-4), never seen in its training")
+                   help="score only that split's test recordings (FSDD takes 0-4, and the held-out speakers' other "
+                        "words and noise when <root>/speech_commands_words exists), never seen in its training")
     _data_root_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _max_seconds_argument(p, DEFAULT_MAX_SECONDS, "recordings", f"{DEFAULT_MAX_SECONDS:g} s")
     _ensemble_argument(p)
+    _reject_argument(p)
+    p.add_argument("--det", default=None, metavar="PLOT.png",
+                   help="write the DET curve (false rejects vs false accepts over thresholds) to this image "
+                        "(needs the training extra's matplotlib)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("export", help="export a checkpoint for deployment: ONNX (float or int8), audio in, probabilities out")
@@ -281,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, metavar="onnx", help="export format: onnx")
     p.add_argument("--out", required=True, help="model file to write (.onnx); its metadata goes beside it as .json")
     p.add_argument("--int8", action="store_true",
-                   help="int8 static quantization calibrated on FSDD training-split clips (takes 10-49)")
+                   help="int8 static quantization calibrated on the training part of the checkpoint's own corpus and "
+                        "split (its run's config.yaml; else FSDD's official training split)")
     p.add_argument("--calibration-clips", type=int, default=200, help="training clips used to calibrate --int8")
     p.add_argument("--max-seconds", type=float, default=10.0,
                    help="fixed input length (s) recorded for fixed-shape runtimes; the graph accepts any length")
@@ -294,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="words scored lower are printed as '?' (default: spokenword.transcribe.decode.DEFAULT_THRESHOLD)")
     _max_seconds_argument(p, None, "recordings", "3600 s, spokenword.transcribe.decode.TRANSCRIBE_MAX_SECONDS")
     _ensemble_argument(p)
+    _reject_argument(p)
     p.set_defaults(func=_cmd_transcribe)
 
     p = sub.add_parser("figures", help="write the dataset illustrations (waveform, spectrogram, grid, MFCC)")
@@ -315,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): a .ckpt is exported to ONNX at startup and run by ONNX Runtime, or by PyTorch "
                         "when the export extras are missing; onnx: the same, missing extras are an error; torch: PyTorch")
     _ensemble_argument(p)
+    _reject_argument(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("bundle", help="build the bundled pretrained model from training runs (make model; "
@@ -325,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", choices=("auto", "never"), default="auto",
                    help="auto: each member int8 when the ensemble's official-split accuracy is not lower with it")
     p.add_argument("--calibration-clips", type=int, default=200, help="training clips used to calibrate int8")
+    p.add_argument("--reject-below", type=float, default=None, metavar="SCORE",
+                   help="the bundle's word threshold (0-1; stored in its manifest; `python -m benchmarks.accuracy "
+                        "ensemble` chooses it by leave-one-speaker-out cross-validation); default: none, the models' "
+                        "own best label")
     _data_root_argument(p)
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_bundle)

@@ -2,7 +2,8 @@
 
 The microphone is Chromium's fake capture device fed from a wav file (the device loops it): one
 FSDD test clip padded with silence for the one-digit mode, a multi-digit number made of test clips
-(takes 0-4) for the continuous mode. ``make test`` installs Chromium (``python -m tests.setup_browser``).
+(takes 0-4) for the continuous mode. "Not a digit" answers come from a stand-in model
+(:mod:`tests.rejecting_model`). ``make test`` installs Chromium (``python -m tests.setup_browser``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,25 +32,34 @@ def classifier(trained_checkpoint):
     return load_classifier(trained_checkpoint, max_seconds=10)
 
 
-@pytest.fixture(scope="module")
-def server_url(classifier):
+@contextmanager
+def running(app):
+    """``app`` on uvicorn in a thread; yields its URL."""
     import uvicorn
-
-    from spokenword.serve import create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(classifier), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server_url(classifier):
+    from spokenword.serve import create_app
+
+    with running(create_app(classifier)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -283,4 +294,67 @@ def test_continuous_mode_says_when_the_connection_is_lost(browser, server_url):
     message = page.inner_text("#message")
     assert "code 1001: server restarting" in message and "Press Listen to try again" in message
     assert len(frames) >= 10 and page.inner_text("#record").endswith("Listen")
+    context.close()
+
+
+# -- "not a digit" (a stand-in model with _unknown_ and _silence_) ---------------------------------
+@pytest.fixture(scope="module")
+def rejecting_url():
+    from spokenword.serve import create_app
+    from tests.rejecting_model import ToneWords
+
+    with running(create_app(ToneWords())) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def quiet_browser(playwright, tmp_path_factory):
+    chromium = launch(playwright, write_mic(tmp_path_factory.mktemp("quiet") / "quiet.wav", np.zeros(8000, np.float32), 8000))
+    yield chromium
+    chromium.close()
+
+
+def test_an_answer_that_is_not_a_word_shows_not_a_digit(quiet_browser, rejecting_url, tmp_path):
+    from tests.rejecting_model import NOISE, ONE, OTHER_WORD, tone
+
+    context, page, outside = open_page(quiet_browser, rejecting_url)
+    for n, (freq, expected) in enumerate([(OTHER_WORD, "not a digit"), (NOISE, "no speech"), (ONE, "1")]):
+        path = tmp_path / f"tone{n}.wav"
+        sf.write(path, tone(freq, 0.5), 8000)
+        with page.expect_response(lambda r: "/predict" in r.url, timeout=20_000):
+            page.set_input_files("#file", str(path))
+        page.wait_for_function(f"document.querySelector('#history').children.length === {n + 1}", timeout=20_000)
+        digit, _ = shown(page)
+        assert digit == expected
+        assert page.locator(".digit.rejected").count() == (expected != "1")
+        assert page.inner_text("#history li").startswith(expected)
+    assert page.locator("#bars .bar").count() == 12
+    assert page.inner_text("#bars").split() == [*"0123456789", "noise", "other"]
+    assert not outside, f"the page fetched from outside the app: {outside}"
+    context.close()
+
+
+def test_continuous_mode_leaves_what_is_not_a_digit_out(quiet_browser, rejecting_url):
+    """A stand-in WebSocket sends two words with a rejected sound between them."""
+    context, page, _ = open_page(quiet_browser, rejecting_url)
+    events = [{"type": "word", "label": "4", "score": 0.9, "start": 0.2, "end": 0.5, "uncertain": False, "decided_at": 0.7},
+              {"type": "rejected", "label": "_unknown_", "score": 0.8, "start": 0.9, "end": 1.3, "decided_at": 1.5},
+              {"type": "word", "label": "2", "score": 0.9, "start": 1.6, "end": 1.9, "uncertain": False, "decided_at": 2.1}]
+
+    def server(ws):
+        def on_message(message):
+            if isinstance(message, str) and json.loads(message).get("sample_rate"):
+                ws.send(json.dumps({"type": "ready", "sample_rate": 8000}))
+                for event in events:
+                    ws.send(json.dumps(event))
+
+        ws.on_message(on_message)
+
+    page.route_web_socket("**/ws/transcribe", server)
+    page.click("#mode-continuous")
+    page.click("#record")
+    page.wait_for_function("document.querySelector('#transcript').textContent === '42'", timeout=20_000)
+    page.wait_for_selector("#ignored:not([hidden])", timeout=5_000)
+    assert "not a digit" in page.inner_text("#ignored") and "Ignored 1 sound" in page.inner_text("#ignored")
+    assert page.locator("#transcript .word").count() == 2
     context.close()

@@ -96,7 +96,7 @@ def test_protocols_write_units_and_one_result_and_resume(fsdd_root, tmp_path, mo
     plain = float(rows[2].split("|")[2])
     assert abs(plain - theo) <= 2.0  # the same model through Classifier's preprocessing (fp32 here)
     assert rows[2] == f"| members (mean) | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
-    assert rows[3] == f"| ensemble | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
+    assert rows[3] == f"| ensemble, own answers | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
 
     # in noise: the ensemble of the official run with itself scores what the run's own noise unit says
     assert bench.main([*ensemble, "--noise", "--noise-clips", "20"]) == 0

@@ -31,7 +31,10 @@ def test_the_shipped_files_match_their_manifest():
 def test_the_card_states_the_manifest_figure_and_the_licences():
     manifest, card = pretrained.manifest(), (FOLDER / "MODEL_CARD.md").read_text()
     assert f"**{100 * manifest['official_test_accuracy']:.2f} %** of {manifest['official_test_count']}" in card
-    assert manifest["official_test_accuracy"] >= 0.997  # the issue's floor
+    # issue 30's floor, for the digit classifier; at the shipped threshold one official-split digit may be
+    # answered "not a digit" (issue 31's trade-off, docs/results.md)
+    assert manifest["closed_set_accuracy"] >= 0.997 and manifest["official_test_accuracy"] >= 0.995
+    assert f"it scores {100 * manifest['closed_set_accuracy']:.2f} %" in card
     for needed in ("CC BY-SA 4.0", "Creative Commons Attribution-NonCommercial-ShareAlike 4.0", "8 kHz",
                    "sample rate: 8000 Hz", "Intended use"):
         assert needed in card
@@ -50,6 +53,13 @@ def test_the_bundled_model_scores_the_official_split_at_its_card_figure(fsdd_roo
     manifest = pretrained.manifest()
     assert result["count"] == manifest["official_test_count"] == 300
     assert result["accuracy"] == pytest.approx(manifest["official_test_accuracy"], abs=1e-9)
+    assert result["reject_below"] == manifest["reject_below"]
+    assert main(["evaluate", "--split", "official", "--data.root", str(fsdd_root), "--json", "--reject-below", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(manifest["closed_set_accuracy"], abs=1e-9)
+    if (fsdd_root / "speech_commands_words").is_dir():  # the card's not-a-digit figures too
+        assert result["negatives"] == manifest["negatives"]
+        assert result["false_reject_rate"] == pytest.approx(manifest["false_reject_rate"], abs=1e-9)
+        assert result["false_accept_rate"] == pytest.approx(manifest["false_accept_rate"], abs=1e-9)
 
 
 @pytest.mark.integration
@@ -78,7 +88,8 @@ def test_the_model_option_the_old_positional_form_and_the_python_api(fsdd_record
     classifier = spokenword.load_model()
     assert isinstance(classifier, Ensemble) and classifier.runtime == "onnx+onnx"
     ranked = classifier(str(wav))
-    assert ranked[0]["label"] == "5" and set(ranked[0]) == {"label", "score"} and len(ranked) == 10
+    assert ranked[0]["label"] == "5" and set(ranked[0]) == {"label", "score"} and len(ranked) == 12
+    assert {r["label"] for r in ranked} == {*map(str, range(10)), "_unknown_", "_silence_"}
     first = str(pretrained.members()[0])
     for argv in (["classify", "-m", first, str(wav)], ["classify", first, str(wav)], ["classify", str(wav)]):
         assert main(argv) == 0, argv
@@ -100,6 +111,49 @@ def test_transcribe_without_a_model(fsdd_recordings, tmp_path, capsys):
     sf.write(number, np.concatenate(parts), rate)
     assert main(["transcribe", str(number)]) == 0
     assert capsys.readouterr().out.strip() == f"{number}\t42"
+
+
+@pytest.mark.integration
+def test_other_words_and_noise_between_digits_are_left_out(fsdd_root, fsdd_recordings, tmp_path, capsys, monkeypatch):
+    """Real clips: a Speech Commands word of a held-out speaker and a held-out stretch of recorded noise,
+    between two digits, through `transcribe` and the live path; only the digits come out."""
+    import numpy as np
+    import soundfile as sf
+
+    from spokenword import audio, load_model
+    from spokenword.data.corpora.negatives import NoiseClips, OtherWords
+    from spokenword.serve.live import LiveStream
+    from spokenword.transcribe.decode import Transcriber
+
+    if not (fsdd_root / "speech_commands_words").is_dir():
+        pytest.skip("no non-digit data under the data root")
+    monkeypatch.setenv("SPOKENWORD_CACHE", str(tmp_path / "cache"))
+    classifier = load_model()
+    rate = classifier.sample_rate
+
+    def first_rejected(recordings, label):  # a held-out clip the model itself answers `label`
+        for rec in recordings:
+            if rec.subset == "test" and classifier(rec.path)[0]["label"] == label:
+                return audio.load(rec.path, rate)
+        pytest.fail(f"no test clip answered {label}")
+
+    word = first_rejected(OtherWords().recordings(fsdd_root), "_unknown_")
+    noise = first_rejected([r for r in NoiseClips().recordings(fsdd_root) if r.speaker == "running_tap"], "_silence_")
+    gap = np.zeros(rate // 2, dtype=np.float32)
+    digits = [audio.load(fsdd_recordings / name, rate) for name in ("4_jackson_0.wav", "2_theo_1.wav")]
+    wave = np.concatenate([gap, digits[0], gap, word, gap, noise, gap, digits[1], gap])
+    path = tmp_path / "with-words.wav"
+    sf.write(path, wave, rate)
+    assert main(["transcribe", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[str(path)]
+    assert result["text"] == "42" and {r["label"] for r in result["rejected"]} <= {"_unknown_", "_silence_"}
+    assert len(result["rejected"]) >= 1
+    stream, events = LiveStream(Transcriber(classifier), rate), []
+    for i in range(0, len(wave), rate // 50):
+        events += stream.feed(wave[i:i + rate // 50].tobytes())
+    events += stream.finish()
+    assert "".join(e["label"] for e in events if e["type"] == "word") == "42"
+    assert any(e["type"] == "rejected" for e in events)
 
 
 def test_a_command_whose_extra_is_missing_says_which_to_install():

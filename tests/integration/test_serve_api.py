@@ -338,7 +338,8 @@ def test_serve_loads_through_the_one_loader(trained_checkpoint, monkeypatch, cap
         package.handlers[:] = handlers
         package.propagate = propagate
         package.setLevel(level)
-    assert calls == [((str(trained_checkpoint), "b.onnx"), {"runtime": "onnx", "max_seconds": 10.0, "threads": 1})]
+    assert calls == [((str(trained_checkpoint), "b.onnx"), {"runtime": "onnx", "max_seconds": 10.0, "threads": 1,
+                                                                  "reject_below": None})]
     assert served[0].state.classifier.runtime == "stub" and "stub runtime" in capsys.readouterr().out
 
 
@@ -357,6 +358,9 @@ def test_cli_passes_the_runtime_flag(trained_checkpoint, monkeypatch, capsys):
     assert [k["runtime"] for k in seen] == ["auto", "torch"]
     assert cli.main(["serve", str(trained_checkpoint), "--with", "b.ckpt", "--with", "c.onnx"]) == 0
     assert [k["also"] for k in seen] == [[], [], ["b.ckpt", "c.onnx"]]
+    assert [k["reject_below"] for k in seen] == [None] * 3  # the loader's default: the bundled model's value, else 0
+    assert cli.main(["serve", str(trained_checkpoint), "--reject-below", "0.6"]) == 0
+    assert seen[-1]["reject_below"] == 0.6
     assert cli.main(["serve", str(trained_checkpoint), "--runtime", "gpu"]) == 2
     assert "invalid choice: 'gpu'" in capsys.readouterr().err
 

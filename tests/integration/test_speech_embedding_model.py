@@ -16,6 +16,7 @@ from spokenword.data.splits import make_split
 from spokenword.inference.checkpoint import Classifier
 from spokenword.inference.onnx import OnnxClassifier
 from spokenword.models import SpeechEmbeddingCNN
+from spokenword.labels import is_rejection
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,15 @@ def test_an_ensemble_of_two_front_ends_averages_them(checkpoint: Path, trained_c
     ensemble = load_model(trained_checkpoint, checkpoint)
     assert isinstance(ensemble, Ensemble) and ensemble.runtime == "torch+torch"
     waves = [ensemble.waveform(r.path) for r in test_clips]
-    expected = (cnn.probabilities([cnn.featurize(w) for w in waves]) + emb.probabilities([emb.featurize(w) for w in waves])) / 2
+    # the ensemble rule: the embedding (trained with _unknown_/_silence_ where that data is) decides whether it
+    # is a digit, both members which digit (their digit probabilities renormalised, averaged)
+    p_cnn = cnn.probabilities([cnn.featurize(w) for w in waves])
+    p_emb = emb.probabilities([emb.featurize(w) for w in waves])
+    digits = [label for label in ensemble.labels if not is_rejection(label)]
+    rejected = p_emb[:, [emb.labels.index(label) for label in ensemble.labels if is_rejection(label)]]
+    own = [p[:, [m.labels.index(label) for label in digits]] for p, m in ((p_cnn, cnn), (p_emb, emb))]
+    mean = sum(o / o.sum(axis=1, keepdims=True) for o in own) / 2
+    expected = np.concatenate([mean * (1 - rejected.sum(axis=1, keepdims=True)), rejected], axis=1)
     got = ensemble.probabilities([ensemble.featurize(w) for w in waves])
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
@@ -113,6 +122,7 @@ def test_an_ensemble_of_two_front_ends_averages_them(checkpoint: Path, trained_c
     result = json.loads(capsys.readouterr().out)
     assert result["count"] == len(test_clips)
     assert result["accuracy"] == pytest.approx(float((got.argmax(1) == [ensemble.labels.index(r.label) for r in test_clips]).mean()))
+    assert result["labels"] == ensemble.labels
 
     assert main(["transcribe", str(trained_checkpoint), clip, "--with", str(checkpoint), "--json"]) == 0
     (transcript,) = json.loads(capsys.readouterr().out).values()

@@ -84,7 +84,7 @@ def test_weights_make_a_weighted_mean():
 
 @pytest.mark.parametrize("members, weights, message", [
     ([classifier([1.0, 0.0, 0.0])], None, "at least two"),
-    ([classifier([1.0, 0.0, 0.0]), classifier([1.0, 0.0], labels=["a", "b"])], None, "share their labels"),
+    ([classifier([1.0, 0.0, 0.0]), classifier([1.0, 0.0], labels=["a", "b"])], None, "share their words"),
     ([classifier([1.0, 0.0, 0.0]), classifier([1.0, 0.0, 0.0])], [1.0], "weights"),
     ([classifier([1.0, 0.0, 0.0]), classifier([1.0, 0.0, 0.0])], [-1.0, 2.0], "weights"),
     ([classifier([1.0, 0.0, 0.0]), classifier([1.0, 0.0, 0.0])], [0.0, 0.0], "weights"),

@@ -16,30 +16,14 @@ Splits (``split``):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from spokenword.data.corpora import DatasetError, Recording
+from spokenword.data.corpora.base import CACHE_ENV, DATA_ENV, resolve_cache_dir, resolve_root  # noqa: F401 - their public home for callers
 
 SplitName = Literal["official", "reference", "speakers", "corpus"]
-DATA_ENV = "SPOKENWORD_DATA"
-CACHE_ENV = "SPOKENWORD_CACHE"
-
-
-def resolve_root(root: str | os.PathLike | None) -> Path:
-    """The data root: ``root`` if given, else ``$SPOKENWORD_DATA``, else ``./data``."""
-    if root:
-        return Path(root).expanduser()
-    return Path(os.environ.get(DATA_ENV) or "data").expanduser()
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
-    """Feature cache folder: ``cache_dir``, else ``$SPOKENWORD_CACHE``, else ``./.cache/spokenword``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    return Path(os.environ.get(CACHE_ENV) or ".cache/spokenword").expanduser()
 
 
 @dataclass(frozen=True)
@@ -59,7 +43,19 @@ def make_split(
     test_speakers: list[str] | None = None,
     val_speakers: list[str] | None = None,
 ) -> Split:
-    """Divide ``recordings`` into train / validation / test (see module docstring). Deterministic."""
+    """Divide ``recordings`` into train / validation / test (see module docstring). Deterministic.
+
+    Recordings with no take number that carry their own ``subset`` (e.g. the non-digit words and
+    noise clips of :mod:`spokenword.data.corpora.negatives`) keep it under every split, so that a
+    split of digits by take or speaker tests on other words and noise never trained on too."""
+    if split != "corpus":
+        fixed = [r for r in recordings if r.take < 0 and r.subset]
+        if fixed and len(fixed) < len(recordings):
+            ruled = make_split([r for r in recordings if not (r.take < 0 and r.subset)], split, test_speakers, val_speakers)
+            part = {name: [r for r in fixed if r.subset == name] for name in ("train", "val", "test")}
+            val = ruled.val + part["val"] if ruled.val is not ruled.test else ruled.val + part["test"]
+            return Split(ruled.name, train=ruled.train + part["train"], val=val, test=ruled.test + part["test"],
+                         protocol=ruled.protocol + "; other words and noise: their own speaker- and time-disjoint parts")
     if split in ("official", "reference") and recordings and all(r.take < 0 for r in recordings):
         raise DatasetError(f"split {split!r} needs FSDD-style take numbers; use split 'corpus' or 'speakers' for this corpus")
     if split == "corpus":

@@ -26,6 +26,7 @@ import numpy as np
 
 from spokenword import audio
 from spokenword.frontend.host import host_steps
+from spokenword.labels import UNKNOWN, is_rejection
 
 #: ``metadata_props`` key of the ONNX model holding the export metadata (JSON, see
 #: :func:`spokenword.inference.onnx.read_metadata`).
@@ -146,9 +147,16 @@ class BaseClassifier:
     limit, s; ``None``: :data:`spokenword.audio.DEFAULT_MAX_SECONDS`, 600 s: there is always a limit)
     and ``runtime`` (what runs the model: ``torch``, ``onnx``, ...), implements :meth:`probabilities`
     and :meth:`spectrogram`, and calls :meth:`check_model` once loaded.
+
+    ``reject_below`` (0-1, or ``None``): the word threshold of :meth:`rank`. ``None`` (the default):
+    the model's own best label is the answer, ``_unknown_``/``_silence_`` where it has those outputs and
+    they score highest; a number ``t``: the best word is the answer when it scores at least ``t``,
+    else the model's best "not a word" label (``_unknown_`` for a model without those outputs). The
+    bundled model sets the value chosen by leave-one-speaker-out cross-validation.
     """
 
     runtime: str = "?"
+    reject_below: float | None = None
     labels: list[str]
     sample_rate: int
     features: object
@@ -211,12 +219,25 @@ class BaseClassifier:
         return host_steps(wave, self.features)
 
     def rank(self, probs, top_k: int | None = None) -> Prediction:
-        """One row of probabilities ``(num_classes,)`` to the sorted ``[{"label", "score"}]`` list
-        (``top_k`` entries, all by default)."""
+        """One row of probabilities ``(num_classes,)`` to the ``[{"label", "score"}]`` list (``top_k``
+        entries, all by default), sorted by score except that the first entry is the answer (see
+        :attr:`reject_below`): with a threshold, the best word when it reaches it, else the best of
+        ``_unknown_``/``_silence_`` (or ``{"label": "_unknown_", "score": 1 - best word}`` for a model
+        without them), the rest following in score order."""
         probs = np.asarray(probs)
         k = len(self.labels) if top_k is None else max(1, min(top_k, len(self.labels)))
-        order = np.argsort(-probs, kind="stable")[:k]
-        return [{"label": self.labels[i], "score": float(probs[i])} for i in order]
+        order = np.argsort(-probs, kind="stable")
+        ranked = [{"label": self.labels[i], "score": float(probs[i])} for i in order]
+        if self.reject_below is not None:
+            words = [p for p in ranked if not is_rejection(p["label"])]
+            if words and words[0]["score"] >= self.reject_below:
+                answer = words[0]
+            else:
+                rejections = sorted((p for p in ranked if is_rejection(p["label"])),
+                                    key=lambda p: (-p["score"], p["label"] != UNKNOWN))  # a tie: speech, not noise
+                answer = rejections[0] if rejections else {"label": UNKNOWN, "score": 1.0 - (words[0]["score"] if words else 0.0)}
+            ranked = [answer] + [p for p in ranked if p is not answer]
+        return ranked[:k]
 
     def __call__(self, source, top_k: int | None = None) -> Prediction:
         return self.rank(self.probabilities([self.featurize(self.waveform(source))])[0], top_k)

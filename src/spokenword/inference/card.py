@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from spokenword.labels import is_rejection
+
 #: FSDD, the training data of every config in configs/
 FSDD_DATA = ("Free Spoken Digit Dataset (FSDD) v1.0.10, https://github.com/Jakobovski/free-spoken-digit-dataset: "
              "3,000 recordings of the English digits 0-9 by six speakers, 8 kHz mono wav. "
@@ -42,6 +44,19 @@ def _percent(value) -> str:
     return "-" if value is None else f"{100 * float(value):.2f} %"
 
 
+def calibration_line(metadata: dict) -> str:
+    """Which clips calibrated an int8 export's activation ranges (its ``calibration`` metadata)."""
+    about = metadata.get("calibration")
+    clips = metadata.get("calibration_clips", "?")
+    if not isinstance(about, dict):  # an export made before the calibration data was recorded: FSDD always
+        return f"{clips} clips of FSDD's official training split (takes 10-49)."
+    where = (f"{about.get('clips', clips)} clips of the training part of `{about.get('corpus')}`, split "
+             f"`{about.get('split')}` (never its validation or test part)")
+    if about.get("checkpoint_training_data"):
+        return where + ": the data the checkpoint was trained on."
+    return where + f": {about.get('note', 'not confirmed to be the data the checkpoint was trained on')}."
+
+
 def member_section(name: str, metadata: dict, report: dict | None) -> str:
     """The part of a card that describes one export."""
     features = metadata.get("features", {})
@@ -63,6 +78,10 @@ def member_section(name: str, metadata: dict, report: dict | None) -> str:
             f"clips; validation {_percent(val.get('acc'))} on {val.get('count')} clips",
         ]
     lines.append("- training data: " + FSDD_DATA)
+    if any(is_rejection(label) for label in metadata.get("labels", [])):
+        lines.append("- not-a-digit data (`_unknown_`, `_silence_`): " + NEGATIVES_DATA)
+    if metadata.get("precision") == "int8":
+        lines.append("- int8 calibration: " + calibration_line(metadata))
     lines.append("- pretrained weights: " + (SPEECH_EMBEDDING_LICENCE if _pretrained(metadata) else
                                              "none (trained from scratch on the data above)."))
     return "\n".join(lines)
@@ -76,8 +95,10 @@ LIMITS = """## Intended use and known limits
   accuracy on other voices, children, far-field or noisy recordings. The official-split figure is measured on
   those same six voices (other takes); docs/results.md measures voices never heard.
 - FSDD is 8 kHz audio: everything above 4 kHz is discarded, so the model never uses it.
-- Closed set: every clip is given one of the ten digits, words outside the set included; use the score
-  (and `transcribe`'s threshold) to reject uncertain answers.
+- Other words and noise: a model with `_unknown_` and `_silence_` outputs (the bundled one) answers "not a
+  digit" for them, but learnt "other words" from 25 English words only: a word that sounds like a digit
+  ("tree", "for", "ate") can still be taken for one (false accept rates above and in docs/results.md). A model
+  without those outputs gives every clip one of the ten digits; use the score (`--reject-below`) there.
 - Not for security decisions or for identifying speakers."""
 
 
@@ -113,9 +134,17 @@ def write_export_card(model: str | Path, metadata: dict, checkpoint: str | Path 
     return path
 
 
+NEGATIVES_DATA = ("25 non-digit English words (817 clips, 236 speakers) and the six background-noise recordings of "
+                  "Google's Speech Commands v0.02 (Warden 2018, arXiv:1804.03209), CC BY 4.0 "
+                  "(https://creativecommons.org/licenses/by/4.0/); training, validation and test parts by speaker "
+                  "(words) and by time (noise), spokenword.data.corpora.negatives.")
+REJECTION_NAMES = {"_unknown_": "other words", "_silence_": "noise clips"}
+
+
 def bundle_card(name: str, members: list[str], metadata: dict[str, dict], reports: dict[str, dict | None],
-                accuracy: float, count: int) -> str:
-    """``MODEL_CARD.md`` of a bundled model: the ensemble of ``members`` (export file names)."""
+                accuracy: float, count: int, rejection: dict | None = None) -> str:
+    """``MODEL_CARD.md`` of a bundled model: the ensemble of ``members`` (export file names); ``rejection``:
+    its ``reject_below``, false reject and false accept rates on the test part (see :mod:`spokenword.inference.bundle`)."""
     first = metadata[members[0]]
     listed = ", ".join(f"`{m}` ({metadata[m].get('precision')}, {metadata[m].get('parameters')} parameters)"
                        for m in members)
@@ -138,6 +167,21 @@ def bundle_card(name: str, members: list[str], metadata: dict[str, dict], report
         "`report.json`, shipped beside it) are below. These are six voices the model was trained on (other takes); "
         "on voices never heard see docs/results.md.",
     ]
+    if rejection and rejection.get("negatives"):
+        accepted = ", ".join(f"{100 * rate:.2f} % of {rejection['negatives'][label]} {REJECTION_NAMES[label]}"
+                             for label, rate in rejection["false_accept_rate"].items())
+        sections.append(
+            "## Not a digit\n\n"
+            f"It answers `_unknown_` (another word) or `_silence_` (noise, no speech) for what is not a digit. On "
+            f"held-out noise and other people's words, at its threshold `reject_below` = {rejection['reject_below']} (a word "
+            "is the answer when it scores at least this; chosen by leave-one-speaker-out cross-validation, "
+            f"docs/results.md; `--reject-below` sets another): digits of the official test split falsely rejected "
+            f"{100 * rejection['false_reject_rate']:.2f} %; accepted as a digit: {accepted}. As a closed-set classifier "
+            f"(`--reject-below 0`: every clip answered with its best digit) it scores {100 * rejection['closed_set_accuracy']:.2f} % "
+            "of the official test split. Training and test words "
+            "come from disjoint speakers of Speech Commands (CC BY 4.0, by Pete Warden, Google: 25 English words, "
+            "arXiv:1804.03209), noise from disjoint time spans of its background-noise recordings; "
+            "`python -m benchmarks.reject` measures it, also as false digits per hour of long audio (docs/results.md).")
     for member in members:
         sections.append(f"## Member `{member}`\n\n" + member_section(member, metadata[member], reports.get(member)))
     sections.append(LIMITS)

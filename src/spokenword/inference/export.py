@@ -18,7 +18,9 @@ training normalisation and the network. Silence trimming and the loudest window,
 depends on the data, are the steps left outside: :func:`spokenword.frontend.host.host_steps` applies
 them before the graph. Label names, sample rate, feature settings and normalisation statistics travel
 with the model (ONNX ``metadata_props["spokenword"]``) and in a JSON file beside it (same content,
-see :func:`export_metadata`).
+see :func:`export_metadata`). An int8 export is calibrated on the training part of the checkpoint's own
+corpus and split (:func:`calibration_data`). Large, mostly-zero constants (the mel filterbank) are stored
+as their nonzero values (:func:`compact_sparse_constants`).
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def _write_sidecar(out: Path, metadata: dict) -> Path:
 
 
 def _set_onnx_metadata(path: Path, metadata: dict) -> None:
+    """Write ``metadata`` into the ONNX file at ``path``, dropping what it does not need (the exporter's
+    per-node traces, intermediate shapes) and storing sparse constants compactly (:func:`compact_sparse_constants`)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -117,11 +121,56 @@ def _set_onnx_metadata(path: Path, metadata: dict) -> None:
         del node.metadata_props[:]
         node.doc_string = ""
     del model.graph.value_info[:]  # intermediate shapes: optional, ONNX Runtime infers them
+    compact_sparse_constants(model)
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = runtime.METADATA_KEY, json.dumps(metadata)
     model.doc_string = f"spokenword {metadata['precision']} export of {metadata['source_checkpoint']}: audio -> probabilities, features"
     onnx.save(model, str(path))
+
+
+#: float32 constants of at least this many elements, with at most this fraction of them nonzero, are
+#: stored as their nonzero values (:func:`compact_sparse_constants`)
+SPARSE_MIN_ELEMENTS, SPARSE_MAX_FILL = 1024, 0.25
+
+
+def compact_sparse_constants(model) -> list[str]:
+    """Store every large, mostly-zero float32 initializer of ``model`` (in place) as its nonzero values
+    and their flat positions (int32), scattered into zeros in the graph (``ConstantOfShape``,
+    ``ScatterElements``, ``Reshape``): the same tensor, bit for bit (signed zeros included), in a
+    fraction of the bytes. ONNX Runtime folds it back to the dense constant when it loads the model.
+    In a log-mel export this is the mel filterbank (64 x 129 float32, 249 nonzero: 33 KB -> 2 KB).
+    Returns the names of the initializers rewritten."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph, nodes, done = model.graph, [], []
+    for init in list(graph.initializer):
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < SPARSE_MIN_ELEMENTS:
+            continue
+        dense = numpy_helper.to_array(init)
+        flat = dense.ravel()
+        where = np.flatnonzero(flat.view(np.uint32))  # by bit pattern: -0.0 is kept as a value
+        if len(where) > SPARSE_MAX_FILL * flat.size:
+            continue
+        name = init.name
+        graph.initializer.remove(init)
+        graph.initializer.extend([
+            numpy_helper.from_array(np.array([flat.size], np.int64), f"{name}.size"),
+            numpy_helper.from_array(where.astype(np.int32), f"{name}.positions"),
+            numpy_helper.from_array(flat[where], f"{name}.values"),
+            numpy_helper.from_array(np.array(dense.shape, np.int64), f"{name}.shape"),
+        ])
+        nodes += [
+            helper.make_node("ConstantOfShape", [f"{name}.size"], [f"{name}.zeros"],
+                             value=numpy_helper.from_array(np.zeros(1, np.float32))),
+            helper.make_node("ScatterElements", [f"{name}.zeros", f"{name}.positions", f"{name}.values"],
+                             [f"{name}.flat"], axis=0),
+            helper.make_node("Reshape", [f"{name}.flat", f"{name}.shape"], [name]),
+        ]
+        done.append(name)
+    for node in reversed(nodes):  # before every use: the graph's nodes are in topological order
+        graph.node.insert(0, node)
+    return done
 
 
 @contextlib.contextmanager
@@ -168,7 +217,7 @@ class _CalibrationReader:
         return next(self._items, None)
 
 
-def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> Path:
+def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray], calibration: dict | None = None) -> Path:
     """Post-training static int8 quantization (QDQ, per-channel weights, MinMax calibration) of the
     network's convolutions (but the first) and linear layer; the front end stays float.
 
@@ -176,6 +225,7 @@ def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> 
         float_model: an ``.onnx`` from :func:`export_onnx`.
         calibration_waves: ``(T,)`` float32 clips at the model's rate, after
             :func:`spokenword.frontend.host.host_steps` (training data, never the test split).
+        calibration: where the clips come from (:func:`calibration_data`), recorded in the metadata.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -194,28 +244,105 @@ def quantize_onnx(float_model, out, calibration_waves: Sequence[np.ndarray]) -> 
         )
     metadata["precision"] = "int8"
     metadata["calibration_clips"] = len(calibration_waves)
+    if calibration is not None:
+        metadata["calibration"] = {**calibration, "clips": len(calibration_waves)}
     _set_onnx_metadata(out, metadata)
     _write_sidecar(out, metadata)
     return out
 
 
-def calibration_waves(root, sample_rate: int, settings: dict, *, clips: int = 200) -> list[np.ndarray]:
-    """``clips`` training-split FSDD recordings (official split: takes 10-49), evenly spread over
-    the sorted list, decoded and passed through the host-side steps."""
-    from spokenword import audio
-    from spokenword.data.splits import make_split
-    from spokenword.data.corpora import FSDD
+def _corpus_name(corpus) -> str:
+    """``LabelledFolder(path='audio')``: the class and the arguments that differ from their defaults."""
+    import inspect
 
-    train = make_split(FSDD().recordings(Path(root)), "official").train
-    step = max(1, len(train) // clips)
-    chosen = train[::step][:clips]
-    return [host_steps(audio.load(r.path, sample_rate), settings) for r in chosen]
+    parameters = inspect.signature(type(corpus).__init__).parameters
+    args = [f"{k}={v!r}" for k, v in vars(corpus).items()
+            if not k.startswith("_") and (k not in parameters or parameters[k].default != v)]
+    return f"{type(corpus).__name__}({', '.join(args)})"
+
+
+def _training_settings(checkpoint: Path) -> tuple[dict, str | None]:
+    """The data module's settings the checkpoint was trained with, and what was not recorded (``None``:
+    nothing). The checkpoint stores its data module's hyper-parameters but not the corpus
+    (``save_hyperparameters(ignore=["corpus", ...])``); LightningCLI's ``config.yaml`` in the run folder
+    (``RUN/config.yaml`` beside ``RUN/checkpoints/``) has the whole ``data`` section."""
+    import yaml
+
+    from spokenword.inference.checkpoint import _moved
+
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True).get("datamodule_hyper_parameters")
+    settings = dict(stored) if isinstance(stored, dict) else {}
+    config = checkpoint.resolve().parent.parent / "config.yaml"
+    if config.is_file():
+        data = (yaml.safe_load(config.read_text()) or {}).get("data")
+        if isinstance(data, dict):
+            settings.update(data)
+    missing = None if "corpus" in settings else f"no config.yaml in its run folder ({config.parent}) records its corpus"
+    return _moved(settings), missing
+
+
+def _training_part(settings: dict, data_root) -> tuple[list, str, str]:
+    """The training part of the split of the data module ``settings`` describe, built as ``spokenword fit``
+    builds it (jsonargparse, :class:`~spokenword.data.datamodule.AudioDataModule`); ``data_root``
+    overrides its data root. Returns the recordings, the corpus and the split name."""
+    from jsonargparse import ArgumentParser
+
+    from spokenword.data.datamodule import AudioDataModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(AudioDataModule, "data")
+    wanted = {k: settings[k] for k in ("root", "corpus", "split", "test_speakers", "val_speakers") if k in settings}
+    if data_root:
+        wanted["root"] = str(data_root)
+    config = parser.parse_object({"data": wanted})
+    with warnings.catch_warnings():  # jsonargparse 4.49+ renamed instantiate_classes to instantiate
+        warnings.simplefilter("ignore")
+        module = parser.instantiate_classes(config).data
+    train = module.split.train
+    if not train:
+        raise ValueError(f"the training part of split {module.split_name!r} is empty")
+    return train, _corpus_name(module.corpus), module.split_name
+
+
+def calibration_data(checkpoint, sample_rate: int, settings: dict, *, data_root=None,
+                     clips: int = 200) -> tuple[list[np.ndarray], dict]:
+    """``clips`` recordings of the training part of the corpus and split ``checkpoint`` was trained on
+    (never its validation or test part), evenly spread over the sorted list, decoded at ``sample_rate``
+    and passed through the host-side steps of ``settings``; and where they come from (the export's
+    ``calibration`` metadata).
+
+    The corpus, split and data root are those of the checkpoint's training run (:func:`_training_settings`);
+    ``data_root`` overrides the data root. A run without a recorded corpus is taken to be on the data
+    module's default corpus, FSDD. When that data cannot be read, FSDD's official training split (takes
+    10-49) under ``data_root`` (or ``$SPOKENWORD_DATA``) calibrates instead; either case logs one line."""
+    from spokenword import audio
+    from spokenword.data.splits import resolve_root
+
+    checkpoint = Path(checkpoint)
+    training, missing = _training_settings(checkpoint)
+    note = None
+    try:
+        recordings, corpus, split = _training_part(training, data_root)
+        if missing:
+            note = f"{missing}; assumed FSDD, the data module's default"
+    except Exception as err:  # noqa: BLE001 - any failure: a corpus gone, a config of another version
+        reason = missing or f"its training data could not be read ({' '.join(str(err).split())[:200]})"
+        recordings, corpus, split = _training_part({"split": "official"}, resolve_root(data_root))
+        note = f"{reason}; FSDD's official training split (takes 10-49) used instead"
+    if note:
+        logging.getLogger(__name__).warning("int8 calibration of %s: %s", checkpoint, note)
+    step = max(1, len(recordings) // clips)
+    chosen = recordings[::step][:clips]
+    waves = [host_steps(audio.load(r.path, sample_rate), settings) for r in chosen]
+    about = {"corpus": corpus, "split": split, "part": "train", "checkpoint_training_data": note is None}
+    return waves, ({**about, "note": note} if note else about)
 
 
 def export(checkpoint, out, *, format: str = "onnx", int8: bool = False, data_root=None,
            calibration_clips: int = 200, max_seconds: float = DEFAULT_MAX_SECONDS) -> list[Path]:
     """What ``spokenword export`` does; returns the files written (model, its JSON metadata, its model card
-    ``MODEL.onnx.md``)."""
+    ``MODEL.onnx.md``). ``data_root``: where the checkpoint's training corpus is for ``int8`` calibration
+    (default: its training run's data root, else ``$SPOKENWORD_DATA``), see :func:`calibration_data`."""
     out = Path(out)
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; expected one of {', '.join(FORMATS)}")
@@ -223,14 +350,13 @@ def export(checkpoint, out, *, format: str = "onnx", int8: bool = False, data_ro
     if not int8:
         path = export_onnx(checkpoint, out, max_seconds=max_seconds)
         return [path, sidecar_path(path), _card(path, checkpoint)]
-    from spokenword.data.splits import resolve_root
-
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as work:
         float_path = export_onnx(checkpoint, Path(work) / "float32.onnx", max_seconds=max_seconds)
         meta = read_metadata(float_path)
-        waves = calibration_waves(resolve_root(data_root), meta["sample_rate"], meta["features"], clips=calibration_clips)
-        path = quantize_onnx(float_path, out, waves)
+        waves, about = calibration_data(checkpoint, meta["sample_rate"], meta["features"], data_root=data_root,
+                                        clips=calibration_clips)
+        path = quantize_onnx(float_path, out, waves, about)
     return [path, sidecar_path(path), _card(path, checkpoint)]
 
 

@@ -45,7 +45,7 @@ def _torch_threads(threads: int | None) -> None:
 
 def load_model(model: str | os.PathLike | None = None, *also: str | os.PathLike, runtime: str | None = None,
                max_seconds: float | None = None, threads: int | None = None,
-               weights: Sequence[float] | None = None) -> BaseClassifier:
+               weights: Sequence[float] | None = None, reject_below: float | None = None) -> BaseClassifier:
     """Open trained models for inference: ``model`` alone, or with ``also`` the
     :class:`~spokenword.inference.ensemble.Ensemble` of all of them (``weights``: one per model).
 
@@ -70,22 +70,32 @@ def load_model(model: str | os.PathLike | None = None, *also: str | os.PathLike,
             ``None``: :data:`spokenword.audio.DEFAULT_MAX_SECONDS` (600 s). There is always a limit.
         threads: intra-op threads per inference (ONNX Runtime session; torch's global setting);
             ``None``: the runtimes' defaults.
+        reject_below: a word is the answer only when it scores at least this (0-1), else "not a word"
+            (:meth:`~spokenword.inference.base.BaseClassifier.rank`); ``None``: the bundled model's value
+            (its manifest's ``reject_below``) for the bundled model, else the model's own best label.
 
     Raises :class:`~spokenword.inference.base.ModelError` with a one-line message for an unusable
     model or choice.
     """
     if runtime is not None and runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if reject_below is not None and not 0.0 <= reject_below <= 1.0:
+        raise ModelError(f"reject_below must be a score from 0 to 1, not {reject_below}")
     if model is None:
         from spokenword import pretrained
 
         model, *bundled = [*pretrained.members(), *also]
         also = tuple(bundled)
+        if reject_below is None:
+            reject_below = pretrained.manifest().get("reject_below")
     if also:
         from spokenword.inference.ensemble import Ensemble
 
-        return Ensemble([_load_one(m, runtime, max_seconds, threads) for m in (model, *also)], weights)
-    return _load_one(model, runtime, max_seconds, threads)
+        classifier = Ensemble([_load_one(m, runtime, max_seconds, threads) for m in (model, *also)], weights)
+    else:
+        classifier = _load_one(model, runtime, max_seconds, threads)
+    classifier.reject_below = None if reject_below is None else float(reject_below)
+    return classifier
 
 
 def _load_one(model, runtime: str | None, max_seconds: float | None, threads: int | None) -> BaseClassifier:

@@ -11,6 +11,10 @@ Routes: ``POST /predict`` (multipart field ``file`` or the raw file as the body)
 the page at ``/`` (assets under ``/static``, all served locally) and the OpenAPI docs at ``/docs``.
 Every user mistake is answered with a 4xx and ``{"detail": "..."}``.
 
+A model trained with the rejection labels (:mod:`spokenword.labels`) may answer ``_unknown_`` (other
+speech) or ``_silence_`` (noise), as may any model whose best word scores under its ``reject_below``:
+``/predict`` returns that answer as it is, with ``"word": false``.
+
 Concurrent ``/predict`` requests are micro-batched (:class:`~spokenword.serve.batching.MicroBatcher`):
 those arriving within ``batch_ms`` share one decode-and-infer call in a worker thread, so the
 event loop only parses HTTP.
@@ -34,6 +38,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from spokenword.audio import AudioError, TooLongError
 from spokenword.inference.base import ModelError
+from spokenword.labels import is_rejection
 from spokenword.serve.batching import MicroBatcher
 
 STATIC = Path(__file__).with_name("static")
@@ -62,9 +67,13 @@ _PREDICT_BODY = {
 _RANKED = {"type": "array", "items": {"type": "object", "properties": {"label": {"type": "string"}, "score": {"type": "number"}}}}
 _PREDICT_ANSWER = {200: {"description": "The prediction", "content": {"application/json": {"schema": {
     "type": "object",
-    "required": ["label", "score", "top_k", "duration_s", "sample_rate", "silent", "peak_dbfs"],
+    "required": ["label", "score", "word", "top_k", "duration_s", "sample_rate", "silent", "peak_dbfs"],
     "properties": {
-        "label": {"type": "string"}, "score": {"type": "number"}, "top_k": _RANKED,
+        "label": {"type": "string", "description": "the answer: a word of the model, or _unknown_ (other speech) "
+                                                   "or _silence_ (noise, no speech): not a word"},
+        "score": {"type": "number"},
+        "word": {"type": "boolean", "description": "false when label is _unknown_ or _silence_ (not a word)"},
+        "top_k": _RANKED,
         "duration_s": {"type": "number"}, "sample_rate": {"type": "integer"}, "silent": {"type": "boolean"},
         "peak_dbfs": {"type": ["number", "null"]},
         "spectrogram": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
@@ -179,6 +188,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         return {
             "label": ranked[0]["label"],
             "score": ranked[0]["score"],
+            "word": not is_rejection(ranked[0]["label"]),
             "top_k": ranked,
             "duration_s": round(len(wave) / rate, 4),
             "sample_rate": rate,
@@ -230,8 +240,9 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
 
     @app.post("/predict", openapi_extra=_PREDICT_BODY, summary="Classify one audio clip", responses=_PREDICT_ANSWER)
     async def predict(request: Request, top_k: int | None = None, spectrogram: bool = False) -> JSONResponse:
-        """Returns ``{label, score, top_k: [{label, score}], duration_s, sample_rate, silent, peak_dbfs}``;
-        ``sample_rate`` is the rate the model heard (Hz), ``duration_s`` the clip length (s).
+        """Returns ``{label, score, word, top_k: [{label, score}], duration_s, sample_rate, silent, peak_dbfs}``;
+        ``label`` is ``_unknown_`` (other speech) or ``_silence_`` (noise) when the clip is not a word,
+        and then ``word`` is false; ``sample_rate`` is the rate the model heard (Hz), ``duration_s`` the clip length (s).
         ``?spectrogram=true`` adds the feature image the model saw (n_bins rows x n_frames)."""
         if top_k is not None and top_k < 1:
             raise HTTPException(422, "top_k must be at least 1")
@@ -244,8 +255,11 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
 
     @app.get("/health", summary="Liveness and model summary")
     def health() -> dict:
+        """``reject_below``: the word threshold (a word is the answer when it scores at least it; ``null``: the
+        model's own best label decides)."""
         return {"status": "ok", "labels": len(labels), "sample_rate": rate,
-                "max_seconds": max_seconds, "max_upload_bytes": max_upload_bytes, "runtime": runtime}
+                "max_seconds": max_seconds, "max_upload_bytes": max_upload_bytes, "runtime": runtime,
+                "reject_below": getattr(classifier, "reject_below", None)}
 
     @app.get("/labels", summary="Class names in model output order")
     def get_labels() -> dict:
@@ -268,7 +282,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
 def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
           max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
           batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
-          http: str = "auto", loop: str = "auto") -> None:
+          http: str = "auto", loop: str = "auto", reject_below: float | None = None) -> None:
     """Load ``model`` once (:func:`spokenword.inference.load.load_model` with ``runtime``, one intra-op
     thread per inference: requests run in parallel threads instead) and run the app with uvicorn until
     interrupted. With ``also`` (more checkpoints or exports), the app serves the
@@ -277,7 +291,8 @@ def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "12
     ``batch_ms``/``max_batch``: micro-batching of ``/predict`` (see :func:`create_app`); ``live``: the
     ``/ws/transcribe`` settings (a :class:`~spokenword.serve.live.LiveSettings`, True for the defaults,
     False for none). ``http``/``loop``: uvicorn's choices; ``auto`` takes httptools and uvloop (the
-    ``serve`` extra, which also brings the WebSocket library).
+    ``serve`` extra, which also brings the WebSocket library). ``reject_below``: the word threshold
+    (``load_model``'s; None: the bundled model's value, else the model's own best label).
     """
     import uvicorn
 
@@ -294,11 +309,11 @@ def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "12
     if live and not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
         logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
                        "pip install 'spokenword[serve]'")
-    classifier = load_model(model, *also, runtime=runtime, max_seconds=max_seconds, threads=1)
+    classifier = load_model(model, *also, runtime=runtime, max_seconds=max_seconds, threads=1, reject_below=reject_below)
     settings = live if isinstance(live, LiveSettings) else LiveSettings()
     app = create_app(classifier, max_upload_bytes=int(max_upload_mb * 1e6), max_seconds=max_seconds,
                      batch_ms=batch_ms, max_batch=max_batch, live=settings if live else False)
-    print(f"spokenword serve: {model or 'the bundled model (fsdd-digits)'} ({len(classifier.labels)} labels, {classifier.runtime} runtime) on http://{host}:{port}/  "
+    print(f"spokenword serve: {model or 'the bundled model (fsdd-digits)'} ({len(classifier.labels)} labels, {classifier.runtime} runtime, reject below {getattr(classifier, 'reject_below', None)}) on http://{host}:{port}/  "
           "(API docs: /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=http, loop=loop,
                 ws_max_size=2 * settings.max_frame_bytes)

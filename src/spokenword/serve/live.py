@@ -12,11 +12,15 @@ Protocol (all JSON messages are text frames, audio is binary frames):
    rates than the model's are resampled here, which adds ~35-65 ms of buffering, so a browser
    should capture at the model's rate, given in ``ready``).
 2. server -> ``{"type": "ready", "sample_rate", "input_rate", "encoding", "labels", "max_stream_seconds",
-   "max_connection_seconds", "max_frame_seconds", "max_frame_bytes", "resampling", "threshold", "vad": {...}}``.
+   "max_connection_seconds", "max_frame_seconds", "max_frame_bytes", "resampling", "threshold", "reject_below",
+   "vad": {...}}``.
 3. client -> binary frames of samples (at most ``max_frame_seconds`` and ``max_frame_bytes`` each).
 4. server -> ``{"type": "word", "label", "score", "start", "end", "uncertain", "decided_at"}`` per
    word: ``start``/``end`` (s of stream audio) bound the word, ``decided_at`` (s) is how much audio
    had arrived when the transcriber gave it out; ``uncertain`` when ``score`` is below the threshold.
+   A region the model answers "not a word" (``_unknown_``: other speech, ``_silence_``: noise; also a
+   word scored under ``reject_below``) is never a ``word``: it is sent as
+   ``{"type": "rejected", "label", "score", "start", "end", "decided_at"}``, for display only.
 5. client -> ``{"type": "stop"}``: the server closes the word in progress, sends its last words,
    ``{"type": "done", "seconds"}`` and closes with 1000.
 
@@ -159,8 +163,11 @@ class LiveStream:
         return [self._event(w) for w in self._words.feed(wave)]
 
     def _event(self, word) -> dict:
-        return {"type": "word", "label": word.label, "score": float(word.score), "start": float(word.start),
-                "end": float(word.end), "uncertain": bool(word.uncertain), "decided_at": round(self.fed / self.rate, 3)}
+        event = {"type": "rejected" if word.rejected else "word", "label": word.label, "score": float(word.score),
+                 "start": float(word.start), "end": float(word.end), "decided_at": round(self.fed / self.rate, 3)}
+        if not word.rejected:  # "uncertain" only means something for a word that goes into the text
+            event["uncertain"] = bool(word.uncertain)
+        return event
 
 
 def _start_message(message: dict) -> tuple[int, str]:
@@ -227,6 +234,7 @@ def live_router(classifier, settings: LiveSettings | None = None) -> APIRouter:
             "labels": list(classifier.labels), "max_stream_seconds": settings.max_stream_seconds,
             "max_connection_seconds": settings.max_connection_seconds, "max_frame_seconds": settings.max_frame_seconds, "max_frame_bytes": settings.max_frame_bytes,
             "resampling": rate != stream.rate, "threshold": settings.threshold,
+            "reject_below": getattr(classifier, "reject_below", None),
             "vad": {k: v for k, v in asdict(vad).items() if k in ("lookahead_ms", "min_gap_ms", "pad_ms", "hop_ms")},
         })
         while True:

@@ -71,3 +71,30 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str], pat
                         ax.text(j, i, fmt.format(data[i, j]), ha="center", va="center", fontsize=7,
                                 color="white" if data[i, j] > threshold else "black")
     return save_figure(fig, path)
+
+
+def det_plot(curve: dict, path: Path, threshold: float | None = None) -> Path:
+    """A DET curve (:meth:`spokenword.inference.evaluate.Evaluation.det`): false accepts of other words
+    and of noise (x) against false rejects of words (y), in %, one point per threshold; ``threshold``
+    is marked. Both axes logarithmic (zero shown at the bottom/left edge), as DET plots are."""
+    floor = 0.05  # % shown for a rate of 0: a log axis has no zero
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    thresholds = np.asarray(curve["threshold"])
+    rejects = np.maximum(100 * np.asarray(curve["false_reject"], dtype=float), floor)
+    for label, name in (("_unknown_", "other words"), ("_silence_", "noise")):
+        accepts = np.asarray(curve.get(label, []), dtype=float)
+        if not accepts.size or np.isnan(accepts).all():
+            continue
+        accepts = np.maximum(100 * accepts, floor)
+        (line,) = ax.plot(accepts, rejects, "-", label=name)
+        if threshold is not None:
+            i = int(np.argmin(np.abs(thresholds - threshold)))
+            ax.plot(accepts[i], rejects[i], "o", color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("false accepts (%): not a word, answered with a word")
+    ax.set_ylabel("false rejects (%): a word, answered not a word")
+    ax.set_title("DET" + (f" (dot: reject below {threshold:g})" if threshold is not None else ""))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return save_figure(fig, path)

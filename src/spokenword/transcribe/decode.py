@@ -3,7 +3,10 @@
 :class:`Transcriber` cuts the recording into word regions with
 :class:`~spokenword.transcribe.segment.StreamingSegmenter` and classifies each region with a trained model
 through its own preprocessing (:func:`spokenword.inference.load.load_model`). Regions whose best
-score is below ``threshold`` are marked uncertain (``?`` in the text) rather than guessed.
+score is below ``threshold`` are marked uncertain (``?`` in the text) rather than guessed. Regions the
+model answers "not a word" (``_unknown_``, ``_silence_``: :mod:`spokenword.labels`, including a word
+scored under the classifier's ``reject_below``) are dropped from the text and listed apart
+(:attr:`Transcript.rejected`).
 Files are read block by block, so memory stays bounded however long the recording is.
 
 Between the detector and the words (:class:`WordSettings`):
@@ -27,13 +30,14 @@ All of it was tuned on spoken numbers built from FSDD training takes (``python -
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
 from scipy import signal
 
 from spokenword import audio
+from spokenword.labels import is_rejection
 from spokenword.transcribe.segment import Segment, StreamingSegmenter, VadSettings, split_points
 
 UNCERTAIN = "?"
@@ -54,7 +58,8 @@ TRANSCRIBE_MAX_SECONDS = 3600.0
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word: times in seconds from the start of the recording."""
+    """One recognised word: times in seconds from the start of the recording. ``label`` may be
+    ``_unknown_`` or ``_silence_`` (:attr:`rejected`): a region that is not a word of the model."""
 
     label: str
     score: float
@@ -62,10 +67,24 @@ class Word:
     end: float
     uncertain: bool
 
+    @property
+    def rejected(self) -> bool:
+        """Whether the model answered "not a word" (other speech or noise) for this region."""
+        return is_rejection(self.label)
+
 
 @dataclass(frozen=True)
 class Transcript:
+    """The words of a recording, and the regions dropped as not a word (``rejected``), both in time order."""
+
     words: list[Word]
+    rejected: list[Word] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, words: Iterable[Word]) -> "Transcript":
+        """A transcript from everything a :class:`TranscriptionStream` gave out, rejections set apart."""
+        words = list(words)
+        return cls([w for w in words if not w.rejected], [w for w in words if w.rejected])
 
     @property
     def text(self) -> str:
@@ -74,7 +93,9 @@ class Transcript:
         return ("" if all(len(x) == 1 for x in labels) else " ").join(labels)
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "words": [asdict(w) for w in self.words]}
+        # a rejected region has no "uncertain": it is not in the text either way
+        rejected = [{"label": w.label, "score": w.score, "start": w.start, "end": w.end} for w in self.rejected]
+        return {"text": self.text, "words": [asdict(w) for w in self.words], "rejected": rejected}
 
 
 @dataclass(frozen=True)
@@ -102,7 +123,8 @@ class WordSettings:
             digits on the dev set) may be two words run together: it is cut at the level
             minimum (see :func:`spokenword.transcribe.segment.split_points`, ``split_depth_db`` deep) that
             makes the model most confident in both halves, when ``log p(left) + log p(right) >=
-            log p(whole) + split_bias``; the halves are tried again.
+            log p(whole) + split_bias`` and both halves are words (not ``_unknown_``/``_silence_``,
+            so a long non-digit word is not cut into digits); the halves are tried again.
     """
 
     context_ms: float = 35.0
@@ -185,7 +207,8 @@ class Transcriber:
         self.max_seconds = audio.decode_limit(TRANSCRIBE_MAX_SECONDS if max_seconds is None else max_seconds)
 
     def stream(self) -> "TranscriptionStream":
-        """A live stream: feed samples at the model's sample rate, get words as they end."""
+        """A live stream: feed samples at the model's sample rate, get words (and rejected regions,
+        :attr:`Word.rejected`) as they end."""
         return TranscriptionStream(self)
 
     # -- classification of one region ----------------------------------------------------------
@@ -209,17 +232,29 @@ class Transcriber:
         index = {label: i for i, label in enumerate(self.classifier.labels)}
         probs = np.zeros(len(index))
         for item in ranked:
-            probs[index[item["label"]]] = item["score"]
+            if item["label"] in index:  # not the _unknown_ that reject_below adds to a model without that output
+                probs[index[item["label"]]] = item["score"]
         return probs
 
+    def answer(self, probs: np.ndarray) -> tuple[str, float]:
+        """``(label, score)`` the classifier answers for ``probs``: the first entry of its ``rank``, so
+        its ``reject_below`` applies (``_unknown_`` for a weak word); the best label for a classifier
+        without ``rank``."""
+        rank = getattr(self.classifier, "rank", None)
+        if rank is None:
+            best = int(np.argmax(probs))
+            return self.classifier.labels[best], float(probs[best])
+        top = rank(probs, 1)[0]
+        return top["label"], float(top["score"])
+
     def word(self, segment: Segment, probs: np.ndarray | None = None) -> Word:
-        """The :class:`Word` for ``segment`` (``probs``: its probabilities, if already known)."""
+        """The :class:`Word` for ``segment`` (``probs``: its probabilities, if already known); its
+        label may be a rejection (:attr:`Word.rejected`)."""
         rate = self.classifier.sample_rate
         probs = self.probabilities(segment) if probs is None else probs
-        best = int(np.argmax(probs))
-        score = float(probs[best])
+        label, score = self.answer(probs)
         start, end = segment.seconds(rate)
-        return Word(self.classifier.labels[best], round(score, 4), round(start, 3), round(end, 3), score < self.threshold)
+        return Word(label, round(score, 4), round(start, 3), round(end, 3), score < self.threshold)
 
     def split(self, segment: Segment, probs: np.ndarray | None = None, depth: int = 0) -> list[tuple[Segment, np.ndarray]]:
         """``segment`` as one or more ``(segment, probabilities)`` words (see ``split_ms``)."""
@@ -234,6 +269,8 @@ class Transcriber:
         for cut in split_points(segment, min_part, self.words.split_depth_db):
             left, right = segment.region(first, cut, pad), segment.region(cut, last, pad)
             p_left, p_right = self.probabilities(left), self.probabilities(right)
+            if is_rejection(self.answer(p_left)[0]) or is_rejection(self.answer(p_right)[0]):
+                continue  # a cut is two words or none: a word plus "not a word" would make a digit of half a word
             score = _log_top(p_left) + _log_top(p_right)
             if best is None or score > best[0]:
                 best = (score, left, p_left, right, p_right)
@@ -264,12 +301,11 @@ class Transcriber:
         """Transcribe an in-memory signal (any rate, mono or ``(T, channels)``)."""
         wave = audio.prepare(np.asarray(samples), int(sample_rate), self.classifier.sample_rate)
         stream = self.stream()
-        words = list(stream.feed(wave)) + list(stream.flush())
-        return Transcript(words)
+        return Transcript.of(list(stream.feed(wave)) + list(stream.flush()))
 
     def transcribe(self, source) -> Transcript:
         """Transcribe a file (path or file object), reading it in blocks."""
-        return Transcript(list(self._words_from_file(source)))
+        return Transcript.of(self._words_from_file(source))
 
     def _words_from_file(self, source) -> Iterator[Word]:
         stream = self.stream()
@@ -289,6 +325,9 @@ class Transcriber:
 
 class TranscriptionStream:
     """Incremental transcription of samples at the model's sample rate (see :meth:`Transcriber.stream`).
+
+    It gives out every decided region as a :class:`Word`, rejections included: skip those whose
+    :attr:`Word.rejected` is true to keep only words (:meth:`Transcript.of` sets them apart).
 
     A word is given out once the segmenter has closed it and no fragment that could belong to it
     (:class:`WordSettings`: ``merge_gap_ms``) can follow any more. Memory is bounded: the samples

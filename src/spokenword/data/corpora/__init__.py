@@ -9,5 +9,6 @@ from spokenword.data.corpora.fsdd import FSDD
 from spokenword.data.corpora.folder import LabelledFolder
 from spokenword.data.corpora.audiomnist import AudioMNIST
 from spokenword.data.corpora.speech_commands import SpeechCommands
+from spokenword.data.corpora.negatives import Combined, NoiseClips, OtherWords
 
-__all__ = ["AudioMNIST", "Corpus", "DatasetError", "FSDD", "LabelledFolder", "Recording", "SpeechCommands"]
+__all__ = ["AudioMNIST", "Combined", "Corpus", "DatasetError", "FSDD", "LabelledFolder", "NoiseClips", "OtherWords", "Recording", "SpeechCommands"]

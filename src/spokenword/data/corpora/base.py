@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+DATA_ENV = "SPOKENWORD_DATA"
+CACHE_ENV = "SPOKENWORD_CACHE"
+
+
+def resolve_root(root: str | os.PathLike | None) -> Path:
+    """The data root: ``root`` if given, else ``$SPOKENWORD_DATA``, else ``./data``."""
+    if root:
+        return Path(root).expanduser()
+    return Path(os.environ.get(DATA_ENV) or "data").expanduser()
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
+    """Feature cache folder: ``cache_dir``, else ``$SPOKENWORD_CACHE``, else ``./.cache/spokenword``."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    return Path(os.environ.get(CACHE_ENV) or ".cache/spokenword").expanduser()
 
 
 class DatasetError(RuntimeError):

@@ -2,11 +2,14 @@
 // a file, POST it to /predict?spectrogram=true and show the digit, class bars, features and history.
 // Continuous mode: stream the microphone over the WebSocket /ws/transcribe (AudioWorklet, float32
 // frames at the model's rate) and show each digit as soon as the server has heard the word end.
+// A model may answer "not a word" (_unknown_: other speech, _silence_: noise): shown as such, never as a digit.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_LENGTH = 8;
 const FRAME_SECONDS = 0.02; // continuous mode: audio per WebSocket frame
+// what the page shows for the rejection labels (spokenword.labels), in the big answer and under the bars
+const REJECTIONS = { _unknown_: { answer: "not a digit", bar: "other" }, _silence_: { answer: "no speech", bar: "noise" } };
 let recorder = null; // one-digit mode: {context, stream, node, source, chunks}
 let live = null; // continuous mode: see startLive
 // Timings of the continuous mode, for measurements (python -m benchmarks.serve live --browser): per
@@ -104,17 +107,26 @@ async function classify(blob, name) {
   show(answer, name);
 }
 
+// "not a digit" / "no speech" for an answer that is not a word (answer.word false), else null
+function rejection(answer) {
+  if (answer.word !== false) return null;
+  return (REJECTIONS[answer.label] || REJECTIONS._unknown_).answer;
+}
+
 function show(answer, name) {
+  const not = rejection(answer);
   $("result").hidden = false;
-  $("digit").textContent = answer.label;
+  $("digit").textContent = not || answer.label;
   $("confidence").textContent = `${(answer.score * 100).toFixed(1)}% confident`;
   $("digit").parentElement.classList.toggle("silent", answer.silent);
+  $("digit").parentElement.classList.toggle("rejected", Boolean(not));
   if (answer.silent) say("No speech heard: the clip is (nearly) silent. Speak closer to the microphone.", "warn");
+  else if (not) say(`${name}: ${answer.duration_s.toFixed(2)} s; ${answer.label === "_silence_" ? "no speech, only noise" : "not one of the digits"}.`, "warn");
   else say(`${name}: ${answer.duration_s.toFixed(2)} s`);
   drawBars(answer.top_k);
   if (answer.spectrogram) drawSpectrogram(answer.spectrogram);
   const item = document.createElement("li");
-  item.textContent = `${answer.label}  ${(answer.score * 100).toFixed(0)}%  ${name}${answer.silent ? " (silent)" : ""}`;
+  item.textContent = `${not || answer.label}  ${(answer.score * 100).toFixed(0)}%  ${name}${answer.silent ? " (silent)" : ""}`;
   const history = $("history");
   history.prepend(item);
   while (history.children.length > HISTORY_LENGTH) history.lastChild.remove();
@@ -131,7 +143,7 @@ async function drawBars(ranked) {
     const fill = document.createElement("div");
     fill.style.height = `${((score[label] || 0) * 85).toFixed(1)}%`;
     fill.title = `${label}: ${((score[label] || 0) * 100).toFixed(1)}%`;
-    bar.append(fill, document.createTextNode(label));
+    bar.append(fill, document.createTextNode(REJECTIONS[label] ? REJECTIONS[label].bar : label));
     chart.append(bar);
   }
 }
@@ -174,9 +186,10 @@ async function startLive() {
   const ws = new WebSocket(`${scheme}://${location.host}/ws/transcribe`);
   ws.binaryType = "arraybuffer";
   live = { ws, context, stream, source, node: null, sink: null, stopping: false, serverError: null,
-           rate: context.sampleRate, sent: 0, frames: [], heard: "" };
+           rate: context.sampleRate, sent: 0, frames: [], heard: "", ignored: 0 };
   const mine = live;
   $("transcript").replaceChildren();
+  $("ignored").hidden = true;
   $("live").hidden = false;
   setButton(true);
   say("Connecting...");
@@ -238,6 +251,8 @@ function onLiveMessage(state, event) {
       timings.push({ label: event.label, latency_ms: frame ? received - frame[1] : null, paint_ms: performance.now() - received });
       if (timings.length > 200) timings.shift();
     });
+  } else if (event.type === "rejected") {
+    showIgnored(state, event);
   } else if (event.type === "error") {
     state.serverError = event.detail;
   } else if (event.type === "done") {
@@ -252,6 +267,16 @@ function showWord(state, event) {
   span.title = `${event.label}: ${(event.score * 100).toFixed(0)}% (${event.start.toFixed(2)}-${event.end.toFixed(2)} s)`;
   $("transcript").append(span);
   state.heard += span.textContent;
+}
+
+// a sound that was not a digit: counted beside the transcript, never in it
+function showIgnored(state, event) {
+  state.ignored += 1;
+  const what = (REJECTIONS[event.label] || REJECTIONS._unknown_).answer;
+  const note = $("ignored");
+  note.textContent = `Ignored ${state.ignored} sound${state.ignored === 1 ? "" : "s"} that ${state.ignored === 1 ? "was" : "were"} ` +
+    `not a digit; last: ${what} at ${event.start.toFixed(1)}-${event.end.toFixed(1)} s.`;
+  note.hidden = false;
 }
 
 function stopCapture(state) {
