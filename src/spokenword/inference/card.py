@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from spokenword.labels import is_rejection
+from spokenword.labels import REJECTIONS, is_rejection
 
 #: FSDD, the training data of every config in configs/
 FSDD_DATA = ("Free Spoken Digit Dataset (FSDD) v1.0.10, https://github.com/Jakobovski/free-spoken-digit-dataset: "
@@ -146,16 +146,19 @@ def bundle_card(name: str, members: list[str], metadata: dict[str, dict], report
     """``MODEL_CARD.md`` of a bundled model: the ensemble of ``members`` (export file names); ``rejection``:
     its ``reject_below``, false reject and false accept rates on the test part (see :mod:`spokenword.inference.bundle`)."""
     first = metadata[members[0]]
+    labels = list(first.get("labels", []))
+    labels += [r for r in REJECTIONS if r not in labels and any(r in metadata[m].get("labels", []) for m in members)]
     listed = ", ".join(f"`{m}` ({metadata[m].get('precision')}, {metadata[m].get('parameters')} parameters)"
                        for m in members)
     sections = [
         f"# Model card: {name}",
         "The pretrained model that ships with spokenword: `spokenword classify FILE`, `spokenword transcribe FILE`, "
         "`spokenword serve` and `spokenword.load_model()` use it when no model is named. It is the ensemble of "
-        f"{len(members)} ONNX exports (the mean of their probabilities), run by ONNX Runtime without torch, and is "
+        f"{len(members)} ONNX exports (the mean of their probabilities; the members with `_unknown_`/`_silence_` "
+        "outputs decide whether it is a digit), run by ONNX Runtime without torch, and is "
         "rebuilt from the training runs of `make train` by `make model` (`spokenword bundle`).",
         "## Summary\n\n"
-        f"- task: spoken digit classification, labels {', '.join(first.get('labels', []))}\n"
+        f"- task: spoken digit classification, labels {', '.join(labels)}\n"
         f"- input: any audio file or array (mixed to mono, resampled to {first.get('sample_rate')} Hz)\n"
         f"- members: {listed}\n"
         f"- total parameters: {sum(int(metadata[m].get('parameters') or 0) for m in members)}",

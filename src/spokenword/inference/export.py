@@ -255,8 +255,13 @@ def _corpus_name(corpus) -> str:
     """``LabelledFolder(path='audio')``: the class and the arguments that differ from their defaults."""
     import inspect
 
+    def shown(value) -> str:  # corpora inside (Combined) by name too: no object addresses in shipped files
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(shown(v) for v in value) + "]"
+        return _corpus_name(value) if hasattr(value, "recordings") else repr(value)
+
     parameters = inspect.signature(type(corpus).__init__).parameters
-    args = [f"{k}={v!r}" for k, v in vars(corpus).items()
+    args = [f"{k}={shown(v)}" for k, v in vars(corpus).items()
             if not k.startswith("_") and (k not in parameters or parameters[k].default != v)]
     return f"{type(corpus).__name__}({', '.join(args)})"
 

@@ -65,7 +65,7 @@ class OtherWords(Corpus):
 
     def __init__(self, path: str = WORDS_FOLDER, exclude: list[str] | None = None, label: str = UNKNOWN):
         self.path = path
-        self.exclude = list(exclude or [])
+        self.exclude = exclude
         self.label = label
 
     def recordings(self, root: Path) -> list[Recording]:
@@ -75,7 +75,7 @@ class OtherWords(Corpus):
                                f"one folder per word) are expected there: set --data.root or the corpus's path")
         out = []
         for folder in sorted(p for p in location.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-            if folder.name in self.exclude:
+            if folder.name in (self.exclude or ()):
                 continue
             for f in sorted(folder.iterdir()):
                 if f.suffix.lower() not in AUDIO_SUFFIXES or f.name.startswith("."):
