@@ -680,7 +680,7 @@ def ensemble_loso(outs: list[Path], checkpoint: str, root: str | None) -> dict:
     from spokenword.data.corpora.negatives import with_negatives
     from spokenword.data.splits import make_split, resolve_root
     from spokenword.inference.ensemble import Ensemble
-    from spokenword.inference.evaluate import calibrate, evaluate
+    from spokenword.inference.evaluate import calibrate, evaluate, merged
     from spokenword.inference.load import load_model
     from spokenword.labels import is_rejection
 
@@ -697,11 +697,12 @@ def ensemble_loso(outs: list[Path], checkpoint: str, root: str | None) -> dict:
         members = [load_model(path) for path in checkpoints]
         accs = [evaluate(m, digits).accuracy for m in members]
         whole = Ensemble(members) if len(members) > 1 else members[0]
-        testing[speaker] = evaluate(whole, split.test)
+        voice = evaluate(whole, digits)  # each part scored once: the digits serve choosing and testing
+        testing[speaker] = merged(voice, evaluate(whole, [r for r in split.test if is_rejection(r.label)]))
         rows[speaker] = {"members": len(checkpoints), "members_mean": statistics.mean(accs),
                          "ensemble": testing[speaker].accuracy}
         if len(split.test) > len(digits):
-            choosing[speaker] = evaluate(whole, digits + [r for r in split.val if is_rejection(r.label)])
+            choosing[speaker] = merged(voice, evaluate(whole, [r for r in split.val if is_rejection(r.label)]))
             rows[speaker]["false_reject_rate"] = testing[speaker].false_reject_rate  # the model's own answers
             rows[speaker]["false_accept_rate"] = testing[speaker].to_dict()["false_accept_rate"]
     figures: dict = {"checkpoint": checkpoint, "speakers": rows}

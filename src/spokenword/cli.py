@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE = 0, 1, 2
-NEGATIVE_NAMES = {"_unknown_": "other words (_unknown_)", "_silence_": "noise clips (_silence_)"}
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 #: a first positional argument with one of these suffixes (or a training run's folder) is a model
 MODEL_SUFFIXES = (".ckpt", ".onnx")
@@ -181,7 +180,9 @@ def _cmd_evaluate(args) -> int:
           + (f" ({len(result.errors)} failed)" if result.errors else ""))
     summary = result.to_dict()
     if summary["negatives"]:
-        accepts = ", ".join(f"{100 * rate:.2f}% of {summary['negatives'][label]} {NEGATIVE_NAMES[label]}"
+        from spokenword.labels import NAMES
+
+        accepts = ", ".join(f"{100 * rate:.2f}% of {summary['negatives'][label]} {NAMES[label]} ({label})"
                             for label, rate in summary["false_accept_rate"].items())
         print(f"false rejects {100 * result.false_reject_rate:.2f}% of the words; false accepts (answered with a "
               f"word): {accepts}; " + ("the model's own answers" if result.reject_below is None

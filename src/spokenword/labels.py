@@ -9,6 +9,8 @@ alike: ``classify`` prints them, ``transcribe`` and the live mode drop them, the
 UNKNOWN = "_unknown_"  #: speech, but none of the model's words
 SILENCE = "_silence_"  #: no speech: silence or noise
 REJECTIONS = (SILENCE, UNKNOWN)
+#: what each stands for, in reports and cards
+NAMES = {UNKNOWN: "other words", SILENCE: "noise clips"}
 
 
 def is_rejection(label: str) -> bool:

@@ -15,6 +15,7 @@ from spokenword.inference.evaluate import (
     THRESHOLDS,
     Evaluation,
     calibrate,
+    merged,
     cost,
     evaluate,
 )
@@ -303,6 +304,19 @@ def test_evaluation_at_a_threshold_is_evaluating_at_it(recordings, threshold):
         curve = recorded.det()
         assert (curve["false_reject"][i], curve[UNKNOWN][i], curve[SILENCE][i]) == pytest.approx(
             (rerun.false_reject_rate, rerun.false_accept_rate(UNKNOWN), rerun.false_accept_rate(SILENCE)))
+
+
+@pytest.mark.parametrize("model", [ToneWords, digits_only], ids=["rejecting", "digits-only"])
+def test_merged_parts_are_the_evaluation_of_all_of_them(recordings, model):
+    words = [r for r in recordings if not is_rejection(r.label)]
+    negatives = [r for r in recordings if is_rejection(r.label)]
+    whole = evaluate(model(reject_below=None), words + negatives)
+    parts = merged(evaluate(model(reject_below=None), words), evaluate(model(reject_below=None), negatives))
+    assert parts.labels == whole.labels  # a digits-only model's words alone lack the rejection labels
+    np.testing.assert_array_equal(parts.confusion, whole.confusion)
+    assert (parts.truth, parts.best_word, parts.per_speaker) == (whole.truth, whole.best_word, whole.per_speaker)
+    np.testing.assert_allclose(parts.accept_score, whole.accept_score)
+    assert parts.to_dict() == whole.to_dict() and parts.det() == whole.det()
 
 
 def test_evaluation_of_a_model_without_rejection_outputs(recordings):

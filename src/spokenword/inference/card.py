@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from spokenword.labels import REJECTIONS, is_rejection
+from spokenword.labels import NAMES, REJECTIONS, is_rejection
 
 #: FSDD, the training data of every config in configs/
 FSDD_DATA = ("Free Spoken Digit Dataset (FSDD) v1.0.10, https://github.com/Jakobovski/free-spoken-digit-dataset: "
@@ -138,7 +138,6 @@ NEGATIVES_DATA = ("25 non-digit English words (817 clips, 236 speakers) and the 
                   "Google's Speech Commands v0.02 (Warden 2018, arXiv:1804.03209), CC BY 4.0 "
                   "(https://creativecommons.org/licenses/by/4.0/); training, validation and test parts by speaker "
                   "(words) and by time (noise), spokenword.data.corpora.negatives.")
-REJECTION_NAMES = {"_unknown_": "other words", "_silence_": "noise clips"}
 
 
 def bundle_card(name: str, members: list[str], metadata: dict[str, dict], reports: dict[str, dict | None],
@@ -171,7 +170,7 @@ def bundle_card(name: str, members: list[str], metadata: dict[str, dict], report
         "on voices never heard see docs/results.md.",
     ]
     if rejection and rejection.get("negatives"):
-        accepted = ", ".join(f"{100 * rate:.2f} % of {rejection['negatives'][label]} {REJECTION_NAMES[label]}"
+        accepted = ", ".join(f"{100 * rate:.2f} % of {rejection['negatives'][label]} {NAMES[label]}"
                              for label, rate in rejection["false_accept_rate"].items())
         sections.append(
             "## Not a digit\n\n"

@@ -83,16 +83,9 @@ class Evaluation:
 
     def det(self) -> dict:
         """False reject and false accept rates (words; other words; noise) at each of :data:`THRESHOLDS`."""
-        truth = np.array(self.truth, dtype=object)
-        word = np.array([not is_rejection(t) for t in self.truth], dtype=bool)
-        out = {"threshold": THRESHOLDS.tolist(), "false_reject": [], UNKNOWN: [], SILENCE: []}
-        for t in THRESHOLDS:
-            accepted = self.accept_score >= t
-            out["false_reject"].append(float((~accepted[word]).mean()) if word.any() else float("nan"))
-            for label in (UNKNOWN, SILENCE):
-                mask = truth == label
-                out[label].append(float(accepted[mask].mean()) if mask.any() else float("nan"))
-        return out
+        points = [self.at(t) for t in THRESHOLDS]
+        return {"threshold": THRESHOLDS.tolist(), "false_reject": [p["false_reject_rate"] for p in points],
+                **{label: [p["false_accept_rate"].get(label, float("nan")) for p in points] for label in (UNKNOWN, SILENCE)}}
 
     def to_dict(self) -> dict:
         rows = self.confusion.sum(axis=1)
@@ -148,6 +141,27 @@ def evaluate(classifier, recordings) -> Evaluation:
         errors.append(f"label {label!r} is not one the model knows ({', '.join(classifier.labels)}); its files were skipped")
     return Evaluation(labels, confusion, errors, {k: (v[0], v[1]) for k, v in per_speaker.items()}, unknown,
                       truth, best_word, np.asarray(accept, dtype=np.float64), classifier.reject_below)
+
+
+def merged(*evaluations: Evaluation) -> Evaluation:
+    """One evaluation of the recordings of several (of one classifier, same labels), e.g. a voice's digits
+    with validation negatives and with test negatives, each part scored once."""
+    first = evaluations[0]
+    labels = list(first.labels)  # a part with negatives may add the rejection labels a model lacks
+    labels += [label for e in evaluations for label in e.labels if label not in labels]
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for e in evaluations:
+        at = [labels.index(label) for label in e.labels]
+        confusion[np.ix_(at, at)] += e.confusion
+    per_speaker: dict[str, tuple[int, int]] = {}
+    for e in evaluations:
+        for speaker, (right, total) in e.per_speaker.items():
+            old = per_speaker.get(speaker, (0, 0))
+            per_speaker[speaker] = (old[0] + right, old[1] + total)
+    return Evaluation(labels, confusion, [x for e in evaluations for x in e.errors],
+                      per_speaker, sorted({x for e in evaluations for x in e.unknown_labels}),
+                      [t for e in evaluations for t in e.truth], [w for e in evaluations for w in e.best_word],
+                      np.concatenate([e.accept_score for e in evaluations]), first.reject_below)
 
 
 def cost(evaluation: Evaluation) -> np.ndarray:

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from spokenword.labels import NAMES  # noqa: E402
 from spokenword.training.metrics import ACC, LOSS  # noqa: E402
 
 
@@ -81,7 +82,7 @@ def det_plot(curve: dict, path: Path, threshold: float | None = None) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 5))
     thresholds = np.asarray(curve["threshold"])
     rejects = np.maximum(100 * np.asarray(curve["false_reject"], dtype=float), floor)
-    for label, name in (("_unknown_", "other words"), ("_silence_", "noise")):
+    for label, name in NAMES.items():
         accepts = np.asarray(curve.get(label, []), dtype=float)
         if not accepts.size or np.isnan(accepts).all():
             continue
