@@ -7,7 +7,7 @@ Reads every result under ``OUT`` (``OUT/<benchmark>/<name>.json``, :mod:`benchma
 * ``docs/results.md``: the default model (the ensemble of ``configs/fsdd_cnn_newvoices.yaml`` and
   ``configs/fsdd_embedding_newvoices.yaml``) and each member alone on the official split, new voices
   (LOSO per speaker, mean and worst) and in noise (white and babble at 20/10/5 dB); the reference
-  ``configs/fsdd_cnn.yaml``; every accuracy result side by side; speed, serving, connected digits,
+  ``configs/fsdd_cnn.yaml``; adaptation to a voice and to new words (``benchmarks.adapt``); every accuracy result side by side; speed, serving, connected digits,
   scale, hostile audio and any other benchmark's results (their figures as they are). Each table names its protocol, the command that reproduces
   it, the result files and the machine.
 * ``README.md``, between the lines ``<!-- results:start -->`` and ``<!-- results:end -->`` only: a short
@@ -524,7 +524,101 @@ def not_a_digit(results: Results) -> list[str]:
     return out
 
 
-KNOWN = {"accuracy", "speed", "serve", "transcribe", "scale", "experiments", "hostile", "reject"}
+def _points(value: float | None) -> str:
+    """A change of accuracy in percentage points, signed."""
+    return DASH if value is None else f"{100 * value:+.1f}"
+
+
+def _adapt_personal(results: Results, r: dict) -> list[str]:
+    f = r["figures"]
+    rows, speakers, ks = f["speakers"], sorted(f["speakers"]), [str(k) for k in f["k"]]
+
+    def line(label: str, get, summary: dict | None, fmt=pct) -> list[str]:
+        """``label``, ``get(row)`` of each speaker, the mean and the worst speaker (``summary``)."""
+        return [label, *[fmt(get(rows[s])) for s in speakers], fmt(summary["mean"]) if summary else DASH,
+                f"{fmt(summary['worst'][1])} ({summary['worst'][0]})" if summary else DASH]
+
+    before, after = f["before"], f["after"]
+    body = [line("before: its LOSO embedding model", lambda row: row["before"]["embedding"], before["embedding"]),
+            line("before: its LOSO ensemble (CNN + embedding)", lambda row: row["before"]["ensemble"], before["ensemble"])]
+    body += [line(f"adapted, k = {k}", lambda row, k=k: row["after"][k]["adapted"]["mean"], after[k]["adapted"]) for k in ks]
+    body += [line(f"adapted + its LOSO CNN, k = {k}", lambda row, k=k: row["after"][k]["ensemble"]["mean"], after[k]["ensemble"])
+             for k in ks]
+    body.append(line("other speakers' takes 5-9: LOSO embedding", lambda row: row["others_before"]["embedding"], None))
+    body += [line(f"  change (points), adapted k = {k}", lambda row, k=k: row["after"][k]["others_change"],
+                  after[k]["others_change"], _points) for k in ks]
+    body.append(line("other speakers' takes 5-9: LOSO ensemble", lambda row: row["others_before"]["ensemble"], None))
+    body += [line(f"  change (points), adapted + CNN k = {k}", lambda row, k=k: row["after"][k]["others_ensemble_change"],
+                  after[k]["others_ensemble_change"], _points) for k in ks]
+    scored = sorted({rows[s]["scored"] for s in speakers})
+    out = [*table(["held-out voice (accuracy %)", *speakers, "mean", "worst"], body), "",
+           f"{f['draws']} draw(s) of the takes per k; {', '.join(map(str, scored))} scored clips per speaker. Adaptation "
+           "time (s, mean / max over speakers and draws): "
+           + ", ".join(f"k = {k}: {num(after[k]['seconds']['mean'])} / {num(after[k]['seconds']['max'])}" for k in ks)
+           + ".", ""]
+    worst = after[ks[-1]]["adapted"]["worst"][0] if ks else None
+    if worst and "by_takes" in rows[worst]["after"][ks[-1]]:
+        groups = rows[worst]["after"][ks[-1]]["by_takes"]
+        out += [f"The worst voice, {worst}, by takes (accuracy %, before / adapted k = {ks[-1]}): "
+                + ", ".join(f"{g} {pct(rows[worst]['before_by_takes'][g])} / {pct(v)}" for g, v in groups.items()) + ".", ""]
+    goal = f.get("goal")
+    if goal:
+        parts = []
+        for key, name in (("adapted", "the adapted model alone"), ("ensemble", "adapted + CNN")):
+            g = goal[key]
+            parts.append(f"{name}: worst {pct(g['worst'][1])} ({g['worst'][0]}), other speakers' worst change "
+                         f"{_points(g['others_change_worst'][1])} points ({g['others_change_worst'][0]}): "
+                         + ("met" if g["met"] else "not met"))
+        out += [f"Goal: every voice ≥ {pct(goal['worst_at_least'], 0)} % at k = {goal['k']}, with no loss on the other "
+                "speakers (their mean change ≥ 0): " + "; ".join(parts) + ".", ""]
+    return out + _record_footer(results, r)
+
+
+def _adapt_vocab(results: Results, r: dict) -> list[str]:
+    f = r["figures"]
+    n, before = f["scored"], f["before"]
+    keys = ["right", "other_new_word", "digit", "_unknown_", "_silence_"]
+    body = [["before (the source)", pct(before["answered"]["right"] / n) if n else DASH,
+             *[num(before["answered"][key]) for key in keys[1:]], DASH, pct(before["digits_accuracy"]), DASH]]
+    if "member_digits_accuracy" in before:
+        body.append([f"before: its member `{Path(before['member']).name}` alone", *[DASH] * 6,
+                     pct(before["member_digits_accuracy"]), DASH])
+    for k, a in f["after"].items():
+        acc = a["accuracy"]
+        body.append([f"k = {k}", f"{pct(acc['mean'])} ({pct(acc['min'])}-{pct(acc['max'])})",
+                     *[num(float(a["answered"][key])) for key in keys[1:]], pct(a["other_words_as_new_word"]),
+                     pct(a["digits_accuracy"]["mean"]), num(a["seconds"]["mean"])])
+    recipe = r.get("recipe") or {}
+    out = [f"Source: `{recipe.get('source')}`" + (f" ({recipe['source_note']})" if recipe.get("source_note") else "") + ".", "",
+           *table(["takes per word", "new words right % (draws' range)", "another new word", "a digit", "_unknown_",
+                   "_silence_", "other words taken for a new word %", f"digits % ({num(f['digits'])} clips)", "adapt s"],
+                  body), "",
+           (f"Words: {', '.join(f['words'])}; {num(n)} scored clips of speakers never trained on "
+            f"({', '.join(f'{w} {c}' for w, c in f['scored_per_word'].items())}), {num(f['other_words'])} clips of other "
+            f"words; answers counted per draw, mean of {f['draws']} draw(s)."), ""]
+    goal = f.get("goal")
+    if goal:
+        out += [f"Goal: ≥ {pct(goal['accuracy_at_least'], 0)} % at k = {goal['k']}: {pct(goal['accuracy'])} %, "
+                + ("met" if goal["met"] else "not met") + ".", ""]
+    return out + _record_footer(results, r)
+
+
+def own_words_and_voice(results: Results) -> list[str]:
+    """``python -m benchmarks.adapt``: a model tuned to one voice, and taught new words, from a few takes."""
+    out = ["## Your own words and voice", "",
+           ("`spokenword adapt` (`spokenword.training.adapt`) trains the embedding model's head again on a few takes, "
+            "with a rehearsal set of its own training data: a voice's digits, or new words."), ""]
+    for arm, title in (("personal", "One voice"), ("vocab", "New words")):
+        out += [f"### {title} (`python -m benchmarks.adapt {arm}`)", ""]
+        records = results.of("adapt", arm)
+        if not records:
+            out += [f"{DASH}: not measured yet; to measure:", "", *code([f"python -m benchmarks.adapt {arm}"]), ""]
+        for r in records:
+            out += [f"`{r['name']}`", "", *(_adapt_personal if arm == "personal" else _adapt_vocab)(results, r)]
+    return out
+
+
+KNOWN = {"accuracy", "speed", "serve", "transcribe", "scale", "experiments", "hostile", "reject", "adapt"}
 
 
 def others(results: Results) -> list[str]:
@@ -547,7 +641,8 @@ def render_doc(results: Results) -> str:
         "written by the benchmark that measured it); `python -m benchmarks.report` builds the page, and "
         "`tests/unit/test_results_doc.py` checks that it is what the committed results give. A figure not measured yet "
         f"is shown as \"{DASH}\" with the command that measures it. Accuracy in %, times in ms or s.", "",
-        *default_model(results), *not_a_digit(results), *accuracy_table(results), *speed(results), *serving(results), *transcription(results),
+        *default_model(results), *not_a_digit(results), *own_words_and_voice(results), *accuracy_table(results),
+        *speed(results), *serving(results), *transcription(results),
         *scale(results), *hostile(results), *others(results),
     ]
     while lines and lines[-1] == "":

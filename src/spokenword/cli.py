@@ -64,12 +64,16 @@ def _checked_max_seconds(args) -> float | None:
 
 
 def _is_model(arg: str) -> bool:
-    """Whether a positional argument names a model: a ``.ckpt``/``.onnx`` file or a training run's folder
-    (``report.json`` in it or in its ``version_*`` folders); audio files and data folders are not."""
+    """Whether a positional argument names a model: a ``.ckpt``/``.onnx`` file, a training run's folder
+    (``report.json`` in it or in its ``version_*`` folders) or a model folder (``manifest.json``: ``spokenword
+    adapt``'s output, a copy of the bundle); audio files and data folders are not."""
+    from spokenword.inference.base import MODEL_FOLDER_MANIFEST
+
     path = Path(arg)
     if path.suffix.lower() in MODEL_SUFFIXES:
         return True
-    return path.is_dir() and ((path / "report.json").is_file() or any(path.glob("version_*/report.json")))
+    return path.is_dir() and ((path / "report.json").is_file() or any(path.glob("version_*/report.json"))
+                              or (path / MODEL_FOLDER_MANIFEST).is_file())
 
 
 def _split_model(args, positionals: list[str]) -> list[str]:
@@ -237,8 +241,13 @@ def _cmd_serve(args) -> int:
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0
             and math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
         raise UsageError("--max-seconds and --max-upload-mb must be positive numbers")
-    serve(args.model or args.model_option, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
-          runtime=args.runtime, reject_below=args.reject_below)
+    from spokenword.serve.teach import TeachError
+
+    try:
+        serve(args.model or args.model_option, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
+              runtime=args.runtime, reject_below=args.reject_below, teach=args.teach, teach_token=args.teach_token)
+    except TeachError as err:
+        raise UsageError(str(err)) from None
     return EXIT_OK
 
 
@@ -249,6 +258,17 @@ def _cmd_bundle(args) -> int:
                       calibration_clips=args.calibration_clips, reject_below=args.reject_below)
     print(f"{args.out}: {', '.join(manifest['members'])}; official test split "
           f"{100 * manifest['official_test_accuracy']:.2f}% of {manifest['official_test_count']}")
+    return EXIT_OK
+
+
+def _cmd_adapt(args) -> int:
+    from spokenword.training.adapt import adapt
+
+    if len(args.paths) > 2:
+        raise UsageError("adapt takes at most a MODEL and a FOLDER; see spokenword adapt --help")
+    source, folder = (None, args.paths[0]) if len(args.paths) == 1 else args.paths
+    adapt(source, folder, Path(args.out), steps=args.steps, views=args.views, seed=args.seed,
+          others=args.others, data_root=args.data_root)
     return EXIT_OK
 
 
@@ -348,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the export extras are missing; onnx: the same, missing extras are an error; torch: PyTorch")
     _ensemble_argument(p)
     _reject_argument(p)
+    p.add_argument("--teach", default=None, metavar="DIR",
+                   help="let the page teach the model new words: takes and taught models are kept in DIR, and with no "
+                        "MODEL the last model taught into DIR is served (off by default; docs/serving.md)")
+    p.add_argument("--teach-token", default=None, metavar="TOKEN",
+                   help="token teach requests must carry (Authorization: Bearer TOKEN); required with --teach beyond "
+                        "loopback (default: $SPOKENWORD_TEACH_TOKEN)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("bundle", help="build the bundled pretrained model from training runs (make model; "
@@ -365,6 +391,23 @@ def build_parser() -> argparse.ArgumentParser:
     _data_root_argument(p)
     _ensemble_argument(p)
     p.set_defaults(func=_cmd_bundle)
+
+    p = sub.add_parser("adapt", help="adapt a model to your takes: new words, or its words to your voice (needs the "
+                                     "training extra)")
+    p.add_argument("paths", nargs="+", metavar="[MODEL] FOLDER",
+                   help="the takes (one sub-folder per word, or a labels.csv with path,label columns), after an optional "
+                        "model to adapt: a model folder, a training run or checkpoint of the speech-embedding model; "
+                        "default the bundled model")
+    p.add_argument("--out", required=True, help="the model folder to write (replaced atomically); open it with "
+                                                "spokenword classify/evaluate/serve/transcribe OUT")
+    p.add_argument("--steps", type=int, default=300, help="training steps of the model's head (default 300)")
+    p.add_argument("--views", type=int, default=8, help="views per take: the clean one and augmented ones (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--others", choices=("auto", "drop"), default="auto",
+                   help="auto (default): the source ensemble's other members stay when they know exactly the adapted "
+                        "words; drop: the adapted model alone")
+    _data_root_argument(p)
+    p.set_defaults(func=_cmd_adapt)
     return parser
 
 

@@ -66,5 +66,5 @@ def test_speakers_split_errors_name_the_problem(kwargs, message):
 
 
 def test_unknown_split_name():
-    with pytest.raises(ValueError, match="unknown split 'random'"):
-        make_split(RECORDINGS, "random")
+    with pytest.raises(ValueError, match="unknown split 'shuffled'"):
+        make_split(RECORDINGS, "shuffled")

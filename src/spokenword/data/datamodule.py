@@ -1,6 +1,11 @@
 """The data module: a corpus, a deterministic split (:mod:`spokenword.data.splits`), cached features and
 normalisation statistics.
 
+Any folder with one sub-folder per word trains with ``corpus:``
+:class:`~spokenword.data.corpora.LabelledFolder` and ``split: random`` (``val_fraction``,
+``test_fraction``, ``split_seed``; ``configs/custom_words.yaml``); label names are the folder names and
+every recording is resampled to ``sample_rate``.
+
 Features are computed once (in ``prepare_data``, so once per node under DDP) and cached on disk
 (see :mod:`spokenword.data.cache`), never per epoch. Batches are read from the cache file on demand
 (:class:`CachedFeatures`), so the process's memory stays flat as the corpus grows; ``cache_dtype:
@@ -29,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from spokenword import audio
 from spokenword.data.cache import CACHE_DTYPES, FeatureCache, FeatureRows
 from spokenword.data.corpora import FSDD, Corpus, DatasetError, Recording
-from spokenword.data.splits import Split, SplitName, make_split, resolve_cache_dir, resolve_root
+from spokenword.data.splits import Split, SplitName, check_fractions, make_split, resolve_cache_dir, resolve_root
 from spokenword.frontend.settings import FeatureSettings
 from spokenword.frontend.graph import featurize, shift_frames
 from spokenword.frontend.host import host_steps, random_window, trim
@@ -163,9 +168,16 @@ class AudioDataModule(L.LightningDataModule):
     Args:
         root: data root (``<root>/fsdd/recordings`` for FSDD); default ``$SPOKENWORD_DATA`` or ``./data``.
         corpus: which recordings; default :class:`~spokenword.data.corpora.FSDD`.
-        split: ``official``, ``reference`` or ``speakers`` (see module docstring).
+        split: ``official``, ``reference``, ``speakers``, ``corpus`` or ``random`` (see
+            :mod:`spokenword.data.splits`).
         test_speakers: speakers held out as test for ``split: speakers``.
         val_speakers: speakers used for validation for ``split: speakers`` (default: takes 5-9).
+        val_fraction: share of each label's clips held out for validation by ``split: random``; 0:
+            none, validation then runs on the training clips (Lightning's checkpointing needs a
+            validation score) and the report's protocol says so.
+        test_fraction: share of each label's clips held out for test by ``split: random``; 0: none,
+            the run is then tested on the validation part (the protocol says so).
+        split_seed: the seed of ``split: random`` (the same seed, the same split).
         sample_rate: every recording is resampled to this rate (Hz).
         features: feature settings (stored in the checkpoint through the model).
         batch_size: training batch size.
@@ -189,6 +201,9 @@ class AudioDataModule(L.LightningDataModule):
         split: SplitName = "official",
         test_speakers: list[str] | None = None,
         val_speakers: list[str] | None = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        split_seed: int = 0,
         sample_rate: int = 8000,
         features: FeatureSettings = FeatureSettings(),
         batch_size: int = 256,
@@ -206,6 +221,10 @@ class AudioDataModule(L.LightningDataModule):
         self.split_name = split
         self.test_speakers = test_speakers
         self.val_speakers = val_speakers
+        check_fractions(val_fraction, test_fraction)  # a ValueError: a usage message before any data is read
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
         self.sample_rate = sample_rate
         self.features = features
         self.batch_size = batch_size
@@ -237,7 +256,8 @@ class AudioDataModule(L.LightningDataModule):
 
     @cached_property
     def split(self) -> Split:
-        return make_split(self.recordings, self.split_name, self.test_speakers, self.val_speakers)
+        return make_split(self.recordings, self.split_name, self.test_speakers, self.val_speakers,
+                          val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.split_seed)
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def prepare_data(self) -> None:

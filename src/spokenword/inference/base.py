@@ -38,6 +38,8 @@ METADATA_VERSION = 1
 AUDIO_INPUT, LENGTH_INPUT, PROBS_OUTPUT = "audio", "length", "probabilities"
 #: the second output: the front end's ``(N, 1, n_bins, n_frames)`` image before normalisation.
 FEATURES_OUTPUT = "features"
+#: the file that makes a folder a *model folder* (the bundled model, an ``adapt`` output): its members and facts
+MODEL_FOLDER_MANIFEST = "manifest.json"
 
 
 Prediction = list[dict]  # [{"label": "7", "score": 0.97}, ...] sorted by score, highest first
@@ -93,6 +95,9 @@ def model_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.is_dir():
         return path
+    if (path / MODEL_FOLDER_MANIFEST).is_file():
+        raise ModelError(f"{path}: a model folder of ONNX exports (its {MODEL_FOLDER_MANIFEST} lists them), not a "
+                         "training run; open it with load_model or spokenword classify/evaluate/serve/transcribe")
     runs = [path] if (path / "report.json").is_file() else sorted(
         (v for v in path.glob("version_*") if (v / "report.json").is_file() and v.name[8:].isdigit()),
         key=lambda v: int(v.name[8:]))

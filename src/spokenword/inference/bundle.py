@@ -1,7 +1,9 @@
 """Build the bundled pretrained model (``make model``) from training runs: each run's best checkpoint is
 exported to ONNX (int8 where that costs no accuracy on FSDD's official test split, else float), and the
 folder gets the exports, their metadata (``.onnx.json``) and cards (``.onnx.md``), each run's
-``report.json``, ``MODEL_CARD.md`` and ``manifest.json`` (sha256 of every file). Needs the ``train``
+``report.json``, the adaptable state of each member on the pretrained speech embedding (``NAME.adapt.npz``:
+its head and rehearsal set, for ``spokenword adapt``), ``MODEL_CARD.md`` and ``manifest.json`` (sha256 of
+every file). Needs the ``train``
 extra (torch, onnx). The folder is written beside its destination and renamed into place, so a failed
 build leaves the old bundle as it was.
 
@@ -14,12 +16,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from spokenword.inference.base import model_file
 from spokenword.inference.card import bundle_card
-from spokenword.pretrained import MANIFEST, sha256
+from spokenword.pretrained import MANIFEST, digests, staged_folder
 
 
 def _run_name(run: Path, checkpoint: Path) -> str:
@@ -71,15 +72,14 @@ def bundle(runs: list[str | os.PathLike], out: str | os.PathLike, *, data_root=N
     from spokenword.inference.export import calibration_data, export_onnx, quantize_onnx, sidecar_path
     from spokenword.inference.card import write_export_card
     from spokenword.inference.onnx import read_metadata
+    from spokenword.training.adapt import STATE_SUFFIX, is_adaptable, write_checkpoint_state
 
     if int8 not in ("auto", "never"):
         raise ValueError(f"int8 must be auto or never, not {int8!r}")
     root = resolve_root(data_root)
     split = make_split(with_negatives(FSDD(), root).recordings(root), "official")
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with staged_folder(out) as staging:
         work = staging / ".work"
         work.mkdir()
         checkpoints = [model_file(r) for r in runs]
@@ -108,10 +108,13 @@ def bundle(runs: list[str | os.PathLike], out: str | os.PathLike, *, data_root=N
         rejection = {"reject_below": reject_below, "closed_set_accuracy": closed,
                      "false_reject_rate": result.false_reject_rate,
                      "false_accept_rate": result.to_dict()["false_accept_rate"], "negatives": result.to_dict()["negatives"]}
-        members = []
+        members, adaptable = [], {}
         for path, checkpoint, name in zip(chosen, checkpoints, names):
             for file in (path, sidecar_path(path)):
                 (staging / file.name).write_bytes(file.read_bytes())
+            if is_adaptable(checkpoint):  # its head and rehearsal set, for `spokenword adapt` (torch side)
+                write_checkpoint_state(checkpoint, staging / f"{name}{STATE_SUFFIX}", data_root=data_root, log=log)
+                adaptable[path.name] = f"{name}{STATE_SUFFIX}"
             report = checkpoint.parent.parent / "report.json"
             if report.is_file():
                 (staging / f"{name}.report.json").write_bytes(report.read_bytes())
@@ -121,7 +124,8 @@ def bundle(runs: list[str | os.PathLike], out: str | os.PathLike, *, data_root=N
         metadata = {m: json.loads((staging / (m + ".json")).read_text()) for m in members}
         reports = {m: (json.loads(r.read_text()) if (r := staging / f"{n}.report.json").is_file() else None)
                    for m, n in zip(members, names)}
-        (staging / "MODEL_CARD.md").write_text(bundle_card(out.name, members, metadata, reports, accuracy, count, rejection))
+        (staging / "MODEL_CARD.md").write_text(bundle_card(out.name, members, metadata, reports, accuracy, count, rejection,
+                                                              adaptable))
         manifest = {
             "name": out.name,
             "members": members,
@@ -133,18 +137,8 @@ def bundle(runs: list[str | os.PathLike], out: str | os.PathLike, *, data_root=N
                         "part of the noise recordings (spokenword.data.corpora.negatives) where present, at reject_below; "
                         "`spokenword evaluate --split official`",
             "sources": [_shown(c) for c in checkpoints],
-            "files": {p.name: sha256(p) for p in sorted(staging.iterdir()) if p.is_file()},
+            "adaptable": adaptable,
+            "files": digests(staging),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        staging.chmod(0o755)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-old-"))
-            os.replace(out, old / out.name)
-        os.replace(staging, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest

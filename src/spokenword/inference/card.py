@@ -141,7 +141,7 @@ NEGATIVES_DATA = ("25 non-digit English words (817 clips, 236 speakers) and the 
 
 
 def bundle_card(name: str, members: list[str], metadata: dict[str, dict], reports: dict[str, dict | None],
-                accuracy: float, count: int, rejection: dict | None = None) -> str:
+                accuracy: float, count: int, rejection: dict | None = None, adaptable: dict | None = None) -> str:
     """``MODEL_CARD.md`` of a bundled model: the ensemble of ``members`` (export file names); ``rejection``:
     its ``reject_below``, false reject and false accept rates on the test part (see :mod:`spokenword.inference.bundle`)."""
     first = metadata[members[0]]
@@ -184,6 +184,16 @@ def bundle_card(name: str, members: list[str], metadata: dict[str, dict], report
             "come from disjoint speakers of Speech Commands (CC BY 4.0, by Pete Warden, Google: 25 English words, "
             "arXiv:1804.03209), noise from disjoint time spans of its background-noise recordings; "
             "`python -m benchmarks.reject` measures it, also as false digits per hour of long audio (docs/results.md).")
+    if adaptable:
+        states = ", ".join(f"`{state}` (for `{member}`)" for member, state in adaptable.items())
+        sections.append(
+            "## Adapt it\n\n"
+            "`spokenword adapt FOLDER --out MINE` (or `spokenword.adapt(None, FOLDER, MINE)`; the training extra) adds "
+            "the words of a folder of takes (one sub-folder per word) to this model, or tunes its digits to one voice, "
+            f"in seconds: the pretrained backbone stays frozen and only the head learns. It starts from {states}: "
+            "the member's head weights and a rehearsal set (pooled speech embeddings of clips of its own training split, "
+            "a few dozen per label), so "
+            "the words it knows are not forgotten. docs/training.md, \"Adapt a model\".")
     for member in members:
         sections.append(f"## Member `{member}`\n\n" + member_section(member, metadata[member], reports.get(member)))
     sections.append(LIMITS)

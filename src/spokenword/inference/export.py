@@ -266,7 +266,7 @@ def _corpus_name(corpus) -> str:
     return f"{type(corpus).__name__}({', '.join(args)})"
 
 
-def _training_settings(checkpoint: Path) -> tuple[dict, str | None]:
+def training_settings(checkpoint: Path) -> tuple[dict, str | None]:
     """The data module's settings the checkpoint was trained with, and what was not recorded (``None``:
     nothing). The checkpoint stores its data module's hyper-parameters but not the corpus
     (``save_hyperparameters(ignore=["corpus", ...])``); LightningCLI's ``config.yaml`` in the run folder
@@ -286,7 +286,7 @@ def _training_settings(checkpoint: Path) -> tuple[dict, str | None]:
     return _moved(settings), missing
 
 
-def _training_part(settings: dict, data_root) -> tuple[list, str, str]:
+def training_part(settings: dict, data_root) -> tuple[list, str, str]:
     """The training part of the split of the data module ``settings`` describe, built as ``spokenword fit``
     builds it (jsonargparse, :class:`~spokenword.data.datamodule.AudioDataModule`); ``data_root``
     overrides its data root. Returns the recordings, the corpus and the split name."""
@@ -296,7 +296,8 @@ def _training_part(settings: dict, data_root) -> tuple[list, str, str]:
 
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(AudioDataModule, "data")
-    wanted = {k: settings[k] for k in ("root", "corpus", "split", "test_speakers", "val_speakers") if k in settings}
+    wanted = {k: settings[k] for k in ("root", "corpus", "split", "test_speakers", "val_speakers", "val_fraction",
+                                       "test_fraction", "split_seed") if k in settings}
     if data_root:
         wanted["root"] = str(data_root)
     config = parser.parse_object({"data": wanted})
@@ -316,7 +317,7 @@ def calibration_data(checkpoint, sample_rate: int, settings: dict, *, data_root=
     and passed through the host-side steps of ``settings``; and where they come from (the export's
     ``calibration`` metadata).
 
-    The corpus, split and data root are those of the checkpoint's training run (:func:`_training_settings`);
+    The corpus, split and data root are those of the checkpoint's training run (:func:`training_settings`);
     ``data_root`` overrides the data root. A run without a recorded corpus is taken to be on the data
     module's default corpus, FSDD. When that data cannot be read, FSDD's official training split (takes
     10-49) under ``data_root`` (or ``$SPOKENWORD_DATA``) calibrates instead; either case logs one line."""
@@ -324,15 +325,15 @@ def calibration_data(checkpoint, sample_rate: int, settings: dict, *, data_root=
     from spokenword.data.splits import resolve_root
 
     checkpoint = Path(checkpoint)
-    training, missing = _training_settings(checkpoint)
+    training, missing = training_settings(checkpoint)
     note = None
     try:
-        recordings, corpus, split = _training_part(training, data_root)
+        recordings, corpus, split = training_part(training, data_root)
         if missing:
             note = f"{missing}; assumed FSDD, the data module's default"
     except Exception as err:  # noqa: BLE001 - any failure: a corpus gone, a config of another version
         reason = missing or f"its training data could not be read ({' '.join(str(err).split())[:200]})"
-        recordings, corpus, split = _training_part({"split": "official"}, resolve_root(data_root))
+        recordings, corpus, split = training_part({"split": "official"}, resolve_root(data_root))
         note = f"{reason}; FSDD's official training split (takes 10-49) used instead"
     if note:
         logging.getLogger(__name__).warning("int8 calibration of %s: %s", checkpoint, note)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from spokenword.inference.base import BaseClassifier, ModelError, model_file
+from spokenword.inference.base import MODEL_FOLDER_MANIFEST, BaseClassifier, ModelError, model_file
 
 __all__ = ["EXPORT_MODULES", "RUNTIMES", "load_model", "model_file"]
 
@@ -51,6 +51,8 @@ def load_model(model: str | os.PathLike | None = None, *also: str | os.PathLike,
 
     ``model=None`` (``load_model()``): the bundled pretrained model (:mod:`spokenword.pretrained`, the
     ensemble of ``make train`` as int8/float ONNX exports; torch-free), with ``also`` added to its ensemble.
+    A model folder (one with ``manifest.json``: a copy of the bundle, ``spokenword adapt``'s output) opens the
+    same way: its members, and its ``reject_below``.
 
     Each is a ``.onnx`` export, a ``.ckpt`` checkpoint or a training run's folder (its best
     checkpoint, :func:`model_file`), run by ``runtime``:
@@ -72,7 +74,7 @@ def load_model(model: str | os.PathLike | None = None, *also: str | os.PathLike,
             ``None``: the runtimes' defaults.
         reject_below: a word is the answer only when it scores at least this (0-1), else "not a word"
             (:meth:`~spokenword.inference.base.BaseClassifier.rank`); ``None``: the bundled model's value
-            (its manifest's ``reject_below``) for the bundled model, else the model's own best label.
+            (its manifest's ``reject_below``) for the bundled model or a model folder, else the model's own best label.
 
     Raises :class:`~spokenword.inference.base.ModelError` with a one-line message for an unusable
     model or choice.
@@ -81,13 +83,17 @@ def load_model(model: str | os.PathLike | None = None, *also: str | os.PathLike,
         raise ModelError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
     if reject_below is not None and not 0.0 <= reject_below <= 1.0:
         raise ModelError(f"reject_below must be a score from 0 to 1, not {reject_below}")
-    if model is None:
+    if model is None or _is_model_folder(model):
         from spokenword import pretrained
 
-        model, *bundled = [*pretrained.members(), *also]
-        also = tuple(bundled)
+        if model is None:
+            files, facts = pretrained.members(), pretrained.manifest()
+        else:
+            files, facts = pretrained.read_folder(model)
+        model, *rest = [*files, *also]
+        also = tuple(rest)
         if reject_below is None:
-            reject_below = pretrained.manifest().get("reject_below")
+            reject_below = facts.get("reject_below")
     if also:
         from spokenword.inference.ensemble import Ensemble
 
@@ -96,6 +102,11 @@ def load_model(model: str | os.PathLike | None = None, *also: str | os.PathLike,
         classifier = _load_one(model, runtime, max_seconds, threads)
     classifier.reject_below = None if reject_below is None else float(reject_below)
     return classifier
+
+
+def _is_model_folder(model) -> bool:
+    path = Path(model)
+    return path.is_dir() and (path / MODEL_FOLDER_MANIFEST).is_file()
 
 
 def _load_one(model, runtime: str | None, max_seconds: float | None, threads: int | None) -> BaseClassifier:

@@ -8,7 +8,8 @@ once per process and every request uses the classifier's own preprocessing (``wa
 
 Routes: ``POST /predict`` (multipart field ``file`` or the raw file as the body), ``GET /health``,
 ``GET /labels``, the live transcription WebSocket ``/ws/transcribe`` (:mod:`spokenword.serve.live`),
-the page at ``/`` (assets under ``/static``, all served locally) and the OpenAPI docs at ``/docs``.
+the page at ``/`` (assets under ``/static``, all served locally), the OpenAPI docs at ``/docs``, and
+``/teach`` (teaching new words from the page, off unless turned on: :mod:`spokenword.serve.teach`).
 Every user mistake is answered with a 4xx and ``{"detail": "..."}``.
 
 A model trained with the rejection labels (:mod:`spokenword.labels`) may answer ``_unknown_`` (other
@@ -25,21 +26,22 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import os
 import re
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from spokenword.audio import AudioError, TooLongError
 from spokenword.inference.base import ModelError
 from spokenword.labels import is_rejection
 from spokenword.serve.batching import MicroBatcher
+from spokenword.serve.uploads import UPLOAD_FIELD, _audio_bytes, peak_dbfs  # noqa: F401 - peak_dbfs: its public home was here
 
 STATIC = Path(__file__).with_name("static")
 logger = logging.getLogger("spokenword.serve")
@@ -48,7 +50,6 @@ logger = logging.getLogger("spokenword.serve")
 #: ``"silent": true``: the model still answers, but the page says no speech was heard.
 SILENCE_DBFS = -40.0
 
-UPLOAD_FIELD = "file"
 _OPENING = re.compile(r"Error opening <[^>]*>: ")
 
 _PREDICT_BODY = {
@@ -81,71 +82,23 @@ _PREDICT_ANSWER = {200: {"description": "The prediction", "content": {"applicati
     }}}}}}
 
 
-def peak_dbfs(wave: np.ndarray) -> float:
-    """Loudest sample of a float waveform in dB relative to full scale (``-inf`` for all zeros)."""
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) once it exceeds ``limit`` bytes: decided from
-    ``Content-Length`` when sent, else while streaming, never after reading it whole."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, _too_large(int(declared), limit))
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, _too_large(size, limit, at_least=True))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(size: int, limit: int, at_least: bool = False) -> str:
-    more = "more than " if at_least else ""
-    return (f"upload is {more}{size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB: "
-            "send a shorter clip (a few seconds of 16 kHz mono wav is well under it)")
-
-
-async def _replay(body: bytes) -> AsyncIterator[bytes]:
-    yield body
-
-
-async def _audio_bytes(request: Request, max_upload_bytes: int) -> tuple[bytes, str]:
-    """The uploaded file's bytes and a name for messages: the multipart field ``file`` or the raw body."""
-    body = await _read_limited(request, max_upload_bytes)
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        try:
-            form = await MultiPartParser(request.headers, _replay(body), max_files=1, max_fields=10).parse()
-        except MultiPartException as err:
-            raise HTTPException(400, f"malformed multipart form ({err.message}); send the audio as field '{UPLOAD_FIELD}'")
-        upload = form.get(UPLOAD_FIELD)
-        if upload is None or isinstance(upload, str):
-            fields = ", ".join(repr(k) for k in form.keys()) or "none"
-            raise HTTPException(422, f"multipart form has no file field '{UPLOAD_FIELD}' (fields sent: {fields}); "
-                                     f"send the audio as -F {UPLOAD_FIELD}=@clip.wav")
-        data = await upload.read()
-        name = upload.filename or "uploaded file"
-        if not data:
-            raise HTTPException(400, f"{name}: the uploaded file is empty (0 bytes)")
-        return data, name
-    # any other content type (curl --data-binary sends x-www-form-urlencoded) is the file itself
-    if not body:
-        raise HTTPException(400, f"empty request: send an audio file (wav, flac, ogg) as the request body "
-                                 f"or as the multipart form field '{UPLOAD_FIELD}'")
-    return body, "request body"
+def swap_model(app: FastAPI, classifier, name: str | None) -> None:
+    """Serve ``classifier`` from now on (``name``: what ``/health`` calls it). Requests and live streams
+    that started before keep the classifier they began with; new ones get this one."""
+    app.state.model_name = name
+    app.state.classifier = classifier  # one assignment: every reader sees the old model or the new, never a mix
 
 
 def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: float | None = 10.0,
                routers: Iterable[APIRouter] = (), batch_ms: float | None = 2.0, max_batch: int = 16,
-               live=True) -> FastAPI:
+               live=True, teach=None, model_name: str | None = None) -> FastAPI:
     """Build the app around ``classifier`` (loaded once by the caller).
 
     Args:
         classifier: a :class:`~spokenword.inference.base.BaseClassifier` (``labels``, ``sample_rate`` (Hz),
             ``runtime``, ``waveform``, ``featurize``, ``probabilities``, ``rank``, ``spectrogram``).
+            It is ``app.state.classifier``, read once per request and per live connection, so
+            :func:`swap_model` (teaching does) replaces it for what comes next.
         max_upload_bytes: larger uploads are refused with 413 before being read whole.
         max_seconds: longer clips are refused with 413, never decoded past this limit (s); None: the
             classifier's own limit (``max_seconds`` it was loaded with, else 600 s).
@@ -155,16 +108,16 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         max_batch: most requests per batch.
         live: the ``/ws/transcribe`` endpoint: True (default limits), a
             :class:`~spokenword.serve.live.LiveSettings`, or False for none.
+        teach: a :class:`~spokenword.serve.teach.TeachSettings` turns on the ``/teach`` routes (new words
+            taught from the page; :mod:`spokenword.serve.teach`); None (default): off.
+        model_name: what ``/health`` calls the model (e.g. its path).
     """
     app = FastAPI(title="spokenword", version="1",
                   description="Spoken digit recognition: POST an audio clip to /predict, "
                               "or stream microphone audio to the WebSocket /ws/transcribe.")
-    app.state.classifier = classifier
-    labels = list(classifier.labels)
-    rate = int(classifier.sample_rate)
-    runtime = classifier.runtime  # "torch", "onnx", or an ensemble's e.g. "onnx+onnx"
+    swap_model(app, classifier, model_name)
 
-    def decode(data: bytes, name: str) -> np.ndarray:
+    def decode(classifier, data: bytes, name: str) -> np.ndarray:
         """The upload decoded (never past ``max_seconds``: the service's limit, or the classifier's
         when the service has none), or the 413 / 422 that says why not."""
         try:
@@ -175,6 +128,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         except AudioError as err:
             problem = _OPENING.sub("", err.problem)  # libsndfile names the in-memory buffer: not useful here
             raise HTTPException(422, f"{name}: {problem}; send a wav, flac or ogg file") from None
+        rate = int(classifier.sample_rate)
         duration = len(wave) / rate
         if max_seconds is not None and len(wave) > max_seconds * rate + 1:  # resampling may add a sample
             raise HTTPException(413, f"{name}: clip is {duration:.1f} s long; the limit is {max_seconds:g} s")
@@ -182,9 +136,10 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
             raise HTTPException(422, f"{name}: the clip holds no samples")
         return wave
 
-    def describe(wave: np.ndarray, probs, top_k: int | None) -> dict:
+    def describe(classifier, wave: np.ndarray, probs, top_k: int | None) -> dict:
         ranked = classifier.rank(probs, top_k)
         level = peak_dbfs(wave)
+        rate = int(classifier.sample_rate)
         return {
             "label": ranked[0]["label"],
             "score": ranked[0]["score"],
@@ -198,8 +153,9 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
 
     def infer(data: bytes, name: str, top_k: int | None, spectrogram: bool) -> dict:
         """One request on its own (runs in the thread pool)."""
-        wave = decode(data, name)
-        answer = describe(wave, classifier.probabilities([classifier.featurize(wave)])[0], top_k)
+        classifier = app.state.classifier  # once: the whole request on one model, even across a swap
+        wave = decode(classifier, data, name)
+        answer = describe(classifier, wave, classifier.probabilities([classifier.featurize(wave)])[0], top_k)
         if spectrogram:  # only when asked: one more run of the front end
             try:
                 image = np.asarray(classifier.spectrogram(wave))[0]
@@ -213,11 +169,12 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     def infer_batch(items: Sequence[tuple[bytes, str, int | None]]) -> list:
         """Several requests in one model call (runs in the thread pool); a failing item's
         HTTPException is its result and does not affect the others."""
+        classifier = app.state.classifier  # once per batch: one model call needs one model
         results: list = [None] * len(items)
         waves, features, rows = [], [], []
         for i, (data, name, _) in enumerate(items):
             try:
-                wave = decode(data, name)
+                wave = decode(classifier, data, name)
                 feature = classifier.featurize(wave)
             except HTTPException as err:
                 results[i] = err
@@ -232,7 +189,7 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
         if rows:
             probs = classifier.probabilities(features)
             for row, wave, p in zip(rows, waves, probs):
-                results[row] = describe(wave, p, items[row][2])
+                results[row] = describe(classifier, wave, p, items[row][2])
         return results
 
     batcher = MicroBatcher(infer_batch, batch_ms / 1000.0, max_batch) if batch_ms is not None else None
@@ -256,14 +213,15 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     @app.get("/health", summary="Liveness and model summary")
     def health() -> dict:
         """``reject_below``: the word threshold (a word is the answer when it scores at least it; ``null``: the
-        model's own best label decides)."""
-        return {"status": "ok", "labels": len(labels), "sample_rate": rate,
-                "max_seconds": max_seconds, "max_upload_bytes": max_upload_bytes, "runtime": runtime,
-                "reject_below": getattr(classifier, "reject_below", None)}
+        model's own best label decides); ``model``: what is served (it changes when teaching swaps it)."""
+        classifier = app.state.classifier
+        return {"status": "ok", "labels": len(classifier.labels), "sample_rate": int(classifier.sample_rate),
+                "max_seconds": max_seconds, "max_upload_bytes": max_upload_bytes, "runtime": classifier.runtime,
+                "reject_below": getattr(classifier, "reject_below", None), "model": app.state.model_name}
 
     @app.get("/labels", summary="Class names in model output order")
     def get_labels() -> dict:
-        return {"labels": labels}
+        return {"labels": list(app.state.classifier.labels)}
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -273,7 +231,11 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     if live:
         from spokenword.serve.live import LiveSettings, live_router
 
-        app.include_router(live_router(classifier, live if isinstance(live, LiveSettings) else LiveSettings()))
+        app.include_router(live_router(classifier, live if isinstance(live, LiveSettings) else LiveSettings(),
+                                       current=lambda: app.state.classifier))
+    from spokenword.serve.teach import teach_router
+
+    app.include_router(teach_router(app, teach, max_seconds=max_seconds, swap=swap_model))
     for router in routers:
         app.include_router(router)
     return app
@@ -282,7 +244,8 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
 def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
           max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
           batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
-          http: str = "auto", loop: str = "auto", reject_below: float | None = None) -> None:
+          http: str = "auto", loop: str = "auto", reject_below: float | None = None,
+          teach: str | None = None, teach_token: str | None = None) -> None:
     """Load ``model`` once (:func:`spokenword.inference.load.load_model` with ``runtime``, one intra-op
     thread per inference: requests run in parallel threads instead) and run the app with uvicorn until
     interrupted. With ``also`` (more checkpoints or exports), the app serves the
@@ -293,12 +256,20 @@ def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "12
     False for none). ``http``/``loop``: uvicorn's choices; ``auto`` takes httptools and uvloop (the
     ``serve`` extra, which also brings the WebSocket library). ``reject_below``: the word threshold
     (``load_model``'s; None: the bundled model's value, else the model's own best label).
+
+    ``teach``: a teach folder turns on teaching from the page (:mod:`spokenword.serve.teach`); with no
+    ``model`` named, the last model taught into it is served. Beyond loopback it needs ``teach_token``
+    (else ``$SPOKENWORD_TEACH_TOKEN``); without one :class:`~spokenword.serve.teach.TeachError` is raised.
     """
     import uvicorn
 
     from spokenword.inference.load import load_model
+    from spokenword.serve import teach as teach_module
     from spokenword.serve.live import LiveSettings
 
+    token = (teach_token or os.environ.get(teach_module.TOKEN_ENV) or None) if teach is not None else None
+    if teach is not None:
+        teach_module.check_host(host, token)  # before anything is loaded: a refusal is immediate
     package = logging.getLogger("spokenword")  # this module's and the loader's lines
     if not package.handlers:
         handler = logging.StreamHandler()
@@ -309,11 +280,33 @@ def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "12
     if live and not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
         logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
                        "pip install 'spokenword[serve]'")
-    classifier = load_model(model, *also, runtime=runtime, max_seconds=max_seconds, threads=1, reject_below=reject_below)
+    teaching, served = None, model
+    if teach is not None:
+        # what training adapts: the model named here when it can be (an ensemble or an .onnx file cannot), else the bundled one
+        source = str(model) if model is not None and not also and not str(model).lower().endswith(".onnx") else None
+        teaching = teach_module.TeachSettings(Path(teach), token=token, source=source, reject_below=reject_below,
+                                              silence_dbfs=SILENCE_DBFS)
+        last = teach_module.latest_model(teach) if model is None and not also else None
+        if last is not None:
+            served = str(last)
+            logger.info("serving the last model taught into %s: %s (name a model to serve another)", teach, last)
+    classifier = None
+    if served is not None and served != model:
+        try:
+            classifier = load_model(served, runtime=runtime, max_seconds=max_seconds, threads=1, reject_below=reject_below)
+        except ModelError as err:
+            logger.warning("the last taught model cannot be loaded (%s); serving the bundled model", err)
+            served = model
+    if classifier is None:
+        classifier = load_model(model, *also, runtime=runtime, max_seconds=max_seconds, threads=1, reject_below=reject_below)
     settings = live if isinstance(live, LiveSettings) else LiveSettings()
     app = create_app(classifier, max_upload_bytes=int(max_upload_mb * 1e6), max_seconds=max_seconds,
-                     batch_ms=batch_ms, max_batch=max_batch, live=settings if live else False)
-    print(f"spokenword serve: {model or 'the bundled model (fsdd-digits)'} ({len(classifier.labels)} labels, {classifier.runtime} runtime, reject below {getattr(classifier, 'reject_below', None)}) on http://{host}:{port}/  "
+                     batch_ms=batch_ms, max_batch=max_batch, live=settings if live else False, teach=teaching,
+                     model_name=str(served) if served is not None else "the bundled model (fsdd-digits)")
+    if teaching is not None:
+        logger.info("teaching is on: takes and taught models go to %s%s", teach,
+                    " (requests need the teach token)" if teaching.token else "")
+    print(f"spokenword serve: {served or 'the bundled model (fsdd-digits)'} ({len(classifier.labels)} labels, {classifier.runtime} runtime, reject below {getattr(classifier, 'reject_below', None)}) on http://{host}:{port}/  "
           "(API docs: /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=http, loop=loop,
                 ws_max_size=2 * settings.max_frame_bytes)

@@ -40,6 +40,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import soxr
@@ -196,13 +197,23 @@ def _start_message(message: dict) -> tuple[int, str]:
     return rate, encoding
 
 
-def live_router(classifier, settings: LiveSettings | None = None) -> APIRouter:
-    """The ``/ws/transcribe`` route around ``classifier`` (loaded once, shared by all streams)."""
+def live_router(classifier, settings: LiveSettings | None = None, current: Callable[[], object] | None = None) -> APIRouter:
+    """The ``/ws/transcribe`` route around ``classifier`` (loaded once, shared by all streams); with
+    ``current`` (returns the classifier to serve now), each new connection uses what it returns, so a
+    model swapped in by teaching is heard from the next stream on, and a running stream keeps its own."""
     settings = settings or LiveSettings()
-    transcriber = Transcriber(classifier, threshold=settings.threshold, vad=settings.vad)
-    vad = transcriber.vad
+    current = current or (lambda: classifier)
+    transcribers = {"for": None, "transcriber": None}  # the last model's, built again only when it changes
     router = APIRouter()
     active = {"streams": 0}
+
+    def transcriber_now() -> Transcriber:
+        model = current()
+        cached = transcribers["transcriber"]
+        if transcribers["for"] is not model or cached is None:
+            cached = Transcriber(model, threshold=settings.threshold, vad=settings.vad)
+            transcribers.update({"for": model, "transcriber": cached})
+        return cached
 
     async def receive(ws: WebSocket, timeout: float, waiting_for: str, deadline: float) -> dict | None:
         """The next message, None when the client has gone; a StreamError after ``timeout`` s of
@@ -227,6 +238,8 @@ def live_router(classifier, settings: LiveSettings | None = None) -> APIRouter:
         if first is None:
             return
         rate, encoding = _start_message(first)
+        transcriber = transcriber_now()
+        classifier, vad = transcriber.classifier, transcriber.vad
         stream = LiveStream(transcriber, rate, encoding)
         max_frame_samples = int(settings.max_frame_seconds * rate)
         await ws.send_json({

@@ -3,6 +3,8 @@
 // Continuous mode: stream the microphone over the WebSocket /ws/transcribe (AudioWorklet, float32
 // frames at the model's rate) and show each digit as soon as the server has heard the word end.
 // A model may answer "not a word" (_unknown_: other speech, _silence_: noise): shown as such, never as a digit.
+// Teach tab (only when the server has teaching on): record or upload takes of a new word, train, and the
+// page, /predict and the continuous mode use the new model from then on.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -43,12 +45,12 @@ function mode() {
   return $("mode-continuous").checked ? "continuous" : "single";
 }
 
-async function openMicrophone() {
+async function openMicrophone(tell = say) {
   try {
     return await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
   } catch (err) {
     const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
-    say(denied ? "Microphone access was denied: allow it in the browser's site settings, or choose a file instead."
+    tell(denied ? "Microphone access was denied: allow it in the browser's site settings, or choose a file instead."
                : `No microphone available (${err && err.name}): choose a file instead.`, "error");
     return null;
   }
@@ -60,9 +62,11 @@ function setButton(active) {
   $("record").classList.toggle("recording", active);
 }
 
-async function startRecording() {
-  const stream = await openMicrophone();
-  if (!stream) return;
+// One clip from the microphone (the one-digit mode and the Teach tab): openRecorder() starts capturing,
+// closeRecorder(rec) stops and returns the 16-bit WAV Blob of what was heard (null if nothing was).
+async function openRecorder(tell = say) {
+  const stream = await openMicrophone(tell);
+  if (!stream) return null;
   const context = new AudioContext();
   const source = context.createMediaStreamSource(stream);
   const node = context.createScriptProcessor(4096, 1, 1);
@@ -70,25 +74,39 @@ async function startRecording() {
   node.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
   source.connect(node);
   node.connect(context.destination);
-  recorder = { context, stream, node, source, chunks };
+  return { context, stream, node, source, chunks };
+}
+
+async function closeRecorder(rec) {
+  const { context, stream, node, source, chunks } = rec;
+  source.disconnect(); node.disconnect();
+  stream.getTracks().forEach((t) => t.stop());
+  const rate = context.sampleRate;
+  await context.close();
+  const length = chunks.reduce((n, c) => n + c.length, 0);
+  if (length === 0) return null;
+  const samples = new Float32Array(length);
+  let offset = 0;
+  for (const c of chunks) { samples.set(c, offset); offset += c.length; }
+  return encodeWav(samples, rate);
+}
+
+async function startRecording() {
+  if (teach.recorder) await stopTake();
+  const rec = await openRecorder();
+  if (!rec) return;
+  recorder = rec;
   setButton(true);
   say("Listening... say one digit, then press Stop.");
 }
 
 async function stopRecording() {
-  const { context, stream, node, source, chunks } = recorder;
+  const rec = recorder;
   recorder = null;
-  source.disconnect(); node.disconnect();
-  stream.getTracks().forEach((t) => t.stop());
-  const rate = context.sampleRate;
-  await context.close();
+  const wav = await closeRecorder(rec);
   setButton(false);
-  const length = chunks.reduce((n, c) => n + c.length, 0);
-  if (length === 0) { say("Nothing was recorded: try again.", "error"); return; }
-  const samples = new Float32Array(length);
-  let offset = 0;
-  for (const c of chunks) { samples.set(c, offset); offset += c.length; }
-  await classify(encodeWav(samples, rate), "microphone");
+  if (!wav) { say("Nothing was recorded: try again.", "error"); return; }
+  await classify(wav, "microphone");
 }
 
 async function classify(blob, name) {
@@ -120,6 +138,7 @@ function show(answer, name) {
   $("confidence").textContent = `${(answer.score * 100).toFixed(1)}% confident`;
   $("digit").parentElement.classList.toggle("silent", answer.silent);
   $("digit").parentElement.classList.toggle("rejected", Boolean(not));
+  $("digit").parentElement.classList.toggle("long", !not && answer.label.length > 2); // a taught word, not a digit
   if (answer.silent) say("No speech heard: the clip is (nearly) silent. Speak closer to the microphone.", "warn");
   else if (not) say(`${name}: ${answer.duration_s.toFixed(2)} s; ${answer.label === "_silence_" ? "no speech, only noise" : "not one of the digits"}.`, "warn");
   else say(`${name}: ${answer.duration_s.toFixed(2)} s`);
@@ -349,3 +368,253 @@ setButton(false);
 if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
   say("This browser cannot record here (microphone needs https or localhost): choose a file instead.", "warn");
 }
+
+// ---- Teach tab ----------------------------------------------------------------------------------
+// Shown only when GET /teach says teaching is on (spokenword serve --teach DIR). A word is named, its
+// takes recorded (the same microphone path as the one-digit mode) or uploaded, listed, played back and
+// deleted; Train adapts the model on the server, which serves the new one as soon as it is ready.
+const TOKEN_KEY = "spokenword-teach-token";
+const POLL_MS = 500;
+const teach = { state: null, recorder: null, timer: null, polling: false, urls: [] };
+
+function teachSay(text, kind = "") {
+  const el = $("teach-message");
+  el.textContent = text;
+  el.className = kind;
+}
+
+function teachHeaders(extra = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+}
+
+// fetch a teach route: the parsed JSON answer, or throws an Error whose message is the server's detail
+async function teachFetch(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: teachHeaders(options.headers || {}) });
+  let body = null;
+  try { body = await response.json(); } catch (err) { /* not JSON */ }
+  if (!response.ok) throw new Error((body && body.detail) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function showTab(name) {
+  for (const tab of ["recognise", "teach"]) {
+    $(`panel-${tab}`).hidden = tab !== name;
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+  }
+  if (name === "teach") {
+    if (recorder) stopRecording();
+    if (live) stopLive();
+    refreshTeach();
+  } else if (teach.recorder) {
+    stopTake();
+  }
+}
+
+async function refreshTeach() {
+  let state;
+  try { state = await teachFetch("/teach"); } catch (err) { teachSay(`Could not reach the server: ${err.message}`, "error"); return; }
+  teach.state = state;
+  const locked = state.token_required && !state.authorized;
+  $("teach-auth").hidden = !locked;
+  $("teach-work").hidden = locked;
+  if (locked) { teachSay("This server needs its teach token: enter it to teach.", "warn"); return; }
+  $("teach-limits").textContent = `Record at least ${state.limits.min_takes} takes of each word ` +
+    `(up to ${state.limits.max_takes}, each under ${state.limits.max_clip_seconds} s; at most ${state.limits.max_words} words).`;
+  renderWords(state.words);
+  $("teach-train").disabled = !state.can_train || state.training.state === "running";
+  if (!state.can_train) teachSay(state.detail, "error");
+  showTraining(state.training, state.model.labels);
+  if (state.training.state === "running") pollTraining();
+}
+
+function renderWords(words) {
+  for (const url of teach.urls) URL.revokeObjectURL(url);
+  teach.urls = [];
+  const list = $("teach-words");
+  list.replaceChildren();
+  for (const word of words) {
+    const item = document.createElement("li");
+    item.className = "teach-word";
+    item.dataset.word = word.id;
+    const name = document.createElement("button");
+    name.type = "button"; name.className = "word-name"; name.textContent = word.name;
+    name.title = "record more takes of this word";
+    name.addEventListener("click", () => { $("teach-word").value = word.name; $("teach-word").focus(); });
+    const count = document.createElement("span");
+    count.className = "count";
+    count.textContent = `${word.takes.length} take${word.takes.length === 1 ? "" : "s"}${word.known ? " (the model knows it)" : ""}`;
+    const remove = document.createElement("button");
+    remove.type = "button"; remove.className = "delete-word"; remove.textContent = "Delete word";
+    remove.addEventListener("click", () => deleteTeach(`/teach/words/${encodeURIComponent(word.id)}`, `"${word.name}" deleted.`));
+    const takes = document.createElement("ol");
+    takes.className = "takes";
+    for (const take of word.takes) {
+      const row = document.createElement("li");
+      row.dataset.take = take.id;
+      const player = document.createElement("audio");
+      player.controls = true; player.preload = "none";
+      if (sessionStorage.getItem(TOKEN_KEY)) loadAuthorized(player, take.url); // an <audio> cannot send the token itself
+      else player.src = take.url;
+      const length = document.createElement("span");
+      length.textContent = `${take.seconds.toFixed(1)} s`;
+      const drop = document.createElement("button");
+      drop.type = "button"; drop.className = "delete-take"; drop.textContent = "\u2715"; drop.title = "delete this take";
+      drop.addEventListener("click", () => deleteTeach(take.url, "Take deleted."));
+      row.append(player, length, drop);
+      takes.append(row);
+    }
+    item.append(name, count, remove, takes);
+    list.append(item);
+  }
+  $("teach-empty").hidden = words.length > 0;
+}
+
+async function loadAuthorized(player, url) {
+  try {
+    const response = await fetch(url, { headers: teachHeaders() });
+    if (!response.ok) return;
+    const blob = URL.createObjectURL(await response.blob());
+    teach.urls.push(blob);
+    player.src = blob;
+  } catch (err) { /* the list shows the take; it just cannot be played */ }
+}
+
+async function deleteTeach(url, done) {
+  try {
+    const answer = await teachFetch(url, { method: "DELETE" });
+    renderWords(answer.words);
+    teachSay(done);
+  } catch (err) { teachSay(err.message, "error"); }
+}
+
+function wordName() {
+  const name = $("teach-word").value.trim();
+  if (!name) { teachSay("Type the word first, then record it.", "error"); $("teach-word").focus(); }
+  return name;
+}
+
+async function uploadTake(name, blob, what) {
+  teachSay(`Saving ${what}...`);
+  try {
+    const body = await blob.arrayBuffer();
+    const answer = await teachFetch(`/teach/words/${encodeURIComponent(name)}/takes`,
+      { method: "POST", body, headers: { "Content-Type": blob.type || "application/octet-stream" } });
+    teachSay(`Take ${answer.word.count} of "${answer.word.name}" saved (${answer.take.seconds.toFixed(1)} s).`);
+    await refreshTeach();
+    return true;
+  } catch (err) {
+    teachSay(`${what}: ${err.message}`, "error");
+    return false;
+  }
+}
+
+function setTakeButton(active) {
+  $("teach-record").textContent = active ? "\u25A0 Stop" : "\u25CF Record take";
+  $("teach-record").classList.toggle("recording", active);
+}
+
+async function startTake() {
+  const name = wordName();
+  if (!name) return;
+  const rec = await openRecorder(teachSay);
+  if (!rec) return;
+  teach.recorder = { rec, name };
+  setTakeButton(true);
+  teachSay(`Recording: say "${name}" once, then press Stop.`);
+  // stop before the server's limit, so a forgotten Stop still gives a usable take
+  const limit = teach.state ? teach.state.limits.max_clip_seconds : 5;
+  teach.timer = setTimeout(() => { if (teach.recorder && teach.recorder.rec === rec) stopTake(); }, Math.max(1, limit - 0.3) * 1000);
+}
+
+async function stopTake() {
+  const { rec, name } = teach.recorder;
+  teach.recorder = null;
+  clearTimeout(teach.timer);
+  setTakeButton(false);
+  const wav = await closeRecorder(rec);
+  if (!wav) { teachSay("Nothing was recorded: try again.", "error"); return; }
+  await uploadTake(name, wav, "the recording");
+}
+
+function showTraining(status, labels) {
+  const bar = $("teach-progress");
+  bar.hidden = status.state !== "running";
+  bar.value = status.progress || 0;
+  const el = $("teach-status");
+  if (status.state === "running") {
+    el.textContent = `Training (${status.stage}, ${Math.round(100 * (status.progress || 0))}%)...`;
+    el.className = "";
+  } else if (status.state === "done") {
+    const words = (status.labels || labels).filter((l) => !REJECTIONS[l]);
+    el.textContent = `Done: the model now knows ${words.join(", ")}. Try it in the Recognise tab.`;
+    el.className = "done";
+  } else if (status.state === "failed") {
+    el.textContent = `Training failed: ${status.detail}`;
+    el.className = "error";
+  } else {
+    el.textContent = "";
+    el.className = "";
+  }
+}
+
+async function pollTraining() {
+  if (teach.polling) return;
+  teach.polling = true;
+  $("teach-train").disabled = true;
+  try {
+    for (;;) {
+      let status;
+      try { status = await teachFetch("/teach/train"); } catch (err) { teachSay(err.message, "error"); break; }
+      showTraining(status, []);
+      if (status.state !== "running") {
+        if (status.state === "done") window.labels = null; // the bars follow the new model's labels
+        teach.polling = false;
+        await refreshTeach(); // which words the served model knows now
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } finally {
+    teach.polling = false;
+    $("teach-train").disabled = Boolean(teach.state && !teach.state.can_train);
+  }
+}
+
+async function train() {
+  if (teach.recorder) await stopTake();
+  $("teach-train").disabled = true;
+  try {
+    const status = await teachFetch("/teach/train", { method: "POST" });
+    teachSay("");
+    showTraining(status, []);
+  } catch (err) {
+    teachSay(err.message, "error");
+    $("teach-train").disabled = false;
+    return;
+  }
+  await pollTraining();
+}
+
+$("tab-recognise").addEventListener("click", () => showTab("recognise"));
+$("tab-teach").addEventListener("click", () => showTab("teach"));
+$("teach-record").addEventListener("click", () => (teach.recorder ? stopTake() : startTake()));
+$("teach-word").addEventListener("keydown", (e) => { if (e.key === "Enter" && !teach.recorder) startTake(); });
+$("teach-file").addEventListener("change", async (e) => {
+  const name = wordName();
+  const files = [...e.target.files];
+  e.target.value = "";
+  if (!name) return;
+  for (const f of files) if (!(await uploadTake(name, f, f.name))) break;
+});
+$("teach-train").addEventListener("click", train);
+$("teach-token-save").addEventListener("click", () => {
+  const token = $("teach-token").value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
+  $("teach-token").value = "";
+  refreshTeach();
+});
+// the Teach tab only where the server has teaching on
+fetch("/teach").then((r) => (r.ok ? r.json() : null)).then((state) => {
+  if (state && state.enabled) $("tabs").hidden = false;
+}).catch(() => { /* no teaching here */ });
