@@ -66,7 +66,8 @@ def teaching(classifier, folder: Path, *, live=False, **settings):
     from spokenword.serve import create_app
     from spokenword.serve.teach import TeachSettings
 
-    return TestClient(create_app(classifier, live=live, teach=TeachSettings(folder, steps=STEPS, **settings)))
+    return TestClient(create_app(classifier, live=live, teach=TeachSettings(folder, steps=STEPS, **settings)),
+                      base_url="http://127.0.0.1:8000")  # without a token teaching answers loopback hosts only
 
 
 def files_under(folder: Path) -> list[str]:
@@ -346,3 +347,16 @@ def test_a_model_that_cannot_be_adapted_falls_back_to_the_bundled_one(classifier
         assert second["state"] == "done" and second["words"] == {WORD: 2} and second["model"] == "2"
         assert WORD in client.get("/labels").json()["labels"]
     assert sorted(p.name for p in (folder / "models").iterdir()) == ["2"]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "192.168.1.5:8000"])
+def test_without_a_token_only_loopback_hosts_are_answered(classifier, take, tmp_path, host):
+    """DNS rebinding: a page of another site whose name resolves to 127.0.0.1 sends its own name as Host."""
+    with teaching(classifier, tmp_path / "teach") as client:
+        state = client.get("/teach", headers={"host": host}).json()
+        assert state["authorized"] is False and "127.0.0.1" in state["detail"]
+        answer = client.post(url_of(WORD), content=take, headers={"host": host})
+        assert answer.status_code == 403 and "--teach-token" in answer.json()["detail"]
+        assert not (tmp_path / "teach" / "words" / "labels.csv").exists()
+        for ok in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
+            assert client.get("/teach", headers={"host": ok}).json()["authorized"] is True

@@ -147,6 +147,17 @@ def check_host(host: str, token: str | None) -> None:
                          f"{TOKEN_ENV}, or serve on 127.0.0.1")
 
 
+def loopback_host(request: Request) -> bool:
+    """Whether the request's ``Host`` names this machine: without a token, teaching answers only those, so a
+    site whose name is made to resolve to 127.0.0.1 (DNS rebinding) cannot drive it from a browser."""
+    host = request.headers.get("host", "")
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return False
+    return name in LOOPBACK
+
+
 def latest_model(folder: str | os.PathLike) -> Path | None:
     """The last model taught into the teach folder ``folder`` (``models/<n>`` with the highest ``n``), or None."""
     models = Path(folder) / "models"
@@ -559,7 +570,12 @@ def teach_router(app: FastAPI, settings: TeachSettings | None, *, max_seconds: f
         return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), settings.token.encode())
 
     def guard(request: Request) -> None:
-        """401/403 without the token; 403 for a request another site's page sent (a browser names its origin)."""
+        """401/403 without the token; 403 for a request another site's page sent (a browser names its origin),
+        and, without a token, for one that names a host other than this machine's."""
+        if settings.token is None and not loopback_host(request):
+            raise HTTPException(403, f"teaching without a token answers only this machine's addresses (the request "
+                                     f"names host {_shown(request.headers.get('host', ''))}): open the page at "
+                                     "http://127.0.0.1:PORT/, or start the server with --teach-token")
         if settings.token is not None and not authorized(request):
             if not request.headers.get("authorization"):
                 raise HTTPException(401, "teaching needs the server's token: send Authorization: Bearer TOKEN "
@@ -595,6 +611,9 @@ def teach_router(app: FastAPI, settings: TeachSettings | None, *, max_seconds: f
         if not authorized(request):
             return {"enabled": True, "token_required": True, "authorized": False,
                     "detail": "send the teach token as Authorization: Bearer TOKEN"}
+        if settings.token is None and not loopback_host(request):
+            return {"enabled": True, "token_required": True, "authorized": False,
+                    "detail": "teaching without a token answers only http://127.0.0.1:PORT/ and http://localhost:PORT/"}
         detail = await run_in_threadpool(training_detail)  # the first call imports torch
         classifier = app.state.classifier
         return {"enabled": True, "token_required": settings.token is not None, "authorized": True,
