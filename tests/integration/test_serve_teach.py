@@ -71,7 +71,10 @@ def teaching(classifier, folder: Path, *, live=False, **settings):
 
 
 def files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    """The files under ``folder``, but the server's own pid file (:data:`spokenword.serve.teach.OWNER`)."""
+    from spokenword.serve.teach import OWNER
+
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != OWNER)
 
 
 def wait_for_training(client, timeout: float = 240) -> dict:
@@ -360,3 +363,28 @@ def test_without_a_token_only_loopback_hosts_are_answered(classifier, take, tmp_
         assert not (tmp_path / "teach" / "words" / "labels.csv").exists()
         for ok in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
             assert client.get("/teach", headers={"host": ok}).json()["authorized"] is True
+
+
+def test_a_teach_folder_serves_one_server_at_a_time(classifier, tmp_path):
+    """Another live process holding the folder: refused in one line; a pid file of a process that is gone, or of
+    this process (a restart in the same process), is taken over."""
+    import os
+    import subprocess
+
+    from spokenword.serve.teach import OWNER, TeachError
+
+    folder = tmp_path / "teach"
+    folder.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / OWNER).write_text(f"{other.pid}\n")
+        with pytest.raises(TeachError, match=f"another running spokenword server \\(process {other.pid}\\)"):
+            teaching(classifier, folder)
+    finally:
+        other.kill()
+        other.wait()
+    with teaching(classifier, folder) as client:  # that process is gone: taken over
+        assert client.get("/teach").json()["authorized"] is True
+    assert (folder / OWNER).read_text().strip() == str(os.getpid())
+    with teaching(classifier, folder) as client:  # this process again
+        assert client.get("/teach").json()["authorized"] is True

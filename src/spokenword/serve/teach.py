@@ -15,7 +15,7 @@ The teach folder ``DIR``:
 * ``models/<n>``: the last taught model folder (older ones are removed once the next one is served);
   ``spokenword serve --teach DIR`` without a model serves it again after a restart.
 
-Every file is written to a temporary name in its folder and renamed into place. One server per folder.
+Every file is written to a temporary name in its folder and renamed into place. One server per folder (:func:`claim`).
 
 Routes (all JSON; mistakes are 4xx with ``{"detail": "..."}``):
 
@@ -145,6 +145,36 @@ def check_host(host: str, token: str | None) -> None:
     if host.strip("[]") not in LOOPBACK and not token:
         raise TeachError(f"--teach on {host} (beyond this machine) needs a token: pass --teach-token TOKEN or set "
                          f"{TOKEN_ENV}, or serve on 127.0.0.1")
+
+
+#: the teach folder's owner: the process id of the server that uses it
+OWNER = ".server.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, owned by someone else
+    return True
+
+
+def claim(folder: Path) -> None:
+    """Make this process the teach folder's one server (``OWNER`` holds its pid), or :class:`TeachError` when
+    another live process holds it: two servers would clean up and rename each other's files. A pid file left
+    by a server that is gone is taken over. Hand-written because the check must work wherever the server runs;
+    an OS file lock (fcntl) is POSIX only."""
+    path = Path(folder) / OWNER
+    try:
+        holder = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        holder = 0
+    if holder and holder != os.getpid() and _alive(holder):
+        raise TeachError(f"{folder} is the teach folder of another running spokenword server (process {holder}); "
+                         "give each server its own --teach folder, or stop that one")
+    _replace_atomically(path, lambda f: f.write(f"{os.getpid()}\n".encode()))
 
 
 def loopback_host(request: Request) -> bool:
@@ -413,6 +443,7 @@ class Trainer:
         self.folder = Path(settings.folder)
         self.models = self.folder / "models"
         self.models.mkdir(parents=True, exist_ok=True)
+        claim(self.folder)  # before the clean-up below: another server's training must not lose its files
         for leftover in [*self.models.glob(".*"), *self.folder.glob(".train-*")]:  # an interrupted training's
             shutil.rmtree(leftover, ignore_errors=True)
         self.source = settings.source
