@@ -147,15 +147,15 @@ def test_a_take_that_does_not_decode_is_skipped_with_a_line(tmp_path, bundled_st
     assert json.loads((out / "manifest.json").read_text())["adapted"]["takes"] == {"low": 2}
 
 
-@pytest.mark.parametrize("kind", ["onnx", "cnn_folder", "missing", "empty", "no_adaptable"])
-def test_unusable_sources_and_folders_are_one_line_errors(tmp_path, kind, bundled_state):
+@pytest.mark.parametrize("kind", ["onnx", "no_source", "missing", "empty", "no_adaptable"])
+def test_unusable_sources_and_folders_are_one_line_errors(tmp_path, kind, bundled_state, capsys):
     from spokenword import pretrained
     from spokenword.cli import main
 
     folder = _folder(tmp_path / "takes", {"low": 1})
     if kind == "onnx":
         args = [str(pretrained.members()[0]), str(folder)]
-    elif kind == "cnn_folder":
+    elif kind == "no_source":
         args = [str(tmp_path / "nowhere"), str(folder)]
     elif kind == "missing":
         args = [str(tmp_path / "no-such-takes")]
@@ -171,6 +171,8 @@ def test_unusable_sources_and_folders_are_one_line_errors(tmp_path, kind, bundle
         args = [str(copy), str(folder)]
     code = main(["adapt", *args, "--out", str(tmp_path / "out")])
     assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spokenword: error: ") and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -170,3 +170,16 @@ def test_a_command_whose_extra_is_missing_says_which_to_install():
         assert result.stdout.strip() == "2", result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
         assert f"pip install 'spokenword[{extra}]'" in result.stderr and f"spokenword {argv[0]} needs" in result.stderr
+
+
+def test_the_shipped_run_reports_name_no_machine():
+    """The runs' reports ship without the CPU and platform they ran on (those stay in the run folders)."""
+    import json
+
+    from spokenword import pretrained
+
+    reports = sorted(pretrained.folder().glob("*.report.json"))
+    assert reports
+    for path in reports:
+        provenance = json.loads(path.read_text())["provenance"]
+        assert "cpu" not in provenance and "platform" not in provenance and "packages" in provenance

@@ -37,6 +37,13 @@ def _shown(path: Path) -> str:
         return path.name
 
 
+def _shipped(report: dict) -> dict:
+    """A run's report as the package ships it: without the machine it ran on (CPU, platform), which belongs to
+    the run folder and docs/results.md, not to the installed package."""
+    provenance = {k: v for k, v in (report.get("provenance") or {}).items() if k not in ("cpu", "platform")}
+    return {**report, "provenance": provenance} if "provenance" in report else report
+
+
 def _scores(paths: list[Path], recordings, reject_below: float | None):
     """The ensemble of ``paths`` on ``recordings`` at ``reject_below`` (an Evaluation)."""
     from spokenword.inference.evaluate import evaluate
@@ -117,7 +124,8 @@ def bundle(runs: list[str | os.PathLike], out: str | os.PathLike, *, data_root=N
                 adaptable[path.name] = f"{name}{STATE_SUFFIX}"
             report = checkpoint.parent.parent / "report.json"
             if report.is_file():
-                (staging / f"{name}.report.json").write_bytes(report.read_bytes())
+                (staging / f"{name}.report.json").write_text(json.dumps(_shipped(json.loads(report.read_text())),
+                                                                         indent=2) + "\n")
             write_export_card(staging / path.name, read_metadata(staging / path.name), checkpoint)
             members.append(path.name)
         shutil.rmtree(work)

@@ -103,7 +103,7 @@ def _net(hparams: dict, num_classes: int, backbone: dict[str, torch.Tensor] | No
     return model
 
 
-def _features(paths_or_waves, hparams: dict, mean: float, std: float, log) -> tuple[torch.Tensor, list[int]]:
+def _features(paths, hparams: dict, mean: float, std: float, log) -> tuple[torch.Tensor, list[int]]:
     """Normalised feature images ``(N, 1, H, W)`` of the clips that decode, and their indices; a clip that
     does not is skipped with one line naming it."""
     from spokenword import audio
@@ -114,9 +114,9 @@ def _features(paths_or_waves, hparams: dict, mean: float, std: float, log) -> tu
     settings = FeatureSettings.from_dict(hparams["features"])
     rate = int(hparams.get("sample_rate", 8000))
     waves, kept = [], []
-    for i, item in enumerate(paths_or_waves):
+    for i, path in enumerate(paths):
         try:
-            wave = audio.load(item, rate) if not isinstance(item, np.ndarray) else item
+            wave = audio.load(path, rate)
         except audio.AudioError as err:
             log(f"skipped: {err}")
             continue
