@@ -421,6 +421,33 @@ def transcription(results: Results) -> list[str]:
     return out
 
 
+def rooms(results: Results) -> list[str]:
+    """``python -m benchmarks.rooms``: numbers by held-out voices in rooms, today's segmenter beside the level-only one."""
+    out = ["## Digit strings in rooms (`python -m benchmarks.rooms`)", ""]
+    records = results.of("rooms")
+    if not records:
+        return out + [f"{DASH}: not measured yet; to measure:", "", *code(["python -m benchmarks.rooms"]), ""]
+    names = {"energy": "level only (before)", "speech": "with the speech detector (default)"}
+    for r in records:
+        rows = []
+        for condition, by in r["figures"]["conditions"].items():
+            for segmenter, c in by.items():
+                if segmenter == "oracle":
+                    continue
+                delay = c.get("live_delay_ms")
+                rows.append([condition, names.get(segmenter, segmenter), pct(c["digit_error_rate"], 2), pct(c["exact_numbers"]),
+                             f"{c['substitutions_per_100']:.2f} / {c['insertions_per_100']:.2f} / {c['deletions_per_100']:.2f}",
+                             pct(c["distractors_emitted"]) if c["distractors_emitted"] is not None else DASH,
+                             f"{delay['p50']:.0f} / {delay['p95']:.0f}" if delay else DASH])
+            if "oracle" in by:
+                rows.append([condition, "true word boundaries (the classifier's share)", pct(by["oracle"]["digit_error_rate"], 2),
+                             DASH, DASH, DASH, DASH])
+        out += [f"`{r['name']}`", "",
+                *table(["condition", "segmentation", "DER %", "exact numbers %", "sub / ins / del per 100 digits",
+                        "distractors emitted %", "live delay p50 / p95 ms"], rows), "", *_record_footer(results, r)]
+    return out
+
+
 def scale(results: Results) -> list[str]:
     out = ["## Scale (`python -m benchmarks.scale`)", ""]
     records = results.of("scale")
@@ -618,7 +645,7 @@ def own_words_and_voice(results: Results) -> list[str]:
     return out
 
 
-KNOWN = {"accuracy", "speed", "serve", "transcribe", "scale", "experiments", "hostile", "reject", "adapt"}
+KNOWN = {"accuracy", "speed", "serve", "transcribe", "rooms", "scale", "experiments", "hostile", "reject", "adapt"}
 
 
 def others(results: Results) -> list[str]:
@@ -642,7 +669,7 @@ def render_doc(results: Results) -> str:
         "`tests/unit/test_results_doc.py` checks that it is what the committed results give. A figure not measured yet "
         f"is shown as \"{DASH}\" with the command that measures it. Accuracy in %, times in ms or s.", "",
         *default_model(results), *not_a_digit(results), *own_words_and_voice(results), *accuracy_table(results),
-        *speed(results), *serving(results), *transcription(results),
+        *speed(results), *serving(results), *transcription(results), *rooms(results),
         *scale(results), *hostile(results), *others(results),
     ]
     while lines and lines[-1] == "":

@@ -220,8 +220,10 @@ def _cmd_transcribe(args) -> int:
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     max_seconds = _checked_max_seconds(args)  # None: TRANSCRIBE_MAX_SECONDS; the classifier sees words only
     files = _audio_files(args)
+    from spokenword.transcribe.segment import VadSettings
+
     transcriber = Transcriber(load_model(args.model, *args.also, reject_below=args.reject_below),
-                              threshold=threshold, max_seconds=max_seconds)
+                              threshold=threshold, max_seconds=max_seconds, vad=VadSettings(speech=args.segmenter == "speech"))
     return _report(transcriber.transcribe_many(files), args, lambda r: r.to_dict(), lambda r: r.text)
 
 
@@ -344,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="words scored lower are printed as '?' (default: spokenword.transcribe.decode.DEFAULT_THRESHOLD)")
     _max_seconds_argument(p, None, "recordings", "3600 s, spokenword.transcribe.decode.TRANSCRIBE_MAX_SECONDS")
+    p.add_argument("--segmenter", choices=("speech", "level"), default="speech",
+                   help="speech (default): the level and the learned speech detector find the words; level: the level "
+                        "alone (for words that are not speech, such as tones)")
     _ensemble_argument(p)
     _reject_argument(p)
     p.set_defaults(func=_cmd_transcribe)

@@ -139,7 +139,8 @@ def test_stream_gives_the_digits_as_each_word_ends(client, classifier, spoken):
         assert set(event) == {"type", "label", "score", "start", "end", "uncertain", "decided_at"}
     # each word was sent when the segmenter closed it: before the next word began, not at the end
     for event, end in zip(words, ends):
-        assert event["start"] < end <= event["end"] + 0.05
+        # a take's end may hold up to ~0.1 s that the speech detector does not count as the word (a breath, noise)
+        assert event["start"] < end <= event["end"] + 0.15
         assert 0 < event["decided_at"] - end < GAP_S, (event, end)
 
 
@@ -184,7 +185,7 @@ def test_other_sample_rates_are_resampled(client, spoken, rate, encoding):
     assert "".join(w["label"] for w in words) == digits
     assert done["seconds"] == pytest.approx(len(wave) / RATE, abs=1e-3)
     for event, end in zip(words, ends):  # times stay in seconds of the stream
-        assert event["start"] < end <= event["end"] + 0.06
+        assert event["start"] < end <= event["end"] + 0.16
 
 
 def expect_error(ws, code: int, words: str) -> str:

@@ -59,6 +59,10 @@ def test_the_wheel_without_extras_classifies_with_the_bundled_model(python, whee
                             timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert [line.split("\t")[:2] for line in result.stdout.strip().splitlines()] == [[files[0], "3"], [files[1], "8"]]
+    # transcription with its speech detector (the Silero weights ship in the wheel)
+    number = subprocess.run([str(venv / "bin" / "spokenword"), "transcribe", files[0]], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert number.returncode == 0 and number.stdout.strip() == f"{files[0]}\t3", number.stderr
     no_torch = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True, text=True)
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
     missing = subprocess.run([str(venv / "bin" / "spokenword"), "fit", "--config", str(REPO / "configs" / "fsdd_cnn.yaml")],

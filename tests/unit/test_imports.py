@@ -22,6 +22,7 @@ TORCH_FREE = [
     "spokenword.inference.base", "spokenword.inference.onnx", "spokenword.inference.load",
     "spokenword.inference.ensemble", "spokenword.frontend.settings", "spokenword.frontend.host",
     "spokenword.audio", "spokenword.cli", "spokenword.transcribe.decode", "spokenword.transcribe.segment",
+    "spokenword.transcribe.speech",
     "spokenword", "spokenword.pretrained", "spokenword.inference.card",
 ]
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import logging
 
 import numpy as np
@@ -11,12 +12,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from spokenword.serve import create_app
+from spokenword.serve.live import LiveSettings, live_vad
 from tests.rejecting_model import (NOISE, ONE, OTHER_WORD, RATE, THREE, WEAK_TWO, ToneWords, digits_only, sequence,
                                    tone, wav)
 
+#: tone bursts stand in for words: the band-energy detector alone (the learned one hears no speech in them)
+LIVE = LiveSettings(vad=replace(live_vad(), speech=False))
+
 
 def client(model) -> TestClient:
-    return TestClient(create_app(model, batch_ms=None))
+    return TestClient(create_app(model, batch_ms=None, live=LIVE))
 
 
 def predict(c: TestClient, freq: float) -> dict:

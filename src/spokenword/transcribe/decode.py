@@ -13,6 +13,12 @@ Between the detector and the words (:class:`WordSettings`):
 
 - a detected region longer than nearly any single digit is cut in two at a level minimum when
   the model is more confident in the two halves than in the whole (words run together);
+- a region longer than any one digit (``long_ms``) is cut at its best level minimum whatever the
+  whole scores, as long as both halves are words (two digits run together in a room);
+- a region the speech detector did not hear (:attr:`Segment.speech_score` under ``speech_on``) is
+  answered ``_silence_`` unless the model scores a word at least ``unheard_score`` (a breath, a
+  click or a noise burst gives no digit; a quiet digit in loud steady noise still does when the
+  model is sure);
 - a short region close to the previous one (the release of a final stop, as in "eight", or a
   word broken up by noise) is joined to it unless the model is clearly more confident in two
   words; so a word is given out only once nothing can be joined to it any more (at most
@@ -37,7 +43,7 @@ import numpy as np
 from scipy import signal
 
 from spokenword import audio
-from spokenword.labels import is_rejection
+from spokenword.labels import SILENCE, is_rejection
 from spokenword.transcribe.segment import Segment, StreamingSegmenter, VadSettings, split_points
 
 UNCERTAIN = "?"
@@ -102,8 +108,8 @@ class Transcript:
 class WordSettings:
     """How detected regions become words (times in milliseconds).
 
-    Chosen on the dev set (FSDD training takes, ``python -m benchmarks.transcribe --set dev``), never on
-    test recordings; the measurements behind each default are in docs/experiments.md. The noise
+    Chosen on the dev sets (FSDD training takes, ``python -m benchmarks.transcribe --set dev``; ``long_ms``
+    and ``unheard_score`` also on ``python -m benchmarks.rooms --set dev``), never on test recordings; the measurements behind each default are in docs/experiments.md. The noise
     suppression suits models with trimmed, per-utterance-normalised features; check ``denoise=False``
     for a model with other features.
 
@@ -125,6 +131,10 @@ class WordSettings:
             makes the model most confident in both halves, when ``log p(left) + log p(right) >=
             log p(whole) + split_bias`` and both halves are words (not ``_unknown_``/``_silence_``,
             so a long non-digit word is not cut into digits); the halves are tried again.
+        long_ms: a word with more speech than this (longer than any one digit) is cut at the best such
+            minimum whatever the whole scores (both halves must still be words).
+        unheard_score: a region the speech detector did not hear is a word only when the model scores
+            it at least this, else ``_silence_`` (see ``VadSettings.speech``).
     """
 
     context_ms: float = 35.0
@@ -138,6 +148,8 @@ class WordSettings:
     split_ms: float = 700.0
     split_depth_db: float = 3.0
     split_bias: float = -0.5
+    long_ms: float = 900.0
+    unheard_score: float = 0.6
 
 
 def noise_spectrum(noise: np.ndarray, n_fft_from: int, n_fft: int) -> np.ndarray:
@@ -253,6 +265,9 @@ class Transcriber:
         rate = self.classifier.sample_rate
         probs = self.probabilities(segment) if probs is None else probs
         label, score = self.answer(probs)
+        if (segment.speech_score is not None and segment.speech_score < self.vad.speech_on
+                and score < self.words.unheard_score and not is_rejection(label)):
+            label = SILENCE  # no speech heard and no confident word: a breath, a click, a noise
         start, end = segment.seconds(rate)
         return Word(label, round(score, 4), round(start, 3), round(end, 3), score < self.threshold)
 
@@ -274,7 +289,8 @@ class Transcriber:
             score = _log_top(p_left) + _log_top(p_right)
             if best is None or score > best[0]:
                 best = (score, left, p_left, right, p_right)
-        if best is None or best[0] < _log_top(probs) + self.words.split_bias:
+        longer = last - first > rate * self.words.long_ms / 1000  # longer than any one word: cut it whatever the whole scores
+        if best is None or (not longer and best[0] < _log_top(probs) + self.words.split_bias):
             return [(segment, probs)]
         _, left, p_left, right, p_right = best
         return self.split(left, p_left, depth + 1) + self.split(right, p_right, depth + 1)
@@ -383,8 +399,9 @@ class TranscriptionStream:
         levels = None
         if first.levels is not None and second.levels is not None:
             levels = np.concatenate([first.levels, second.levels])
+        scores = [x.speech_score for x in (first, second) if x.speech_score is not None]
         return Segment(lo, hi, samples, first.speech[0], second.speech[1], second.noise, second.n_fft, levels,
-                       second.hop)
+                       second.hop, max(scores) if scores else None)
 
     def _arrive(self, segment: Segment) -> Iterator[Word]:
         for part, probs in self.transcriber.split(segment):

@@ -25,6 +25,14 @@ speech than ``min_word_ms`` are dropped; words are cut at ``max_word_s``; each k
 by ``pad_ms`` on both sides. With the defaults a pause of 50 ms or more between words always
 splits them and one of 20 ms does not.
 
+*Speech.* With ``speech`` on (the default), the learned speech detector
+(:mod:`spokenword.transcribe.speech`) scores every 32 ms as well. A word it hears (``speech_on``
+somewhere in it) starts at most ``onset_ms`` before it first heard it (what was loud before that, a
+breath or a click, is given out as a region of its own) and ends where it hears no speech
+(``speech_off``) for ``speech_gap_ms``, even if the level stays up: in a room the level between two
+words often does not fall back to the floor. Each region carries the highest probability it reached
+(:attr:`Segment.speech_score`), so the transcriber can drop what was loud but not speech.
+
 Each :class:`Segment` carries, besides its samples, the detected speech region without padding,
 the noise estimate at the time (for the classifier's noise suppression, see
 :mod:`spokenword.transcribe`) and the level of each frame of the word (for splitting words run
@@ -60,6 +68,8 @@ class Segment:
         levels: level (dB) of each frame of the word: frame ``i`` is centred on ``speech_start +
             i * hop + hop // 2``.
         hop: samples between the frames of ``levels``.
+        speech_score: the learned speech detector's highest probability in the word (0-1), or ``None``
+            when it was not asked (``VadSettings.speech`` off).
     """
 
     start: int
@@ -71,6 +81,7 @@ class Segment:
     n_fft: int = 0
     levels: np.ndarray | None = field(default=None, repr=False)
     hop: int = 0
+    speech_score: float | None = None
 
     def seconds(self, sample_rate: int) -> tuple[float, float]:
         """``(start, end)`` in seconds."""
@@ -92,7 +103,7 @@ class Segment:
             j = max(i, (last - self.speech_start) // self.hop)
             levels = self.levels[i:j]
         return Segment(lo, hi, self.samples[lo - self.start : hi - self.start], first, last, self.noise, self.n_fft,
-                       levels, self.hop)
+                       levels, self.hop, self.speech_score)
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,8 @@ class VadSettings:
 
     The defaults were chosen on spoken numbers built from FSDD training recordings (takes 10-49:
     ``python -m benchmarks.transcribe --set dev``), clean and in white noise at 20 and 10 dB, by the words
-    missed, merged and split and by the digit error rate; never on test recordings.
+    missed, merged and split and by the digit error rate; the speech detector's on the dev numbers of
+    ``python -m benchmarks.rooms --set dev`` as well; never on test recordings.
     """
 
     frame_ms: float = 32.0
@@ -130,7 +142,19 @@ class VadSettings:
     """frames seen before the one being decided, so the floor includes the noise just after it"""
     band_hz: tuple[float, float] | None = (150.0, 2500.0)
     """the band whose level is measured (Hz): most of the energy of speech, little of hum and hiss"""
-
+    speech: bool = True
+    """also ask the learned speech detector (:mod:`spokenword.transcribe.speech`): each word carries the
+    highest speech probability it reached (:attr:`Segment.speech_score`), and a word it heard ends where
+    the detector stays under ``speech_off`` for ``speech_gap_ms`` (a level that stays up, such as a
+    louder floor or a reverberation tail, does not hold it open)"""
+    speech_on: float = 0.5
+    """a word is *heard* when the detector reaches this somewhere in it"""
+    speech_off: float = 0.5
+    speech_gap_ms: float = 100.0
+    """a heard word ends where the detector stays under ``speech_off`` this long (shorter dips are part of it)"""
+    onset_ms: float = 100.0
+    """a heard word starts at most this long before the detector first reaches ``speech_on`` in it: a loud
+    stretch before that (a breath, a click, noise) is given out as a word of its own, not heard"""
 
 class StreamingSegmenter:
     """Feed blocks of mono float samples at ``sample_rate`` Hz; get finished :class:`Segment` s.
@@ -171,6 +195,16 @@ class StreamingSegmenter:
         self._word_start: int | None = None
         self._last_loud: int | None = None  # end of the last frame above stop threshold
         self._word_levels: list[float] = []
+        self._speech = None
+        self._probs: deque[tuple[int, float]] = deque()  # (chunk end, speech probability), not yet passed
+        self._speech_max = 0.0  # the highest speech probability of the word in progress
+        self._onset = int(self.rate * self.s.onset_ms / 1000)
+        self._silent_from: int | None = None  # first frame of the detector's current run under speech_off
+        self._speech_gap = int(self.rate * self.s.speech_gap_ms / 1000)
+        if self.s.speech:
+            from spokenword.transcribe.speech import SpeechProbability
+
+            self._speech = SpeechProbability(self.rate)
 
     # -- state that callers may look at ---------------------------------------------------------
     @property
@@ -203,6 +237,8 @@ class StreamingSegmenter:
     def feed(self, block: np.ndarray) -> Iterator[Segment]:
         """Add samples; yield the words that ended within them."""
         block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if self._speech is not None:
+            self._probs.extend(self._speech.feed(block))
         self._buffer = np.concatenate([self._buffer, block])
         end = self._buffer_start + len(self._buffer)
         count = 0 if self._next_frame + self.frame > end else (end - self.frame - self._next_frame) // self.hop + 1
@@ -236,6 +272,14 @@ class StreamingSegmenter:
         self._noise = np.percentile(powers, self.s.floor_percentile, axis=0) / self._exp_quantile
         self._floor_db = max(self.level_db(self._noise), self.s.absolute_floor_db)
 
+    def _speech_at(self, position: int) -> float:
+        """The detector's probability for the chunk holding the centre of the frame at ``position``
+        (the latest chunk when that one is not complete yet: the end of a stream, no lookahead)."""
+        centre = position + self.frame // 2
+        while len(self._probs) > 1 and self._probs[0][0] <= centre:
+            self._probs.popleft()
+        return self._probs[0][1] if self._probs else 0.0
+
     def _step(self, position: int, power: np.ndarray) -> Iterator[Segment]:
         # every frame while the window is short (the start of a stream, which may begin with a
         # word), then every floor_every frames
@@ -247,15 +291,37 @@ class StreamingSegmenter:
         floor = self._floor_db
         self._peak = max(self._peak, level)
         loud_enough = level > self._peak - self.s.range_db
+        speech = self._speech_at(position) if self._speech is not None else 1.0
         if self._word_start is None:
             if level > floor + self.s.start_db and loud_enough and level > self.s.absolute_floor_db:
                 self._word_start = position
                 self._last_loud = position + self.frame
                 self._word_levels = [level]
+                self._speech_max = speech
+                self._silent_from = None
             return
         self._word_levels.append(level)
+        if self._speech is not None and self._speech_max < self.s.speech_on <= speech:
+            cut = position - self._onset  # first heard here: what came well before is not this word
+            frames = (cut - self._word_start) // self.hop
+            if frames > 0:
+                before = self._emit(self._word_start, self._word_start + (frames - 1) * self.hop + self.frame,
+                                    self._word_levels[:frames])
+                self._word_start += frames * self.hop
+                self._word_levels = self._word_levels[frames:]
+                if before is not None:
+                    yield before
+        self._speech_max = max(self._speech_max, speech)
+        if speech >= self.s.speech_off:
+            self._silent_from = None
+        elif self._silent_from is None:
+            self._silent_from = position
+        heard = self._speech_max >= self.s.speech_on
         if level > floor + self.s.stop_db:
-            self._last_loud = position + self.frame
+            if not heard or self._silent_from is None or position - self._silent_from < self._speech_gap:
+                self._last_loud = position + self.frame
+            else:  # the detector heard no speech for speech_gap_ms: the word ended where that began
+                self._last_loud = min(self._last_loud or position, self._silent_from + self.frame)
         gap = position + self.frame - (self._last_loud or position)
         too_long = position - self._word_start > self.s.max_word_s * self.rate
         if gap >= self.s.min_gap_ms * self.rate / 1000 or too_long:
@@ -265,7 +331,7 @@ class StreamingSegmenter:
             if segment is not None:
                 yield segment
 
-    def _emit(self, start: int, stop: int) -> Segment | None:
+    def _emit(self, start: int, stop: int, levels: list[float] | None = None) -> Segment | None:
         """The word from the frame at ``start`` to the loud frame ending at ``stop``. Its speech is
         reported between the first and last loud frames' centres, widened by half a hop: where a
         sharp onset or ending lies when a frame is loud and its neighbour is not."""
@@ -277,8 +343,9 @@ class StreamingSegmenter:
         first = max(self._buffer_start, first_speech - self.pad)
         last = min(self._buffer_start + len(self._buffer), last_speech + self.pad)
         samples = self._buffer[first - self._buffer_start : last - self._buffer_start].copy()
-        levels = np.asarray(self._word_levels[:frames], dtype=np.float32)
-        return Segment(first, last, samples, first_speech, last_speech, self.noise, self.frame, levels, self.hop)
+        levels = np.asarray((self._word_levels if levels is None else levels)[:frames], dtype=np.float32)
+        return Segment(first, last, samples, first_speech, last_speech, self.noise, self.frame, levels, self.hop,
+                       self._speech_max if self._speech is not None else None)
 
     def _trim(self) -> None:
         """Drop samples no future segment can need."""
