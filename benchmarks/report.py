@@ -427,7 +427,7 @@ def rooms(results: Results) -> list[str]:
     records = results.of("rooms")
     if not records:
         return out + [f"{DASH}: not measured yet; to measure:", "", *code(["python -m benchmarks.rooms"]), ""]
-    names = {"energy": "level only (before)", "speech": "with the speech detector (default)"}
+    names = {"energy": "level only (as before the speech detector)", "speech": "level and speech detector (default)"}
     for r in records:
         rows = []
         for condition, by in r["figures"]["conditions"].items():

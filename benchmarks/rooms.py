@@ -28,12 +28,14 @@ Sets (nothing is tuned on ``test``): ``test`` (seed 0): takes 0-24, the noise re
 the test speakers' other words (:mod:`spokenword.data.corpora.negatives`); ``dev`` (seed 1): takes 25-49 and
 the validation stretch and speakers, for tuning.
 
-Reported per condition and segmenter (``energy``: the band-energy detector alone; ``speech``: the same
-with the learned speech detector, :class:`~spokenword.transcribe.segment.VadSettings` ``speech``): digit
-error rate (substitutions + insertions + deletions over reference digits, a ``?`` counting as a
-substitution), exact numbers, substitutions / insertions / deletions per 100 digits, distractor words
-emitted as a digit, and the live path's delay (the ``room`` condition through the live settings, 20 ms
-frames: audio received after a digit's end before it is given out, p50 / p95).
+Reported per condition and segmenter (``energy``: the band-energy detector alone, as before the speech
+detector, with today's noise suppression; ``speech``: the same with the learned speech detector,
+:class:`~spokenword.transcribe.segment.VadSettings` ``speech``): digit error rate (substitutions +
+insertions + deletions over reference digits, a ``?`` counting as a substitution), exact numbers,
+substitutions / insertions / deletions per 100 digits, distractor words emitted as a digit, and the live
+path's delay (the ``quiet`` and ``room`` numbers through the live settings in 20 ms frames: audio received
+after a spoken digit's end before it is given out, p50 / p95). ``--oracle`` adds each digit classified
+from its true boundaries.
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ CONDITIONS = {
     "room": Condition(20.0, reverb=True, bursts=True),
     "words": Condition(20.0, reverb=True, bursts=True, words=True),
 }
-#: name: (segmenter settings, word settings); ``energy`` is the transcriber before the speech detector
-#: (band energy alone, no cut of over-long words), ``speech`` today's default
+#: name: (segmenter settings, word settings); ``energy`` is the segmentation before the speech detector (band
+#: energy alone, no cut of over-long words; today's noise suppression), ``speech`` today's default
 SEGMENTERS = {"energy": (VadSettings(speech=False), WordSettings(long_ms=float("inf"))),
               "speech": (VadSettings(), WordSettings())}
 EMBEDDING, CNN = "fsdd_embedding_newvoices", "fsdd_cnn_newvoices"
@@ -282,7 +284,7 @@ def transcribe(transcriber: Transcriber, number: Number) -> tuple[list, list[flo
 
 def score(transcriber: Transcriber, numbers: list[Number], live: Transcriber | None = None) -> dict:
     rate = transcriber.classifier.sample_rate
-    tally = dict(sub=0, ins=0, dele=0, digits=0, exact=0, distractors=0, emitted=0)
+    tally = {"sub": 0, "ins": 0, "dele": 0, "digits": 0, "exact": 0, "distractors": 0, "emitted": 0}
     per_speaker: dict[str, list[int]] = {}
     failures, delays, audio_s, elapsed = [], [], 0.0, 0.0
     for number in numbers:

@@ -110,7 +110,7 @@ def test_noise_suppression_removes_noise_and_keeps_the_tone():
     x[RATE:] += tone("b", 1.0, 0.3)
     n_fft = 256
     window = np.hanning(n_fft + 1)[:-1]
-    out = suppress_noise(x, np.full(n_fft // 2 + 1, 0.05**2 * np.sum(window**2)), n_fft)
+    out = suppress_noise(x, np.full(n_fft // 2 + 1, 0.05**2 * np.sum(window**2)), n_fft, 4.0, 0.01)
     assert out.shape == x.shape
     noise_drop = 10 * np.log10(np.mean(out[1000:7000] ** 2) / np.mean(x[1000:7000] ** 2))
     assert noise_drop < -15
@@ -118,7 +118,7 @@ def test_noise_suppression_removes_noise_and_keeps_the_tone():
     error = out[RATE + 1000 : RATE + 7000] - clean
     assert 10 * np.log10(np.mean(error**2) / np.mean(clean**2)) < -15  # the tone comes through
     # nothing to subtract: unchanged
-    assert np.array_equal(suppress_noise(x, np.zeros(n_fft // 2 + 1), n_fft), x.astype(np.float32))
+    assert np.array_equal(suppress_noise(x, np.zeros(n_fft // 2 + 1), n_fft, 4.0, 0.01), x.astype(np.float32))
 
 
 def test_noise_spectrum_between_frame_sizes():

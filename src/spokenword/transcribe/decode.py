@@ -140,7 +140,7 @@ class WordSettings:
     context_ms: float = 35.0
     denoise: bool = True
     denoise_frame_ms: float = 32.0
-    over_subtraction: float = 4.0
+    over_subtraction: float = 1.0
     gain_floor: float = 0.01
     merge_gap_ms: float = 100.0
     fragment_ms: float = 180.0
@@ -165,8 +165,8 @@ def noise_spectrum(noise: np.ndarray, n_fft_from: int, n_fft: int) -> np.ndarray
     return np.interp(target, source, noise) * energy(n_fft) / energy(n_fft_from)
 
 
-def suppress_noise(samples: np.ndarray, noise: np.ndarray, n_fft: int, over_subtraction: float = 4.0,
-                   gain_floor: float = 0.01, noise_n_fft: int | None = None) -> np.ndarray:
+def suppress_noise(samples: np.ndarray, noise: np.ndarray, n_fft: int, over_subtraction: float, gain_floor: float,
+                   noise_n_fft: int | None = None) -> np.ndarray:
     """Spectral subtraction: ``samples (T,)`` with each STFT bin's power (Hann frames of ``n_fft``,
     hop ``n_fft // 4``) reduced by ``over_subtraction`` times ``noise``, the power gain never below
     ``gain_floor``. ``noise``: mean ``|rfft(hann * frame)| ** 2`` of the noise for frames of

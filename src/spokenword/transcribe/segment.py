@@ -156,6 +156,7 @@ class VadSettings:
     """a heard word starts at most this long before the detector first reaches ``speech_on`` in it: a loud
     stretch before that (a breath, a click, noise) is given out as a word of its own, not heard"""
 
+
 class StreamingSegmenter:
     """Feed blocks of mono float samples at ``sample_rate`` Hz; get finished :class:`Segment` s.
 

@@ -56,8 +56,8 @@ class SpeechProbability:
             import soxr
 
             self._resampler = soxr.ResampleStream(self.rate, self.model_rate, 1, dtype="float32", quality="MQ")
-        self._size = int(round(CHUNK_S * self.model_rate))
-        self.chunk = int(round(CHUNK_S * self.rate))
+        self._size = round(CHUNK_S * self.model_rate)
+        self.chunk = round(CHUNK_S * self.rate)
         self._pending = np.zeros(0, dtype=np.float32)
         self._done = 0  # model-rate samples already scored
         self._h = np.zeros((2, 1, 64), dtype=np.float32)
@@ -77,7 +77,7 @@ class SpeechProbability:
             chunk = self._pending[i * self._size : (i + 1) * self._size]
             prob, self._h, self._c = run(None, {"input": chunk[None], "sr": self._sr, "h": self._h, "c": self._c})
             self._done += self._size
-            out.append((int(round(self._done * self.rate / self.model_rate)), float(prob[0, 0])))
+            out.append((round(self._done * self.rate / self.model_rate), float(prob[0, 0])))
         self._pending = self._pending[count * self._size :]
         return out
 
