@@ -50,10 +50,13 @@ import numpy as np
 from scipy import signal
 
 from benchmarks import common
+from benchmarks.adapt import CNN, EMBEDDING, RunMissing, loso_run
+from benchmarks.transcribe import edit_ops, overrides
 from spokenword import audio
 from spokenword.data.corpora import FSDD
 from spokenword.data.corpora.negatives import NOISE_FOLDER, PARTITION, WORDS_FOLDER, OtherWords
 from spokenword.data.splits import resolve_root
+from spokenword.frontend.host import trim_silence
 from spokenword.transcribe.decode import UNCERTAIN, Transcriber, WordSettings
 from spokenword.transcribe.segment import VadSettings
 
@@ -87,13 +90,8 @@ CONDITIONS = {
 #: energy alone, no cut of over-long words; today's noise suppression), ``speech`` today's default
 SEGMENTERS = {"energy": (VadSettings(speech=False), WordSettings(long_ms=float("inf"))),
               "speech": (VadSettings(), WordSettings())}
-EMBEDDING, CNN = "fsdd_embedding_newvoices", "fsdd_cnn_newvoices"
 FRAME_S = 0.02  # live frames
 LIVE = ("quiet", "room")  # conditions also run through the live settings (the delay)
-
-
-class RunMissing(SystemExit):
-    pass
 
 
 @dataclass
@@ -153,17 +151,6 @@ def burst(rate: int, rng: np.random.Generator, speech_rms: float, speech_peak: f
     return (x * speech_peak * rng.uniform(0.5, 1.0) / np.max(np.abs(x))).astype(np.float32)
 
 
-def trimmed(wave: np.ndarray, rate: int, below_db: float = 30.0) -> np.ndarray:
-    """``wave`` without leading and trailing 10-ms frames more than ``below_db`` under its loudest."""
-    hop = max(1, rate // 100)
-    frames = len(wave) // hop
-    if frames < 2:
-        return wave
-    power = (wave[: frames * hop].reshape(frames, hop) ** 2).mean(axis=1)
-    loud = np.flatnonzero(power > power.max() * 10 ** (-below_db / 10))
-    return wave[loud[0] * hop : (loud[-1] + 1) * hop]
-
-
 class Materials:
     """Everything a set's numbers are made of: the takes per speaker and digit, room noise, other words."""
 
@@ -180,7 +167,9 @@ class Materials:
         for name in ROOM_NOISES:
             wave = audio.load(root / WORDS_FOLDER / NOISE_FOLDER / f"{name}.wav", rate)
             self.noises.append(wave[int(bounds[0] * len(wave)) : int(bounds[1] * len(wave))])
-        self.others = [trimmed(audio.load(r.path, rate), rate) for r in OtherWords().recordings(root) if r.subset == subset]
+        hop = rate // 100  # the words without their leading and trailing 10-ms frames 30 dB under their loudest
+        self.others = [trim_silence(audio.load(r.path, rate), 30.0, hop, hop) for r in OtherWords().recordings(root)
+                       if r.subset == subset]
 
     def number(self, speaker: str, condition: Condition, rng: np.random.Generator) -> Number:
         rate = self.rate
@@ -228,28 +217,6 @@ class Materials:
 
 
 # -- scoring ---------------------------------------------------------------------------------------
-def edit_ops(reference: str, hypothesis: str) -> tuple[int, int, int]:
-    """``(substitutions, insertions, deletions)`` of a minimal edit from ``reference`` to ``hypothesis``."""
-    n, m = len(reference), len(hypothesis)
-    cost = np.zeros((n + 1, m + 1), dtype=int)
-    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]))
-    i, j, ops = n, m, [0, 0, 0]
-    while i or j:
-        if i and j and cost[i, j] == cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]):
-            ops[0] += reference[i - 1] != hypothesis[j - 1]
-            i, j = i - 1, j - 1
-        elif j and cost[i, j] == cost[i, j - 1] + 1:
-            ops[1] += 1
-            j -= 1
-        else:
-            ops[2] += 1
-            i -= 1
-    return ops[0], ops[1], ops[2]
-
-
 def emitted_over(words, rate: int, regions: list[tuple[int, int]]) -> int:
     """How many of ``regions`` (samples) have a word of the text mostly inside them."""
     hits = 0
@@ -345,12 +312,11 @@ def oracle(transcriber: Transcriber, numbers: list[Number]) -> dict:
 
 
 def loso_models(runs: Path, speaker: str) -> list[Path]:
-    found = [Path(runs) / "accuracy" / name / "runs" / f"loso-{speaker}" / "version_0" for name in (CNN, EMBEDDING)]
-    for run in found:
-        if not run.is_dir():
-            raise RunMissing(f"{run} is missing: run `python -m benchmarks.accuracy loso configs/{run.parts[-4]}.yaml "
-                             f"--folds {speaker}` (or name a MODEL to transcribe every speaker with it)")
-    return found
+    """The default recipe's leave-one-speaker-out runs holding out ``speaker`` (CNN, embedding)."""
+    try:
+        return [loso_run(runs, name, speaker) for name in (CNN, EMBEDDING)]
+    except RunMissing as err:
+        raise SystemExit(f"{err} (or name a MODEL to transcribe every speaker with it)") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -377,7 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
     common.set_threads(args.threads)
-    from benchmarks.transcribe import overrides
     from spokenword.inference.load import load_model
     from spokenword.serve.live import LIVE_LOOKAHEAD_MS
 

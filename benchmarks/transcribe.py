@@ -84,14 +84,31 @@ class Number:
     speaker: str
 
 
+def edit_ops(reference: str, hypothesis: str) -> tuple[int, int, int]:
+    """``(substitutions, insertions, deletions)`` of a minimal edit from ``reference`` to ``hypothesis``."""
+    n, m = len(reference), len(hypothesis)
+    cost = np.zeros((n + 1, m + 1), dtype=int)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]))
+    i, j, ops = n, m, [0, 0, 0]
+    while i or j:
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]):
+            ops[0] += reference[i - 1] != hypothesis[j - 1]
+            i, j = i - 1, j - 1
+        elif j and cost[i, j] == cost[i, j - 1] + 1:
+            ops[1] += 1
+            j -= 1
+        else:
+            ops[2] += 1
+            i -= 1
+    return ops[0], ops[1], ops[2]
+
+
 def edit_distance(reference: str, hypothesis: str) -> int:
     """Levenshtein distance between two label strings (one character per label)."""
-    row = list(range(len(hypothesis) + 1))
-    for i, r in enumerate(reference, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hypothesis, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1]
+    return sum(edit_ops(reference, hypothesis))
 
 
 def build_set(root: Path, count: int, seed: int, rate: int, part: str = "test",
