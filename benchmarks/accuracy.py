@@ -3,10 +3,11 @@
     python -m benchmarks.accuracy official CONFIG [--seeds 0 1 2]
     python -m benchmarks.accuracy loso CONFIG [--seeds 0] [--folds SPEAKER ...]
     python -m benchmarks.accuracy noise CONFIG [--seeds 0 1 2] [--noise-clips N]
+    python -m benchmarks.accuracy noise CONFIG --loso      # the LOSO folds' runs in recorded noise
     python -m benchmarks.accuracy summary CONFIG            # rebuild the result from the units there; trains nothing
     python -m benchmarks.accuracy import RUN [--config CONFIG]   # a finished `spokenword fit` run as an official unit
     python -m benchmarks.accuracy compare NAME|FOLDER ...  # results side by side
-    python -m benchmarks.accuracy ensemble NAME|FOLDER NAME|FOLDER ... [--checkpoint last] [--noise [--seed S]]
+    python -m benchmarks.accuracy ensemble NAME|FOLDER NAME|FOLDER ... [--checkpoint last] [--noise [--seed S | --loso]]
 
 Config options of official/loso/noise/summary/import: ``--epochs N``, ``--override KEY=VALUE`` (repeatable;
 a ``spokenword fit`` option for every run), ``--cache-dir DIR``; shared: ``--data.root``, ``--threads``,
@@ -27,10 +28,14 @@ Protocols (FSDD, through the project's own training path, ``spokenword fit``):
   with several a speaker's figure is the mean over its seeds, and the spread of the LOSO mean
   between seeds is reported.
 * ``noise``: each official-seed checkpoint (trained here first when its unit is missing) scored on
-  the official test split with white noise and babble (a sum of 5 training-split recordings of other
-  speakers) mixed at 20, 10 and 5 dB SNR (deterministic noise, the same for every seed), through
+  the official test split with white noise, babble (a sum of 5 training-split recordings of other
+  speakers), recorded household noise (``rooms``: the test stretch of the dishes, cat and exercise-bike
+  recordings, whose first 70 % the default trains on) and a recorded noise no default config trains on
+  (``tap``: the running tap's test stretch), mixed at 20, 10 and 5 dB SNR (white and babble over the
+  whole clip; recorded noise over the speech) with deterministic noise, the same for every seed, through
   :class:`spokenword.inference.checkpoint.Classifier`'s preprocessing; mean (and std) over the seeds.
   Also the inference time per clip (ms, 1 thread, file to probabilities, the first 100 test clips).
+  ``noise --loso``: each LOSO fold's run on its held-out speaker with the rooms and tap noise.
 * ``ensemble``: every LOSO run of a fold in the given results folders is a member of that fold's
   ensemble (all seeds and, with several folders, each recipe's runs); each member scores the held-out
   speaker's 500 recordings through its own checkpoint's preprocessing, and the ensemble decides by the
@@ -38,7 +43,8 @@ Protocols (FSDD, through the project's own training path, ``spokenword fit``):
   members' mean accuracy and the ensemble's, with the LOSO mean and worst of both. ``--checkpoint last``
   takes each run's last epoch instead of its best validation epoch. ``--noise`` scores the ensemble
   of the folders' official-split runs of seed ``--seed`` (:class:`spokenword.inference.ensemble.Ensemble`)
-  under the noise protocol, beside each member's own noise unit. The ensemble's result is
+  under the noise protocol, beside each member's own noise unit; ``--noise --loso`` each fold's ensemble on
+  its held-out speaker with the rooms and tap noise, at the fold's cross-validated threshold. The ensemble's result is
   ``OUT/accuracy/A+B.json``.
 
 Every unit is saved as its own JSON under ``units/`` and skipped when present, so runs are resumable
@@ -75,7 +81,13 @@ if __package__ in (None, ""):  # run by path (the form from before the suite): m
 from benchmarks import common  # noqa: E402
 
 SNRS_DB = (20, 10, 5)
-NOISES = ("white", "babble")
+#: ``rooms``: the test stretch of recorded household noise the default trains on (its first 70 %);
+#: ``tap``: a recorded noise no default config trains on (tests/unit/test_room_noise_protocol.py)
+NOISES = ("white", "babble", "rooms", "tap")
+ROOMS = ("doing_the_dishes", "dude_miaowing", "exercise_bike")
+UNSEEN = "running_tap"
+#: the noises of the LOSO protocol in noise (``noise CONFIG --loso``, ``ensemble ... --noise --loso``)
+LOSO_NOISES = ("rooms", "tap")
 BABBLE_TALKERS = 5
 PROTOCOLS = ("official", "loso", "noise")
 #: clips of FSDD's official test split (takes 0-4 of 6 speakers x 10 digits)
@@ -88,10 +100,21 @@ PROTOCOL_TEXT = {
     "loso": ("FSDD leave-one-speaker-out: each speaker's 500 recordings in turn are the test set, validation = the "
              "other speakers' takes 5-9 (data.split: speakers); a speaker's figure is the mean over its seeds; "
              "mean and worst over the speakers"),
-    "noise": ("each official-seed checkpoint on the official test split (300 clips) with white noise and babble "
-              "(5 training-split recordings of other speakers) mixed at 20/10/5 dB SNR, the same deterministic noise "
-              "for every seed, through Classifier's preprocessing; mean over the seeds; inference ms per clip: file "
-              "to probabilities, 1 thread, first 100 test clips, the fastest seed's"),
+    "noise": ("each official-seed checkpoint on the official test split (300 clips) with white noise, babble "
+              "(5 training-split recordings of other speakers), recorded room noise (rooms: the test stretch, last "
+              "15 %, of the dishes, cat and exercise-bike recordings) and a recorded noise no default config trains "
+              "on (tap: the running tap's test stretch) mixed at 20/10/5 dB SNR (white and babble over the whole "
+              "clip, recorded noise over the speech), the same deterministic noise for every seed, through "
+              "Classifier's preprocessing; mean over the seeds; inference ms per clip: file to probabilities, 1 "
+              "thread, first 100 test clips, the fastest seed's"),
+    "loso_noise": ("each LOSO fold's run (seed 0) on its held-out speaker's 500 recordings, clean and with the "
+                   "noise protocol's rooms and tap noise at 20/10/5 dB SNR over the speech; the model's own answers; "
+                   "mean and worst speaker"),
+    "ensemble_loso_noise": ("each LOSO fold's ensemble (every finished run of the fold in the member folders) on the "
+                            "held-out speaker's 500 recordings, clean and with the noise protocol's rooms and tap "
+                            "noise at 20/10/5 dB SNR over the speech, answering at the fold's cross-validated word "
+                            "threshold (from the other folds; the ensemble's LOSO result) where measured; mean and "
+                            "worst speaker"),
     "ensemble_loso": ("FSDD leave-one-speaker-out: every finished LOSO run of a fold in the member folders "
                       "({checkpoint} checkpoint) scores the held-out speaker's 500 recordings through its own "
                       "preprocessing; the ensemble decides by the mean of the members' probabilities (members with "
@@ -99,7 +122,7 @@ PROTOCOL_TEXT = {
                       "test speakers' other words and the test part of the noise recordings, at reject_below "
                       "calibrated on the fold's validation data (other speakers' takes 5-9, validation words and noise)"),
     "ensemble_noise": ("the ensemble (mean of probabilities) of the members' official-split runs of seed {seed} on the "
-                       "official test split, clean and with white/babble noise at 20/10/5 dB SNR (the noise protocol), "
+                       "official test split, clean and with the noise protocol's noises at 20/10/5 dB SNR, "
                        "answering at the word threshold its LOSO result chose (reject_below; none before it is measured); "
                        "inference ms per clip: file to probabilities, 1 thread, first 100 test clips"),
 }
@@ -209,9 +232,77 @@ def unit_of_report(report: dict, name: str, seed: int) -> dict:
     }
 
 
+class Noises:
+    """The benchmark's noise for clips at ``rate`` Hz: white, babble (a sum of ``BABBLE_TALKERS``
+    recordings the caller picks, never the scored speaker's), ``rooms`` (a random stretch of one of
+    :data:`ROOMS`' test parts) and ``tap`` (of :data:`UNSEEN`'s test part). White and babble are
+    mixed at the SNR over the whole clip (as they always were); recorded noise over the speech (the
+    clip without its leading and trailing frames 30 dB under its loudest), as a user's room is measured."""
+
+    def __init__(self, root: Path, rate: int, subset: str = "test"):
+        self.root, self.rate, self.subset = Path(root), rate, subset  # subset: "val" for choosing a recipe
+        self._recorded: dict[str, np.ndarray] = {}
+
+    def recorded(self, name: str) -> np.ndarray:
+        if name not in self._recorded:
+            from spokenword import audio
+            from spokenword.data.corpora.negatives import NOISE_FOLDER, WORDS_FOLDER, stretch
+
+            from spokenword.data.corpora import DatasetError
+
+            path = self.root / WORDS_FOLDER / NOISE_FOLDER / f"{name}.wav"
+            if not path.is_file():
+                raise DatasetError(f"{path} is missing: the benchmark's recorded noise comes from {WORDS_FOLDER} "
+                                   "(../shared/data, or --data.root)")
+            self._recorded[name] = stretch(audio.load(path, self.rate, max_seconds=3600.0), self.subset)
+        return self._recorded[name]
+
+    def mix(self, kind: str, wave: np.ndarray, snr: float, rng: np.random.Generator,
+            talkers: "callable | None" = None) -> np.ndarray:
+        """``wave`` ``(T,)`` with noise of ``kind`` at ``snr`` dB; ``talkers()`` gives babble's recordings."""
+        from spokenword.data.wave_augment import babble, mix_at_snr
+        from spokenword.frontend.host import trim_silence
+
+        if kind == "white":
+            return mix_at_snr(wave, rng.standard_normal(len(wave)), snr)
+        if kind == "babble":
+            return mix_at_snr(wave, babble(talkers(), len(wave)), snr)
+        names = ROOMS if kind == "rooms" else (UNSEEN,)
+        noise = self.recorded(names[int(rng.integers(len(names)))])
+        start = int(rng.integers(max(1, len(noise) - len(wave))))
+        hop = self.rate // 100
+        return mix_at_snr(wave, noise[start:start + len(wave)], snr, speech=trim_silence(wave, 30.0, hop, hop))
+
+
+def noisy_accuracy(clf, test: list, noises: tuple[str, ...], root: Path, babble_pool: list | None = None) -> dict:
+    """Accuracy of ``clf``'s answers on recordings ``test`` clean and with each of ``noises`` at ``SNRS_DB``
+    (deterministic noise: the same for every model). ``babble_pool``: recordings babble is drawn from (those
+    of the clip's own speaker are skipped)."""
+    clean = [clf.waveform(r.path) for r in test]
+    truth = [r.label for r in test]
+    maker = Noises(root, clf.sample_rate)
+
+    def accuracy(waves: list[np.ndarray]) -> float:
+        probs = np.asarray(clf.probabilities([clf.featurize(w) for w in waves]))
+        return float(np.mean([clf.rank(p, 1)[0]["label"] == t for p, t in zip(probs, truth)]))
+
+    scores = {"clean": accuracy(clean)}
+    for kind in noises:
+        for snr in SNRS_DB:
+            rng = np.random.default_rng(1000 * snr + NOISES.index(kind))
+            noisy = []
+            for rec, wave in zip(test, clean):
+                def talkers(rec=rec):
+                    pool = [r for r in babble_pool if r.speaker != rec.speaker]
+                    return [clf.waveform(pool[i].path) for i in rng.choice(len(pool), size=BABBLE_TALKERS, replace=False)]
+                noisy.append(maker.mix(kind, wave, snr, rng, talkers))
+            scores[f"{kind}_{snr}dB"] = accuracy(noisy)
+    return scores
+
+
 def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None = None,
                reject_below: float | None = None) -> dict:
-    """Official-split test accuracy, clean and with white/babble noise at ``SNRS_DB`` (the first
+    """Official-split test accuracy, clean and with each of :data:`NOISES` at ``SNRS_DB`` (the first
     ``clips`` test recordings when given: smoke runs), of the model's answers at ``reject_below`` (``None``:
     its own best label; a digit answered "not a digit" is wrong). Several checkpoints are scored as one
     :class:`spokenword.inference.ensemble.Ensemble` (``ensemble --noise``)."""
@@ -219,35 +310,14 @@ def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None 
 
     from spokenword.data.corpora import FSDD
     from spokenword.data.splits import make_split, resolve_root
-    from spokenword.data.wave_augment import babble, mix_at_snr
     from spokenword.inference.load import load_model
 
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     clf = load_model(*checkpoints, reject_below=reject_below)  # several: their Ensemble
-    split = make_split(FSDD().recordings(resolve_root(root)), "official")
+    root = resolve_root(root)
+    split = make_split(FSDD().recordings(root), "official")
     test = split.test[:clips] if clips else split.test
-    clean = [clf.waveform(r.path) for r in test]
-    truth = [r.label for r in test]
-    scores = {}
-
-    def accuracy(waves: list[np.ndarray]) -> float:
-        probs = np.asarray(clf.probabilities([clf.featurize(w) for w in waves]))
-        return float(np.mean([clf.rank(p, 1)[0]["label"] == t for p, t in zip(probs, truth)]))
-
-    scores["clean"] = accuracy(clean)
-    for kind in NOISES:
-        for snr in SNRS_DB:
-            rng = np.random.default_rng(1000 * snr + (0 if kind == "white" else 1))
-            noisy = []
-            for rec, wave in zip(test, clean):
-                if kind == "white":
-                    noise = rng.standard_normal(len(wave))
-                else:  # other speakers' training recordings only: never the test clips
-                    pool_ids = [i for i, r in enumerate(split.train) if r.speaker != rec.speaker]
-                    picks = rng.choice(pool_ids, size=BABBLE_TALKERS, replace=False)
-                    noise = babble([clf.waveform(split.train[i].path) for i in picks], len(wave))
-                noisy.append(mix_at_snr(wave, noise, snr))
-            scores[f"{kind}_{snr}dB"] = accuracy(noisy)
+    scores = noisy_accuracy(clf, test, NOISES, root, split.train)  # babble: training recordings, never test clips
     torch.set_num_threads(1)
     start = time.perf_counter()
     timed = test[:100]
@@ -256,6 +326,22 @@ def noise_unit(checkpoint: str | list[str], root: str | None, clips: int | None 
     ms = 1000 * (time.perf_counter() - start) / len(timed)
     checkpoint = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else [str(c) for c in checkpoint]
     return {"checkpoint": checkpoint, "count": len(test), "accuracy": scores, "inference_ms_per_clip": ms}
+
+
+def loso_noise_unit(checkpoints: list, speaker: str, root: str | None, clips: int | None = None,
+                    reject_below: float | None = None) -> dict:
+    """A LOSO fold in noise: the held-out ``speaker``'s digits (the first ``clips``), clean and with each of
+    :data:`LOSO_NOISES` at ``SNRS_DB``, scored by the fold's model (several checkpoints: their ensemble)."""
+    from spokenword.data.corpora import FSDD
+    from spokenword.data.splits import make_split, resolve_root
+    from spokenword.inference.load import load_model
+
+    clf = load_model(*checkpoints, reject_below=reject_below)
+    root = resolve_root(root)
+    split = make_split(FSDD().recordings(root), "speakers", [speaker])
+    test = split.test[:clips] if clips else split.test
+    return {"speaker": speaker, "checkpoints": [str(c) for c in checkpoints], "count": len(test),
+            "reject_below": reject_below, "accuracy": noisy_accuracy(clf, test, LOSO_NOISES, root)}
 
 
 # -- one config's protocols ----------------------------------------------------------------------
@@ -330,6 +416,22 @@ def run_noise(s: Setup, seeds: list[int], clips: int | None) -> None:
                 raise RunMissing(f"{source_path}'s checkpoint {source['checkpoint']} is gone, and the noise protocol "
                                  f"scores it: delete {source_path} to train that seed again")
             common.write_json(path, {**noise_unit(str(checkpoint), s.root, clips), "seed": seed, "recipe": s.wanted})
+
+
+def run_loso_noise(s: Setup, clips: int | None) -> None:
+    """Score each finished LOSO fold's checkpoint (seed 0) on its held-out speaker in noise (:data:`LOSO_NOISES`)."""
+    units = _units(s.folder)
+    folds = {k.removeprefix("loso-"): u for k, u in units.items()
+             if k.startswith("loso-") and int(u.get("seed", 0)) == 0}
+    if not folds:
+        raise RunMissing(f"no LOSO units in {s.folder / 'units'}: run `python -m benchmarks.accuracy loso {s.config}` first")
+    for speaker, unit in sorted(folds.items()):
+        path = s.folder / "units" / f"noise-loso-{speaker}.json"
+        if _todo(path, s.wanted):
+            checkpoint = checkpoint_of(s.folder, unit)
+            if not checkpoint.is_file():
+                raise RunMissing(f"{speaker}'s LOSO checkpoint {checkpoint} is gone: delete its unit to train that fold again")
+            common.write_json(path, {**loso_noise_unit([checkpoint], speaker, s.root, clips), "recipe": s.wanted})
 
 
 def import_run(s: Setup, run_dir: Path) -> Path:
@@ -414,6 +516,7 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None, *, epo
     official = [u for k, u in units.items() if k.startswith("official-seed")]
     loso_runs = [u for k, u in units.items() if k.startswith("loso-")]
     noise_units = {int(u.get("seed", 0)): u for k, u in units.items() if k == "noise" or k.startswith("noise-seed")}
+    loso_noise = {u["speaker"]: u for k, u in units.items() if k.startswith("noise-loso-")}
     summary: dict = {"config": config, "overrides": recorded}
     commands, protocols = {}, {}
     options = _command_options(out, config, epochs, extra)
@@ -444,6 +547,12 @@ def summarize(out: Path, config: str, overrides: list[str] | None = None, *, epo
             args += ["--noise-clips", str(noise["count"])]
         commands["noise"] = _command("noise", config, args, options)
         protocols["noise"] = PROTOCOL_TEXT["noise"]
+    if loso_noise:
+        summary["loso_noise"] = summarize_loso_noise(loso_noise)
+        args = ["--loso"] + (["--noise-clips", str(summary["loso_noise"]["count"])]
+                             if summary["loso_noise"]["count"] != 500 else [])
+        commands["loso_noise"] = _command("noise", config, args, options)
+        protocols["loso_noise"] = PROTOCOL_TEXT["loso_noise"]
     trained = official + loso_runs
     if trained:
         summary["parameters"] = trained[0]["parameters"]
@@ -522,6 +631,32 @@ def summarize_noise(by_seed: dict[int, dict]) -> dict:
     }
 
 
+def summarize_loso_noise(by_speaker: dict[str, dict]) -> dict:
+    """LOSO figures in noise from the folds' noise units: per condition the mean and worst speaker, and
+    each speaker's scores."""
+    speakers_seen = sorted(by_speaker)
+    conditions = list(by_speaker[speakers_seen[0]]["accuracy"])
+    figures: dict = {"count": by_speaker[speakers_seen[0]]["count"], "per_speaker": {}, "mean": {}, "worst": {}}
+    for c in conditions:
+        values = {sp: by_speaker[sp]["accuracy"][c] for sp in speakers_seen}
+        worst = min(values, key=values.get)
+        figures["mean"][c], figures["worst"][c] = statistics.mean(values.values()), [worst, values[worst]]
+    figures["per_speaker"] = {sp: by_speaker[sp]["accuracy"] for sp in speakers_seen}
+    return figures
+
+
+def loso_noise_rows(figures: dict) -> list[tuple[str, str]]:
+    """Table rows of LOSO in noise: clean, then each noise's SNRs (mean, worst in brackets)."""
+    mean, worst = figures["mean"], figures["worst"]
+    kinds = [k for k in NOISES if f"{k}_{SNRS_DB[0]}dB" in mean]
+    rows = [(f"LOSO clean ({len(figures['per_speaker'])} folds): mean (worst)",
+             f"{100 * mean['clean']:.1f} ({100 * worst['clean'][1]:.1f} {worst['clean'][0]})")]
+    for kind in kinds:
+        rows.append((f"LOSO {kind} at " + "/".join(map(str, SNRS_DB)) + " dB: mean (worst)",
+                     " / ".join(f"{100 * mean[f'{kind}_{d}dB']:.1f} ({100 * worst[f'{kind}_{d}dB'][1]:.1f})" for d in SNRS_DB)))
+    return rows
+
+
 def summarize_loso(runs: list[dict]) -> dict:
     """LOSO figures from fold units (each with ``name``, ``seed``, ``test_acc``): a speaker's
     accuracy is the mean over the seeds it was held out with; ``mean`` and ``worst`` are over
@@ -566,10 +701,12 @@ def table(summary: dict) -> str:
     if "noise" in summary:
         noise = summary["noise"]
         a, over = noise["accuracy"], ",".join(map(str, noise["seeds"]))
-        for kind in NOISES:
+        for kind in (k for k in NOISES if f"{k}_{SNRS_DB[0]}dB" in a):  # results from before rooms/tap lack them
             rows.append((f"noise: {kind} at " + "/".join(str(s) for s in SNRS_DB) + f" dB SNR (seeds {over})",
                          " / ".join(f"{100 * a[f'{kind}_{s}dB']:.1f}%" for s in SNRS_DB)))
         rows.append(("inference per clip (file -> probabilities, 1 thread)", f"{noise['inference_ms_per_clip']:.2f} ms"))
+    if "loso_noise" in summary:
+        rows += loso_noise_rows(summary["loso_noise"])
     if "parameters" in summary:
         rows.append(("parameters", f"{summary['parameters']:,}"))
         rows.append(("training wall time per run (mean)", f"{summary['training_seconds_mean']:.0f} s"))
@@ -613,9 +750,9 @@ def compare(outs: list[Path], results: Path = common.RESULTS) -> str:
     a table of LOSO accuracy per held-out speaker. Partial protocols are marked with the number of
     seeds/folds they hold."""
     lines = [
-        "| config | params | official test (seeds) | LOSO mean (folds) | LOSO worst | white 20/10/5 dB | babble 20/10/5 dB "
-        "| train s/run | ms/clip |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| config | params | official test (seeds) | LOSO mean (folds) | LOSO worst | "
+        + " | ".join(f"{kind} 20/10/5 dB" for kind in NOISES) + " | train s/run | ms/clip |",
+        "|---" * (7 + len(NOISES)) + "|",
     ]
     names: list[str] = []
     per_speaker: list[dict] = []
@@ -629,8 +766,8 @@ def compare(outs: list[Path], results: Path = common.RESULTS) -> str:
             f"{_percent(loso['worst'][1])} ({loso['worst'][0]})" if loso else "–",
         ]
         for kind in NOISES:
-            cells.append(" / ".join(_percent(noise["accuracy"][f"{kind}_{db}dB"]) for db in SNRS_DB)
-                         + f" ({len(noise.get('seeds', [0]))})" if noise else "–")
+            cells.append(" / ".join(_percent(noise["accuracy"].get(f"{kind}_{db}dB")) for db in SNRS_DB)
+                         + f" ({len(noise.get('seeds', [0]))})" if noise else "–")  # results before rooms/tap: "–"
         cells.append(f"{s['training_seconds_mean']:.0f}" if "training_seconds_mean" in s else "–")
         cells.append(f"{noise['inference_ms_per_clip']:.1f}" if noise else "–")
         lines.append("| " + " | ".join(cells) + " |")
@@ -774,9 +911,28 @@ def ensemble_noise_table(figures: dict) -> str:
     lines = ["| official split, seed %d | " % figures["seed"] + " | ".join(c.replace("_", " ") for c in columns) + " | ms per clip |",
              "|---|" + "---|" * (len(columns) + 1)]
     for name, unit in rows:
-        cells = " | ".join(f"{100 * unit['accuracy'][c]:.1f}" for c in columns)
+        cells = " | ".join(_percent(unit["accuracy"].get(c)) for c in columns)
         lines.append(f"| {name} | {cells} | {unit['inference_ms_per_clip']:.1f} |")
     return "\n".join(lines)
+
+
+def ensemble_loso_noise(outs: list[Path], root: str | None, loso: dict, clips: int | None = None) -> dict:
+    """Each fold's ensemble of the folders' LOSO runs in noise (:func:`loso_noise_unit`), at the fold's
+    cross-validated threshold from the ensemble's LOSO result ``loso`` (its own answers where there is none)."""
+    import torch
+
+    torch.set_num_threads(1)
+    folds = fold_runs(outs)
+    if not folds:
+        raise RunMissing("no finished LOSO runs under " + ", ".join(f"{o}/runs" for o in outs))
+    rows = loso.get("speakers", {})
+    units = {speaker: loso_noise_unit(checkpoints, speaker, root, clips, rows.get(speaker, {}).get("reject_below"))
+             for speaker, checkpoints in sorted(folds.items())}
+    return {**summarize_loso_noise(units), "reject_below": {s: u["reject_below"] for s, u in units.items()}}
+
+
+def loso_noise_table(figures: dict) -> str:
+    return "\n".join(["| protocol | result |", "|---|---|", *[f"| {k} | {v} |" for k, v in loso_noise_rows(figures)]])
 
 
 def member_folder(member: str, results: Path) -> Path:
@@ -837,6 +993,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the experiment (a training config)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="official seeds to score (trained when missing)")
     p.add_argument("--noise-clips", type=int, default=None, help="score only the first N test clips (smoke runs)")
+    p.add_argument("--loso", action="store_true", help="score the finished LOSO folds' runs in noise instead (held-out speakers)")
     p = sub.add_parser("summary", parents=[recipe_options, shared], help="rebuild the result from the units present (trains nothing)")
     p.add_argument("config", help="the experiment (a training config)")
     p = sub.add_parser("import", parents=[recipe_options, shared],
@@ -853,6 +1010,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", action="store_true", help="score the ensemble of the official-split runs in noise instead of LOSO")
     p.add_argument("--seed", type=int, default=0, help="the official-split seed whose runs --noise combines")
     p.add_argument("--noise-clips", type=int, default=None, help="--noise on the first N test clips only (smoke runs)")
+    p.add_argument("--loso", action="store_true", help="with --noise: each LOSO fold's ensemble in noise (held-out speakers)")
     return top
 
 
@@ -888,9 +1046,13 @@ def main(argv: list[str] | None = None) -> int:
             top.error(f"no results folder {', '.join(missing)}")
         name = args.name or "+".join(o.name for o in outs)
         cmd = common.command("accuracy", argv)
-        if args.noise:
-            made = common.result_path(args.out, "accuracy", name)  # the threshold its LOSO chose, if measured
-            loso = (json.loads(made.read_text()).get("figures", {}).get("loso", {}) if made.is_file() else {})
+        made = common.result_path(args.out, "accuracy", name)  # the threshold its LOSO chose, if measured
+        loso = (json.loads(made.read_text()).get("figures", {}).get("loso", {}) if made.is_file() else {})
+        if args.noise and args.loso:
+            figures = ensemble_loso_noise(outs, args.data_root, loso, args.noise_clips)
+            print(loso_noise_table(figures))
+            write_ensemble(args.out, name, outs, "loso-noise", figures, PROTOCOL_TEXT["ensemble_loso_noise"], cmd)
+        elif args.noise:
             figures = ensemble_noise(outs, args.seed, args.data_root, args.noise_clips, loso.get("reject_below"))
             print(ensemble_noise_table(figures))
             write_ensemble(args.out, name, outs, f"noise-seed{args.seed}", figures,
@@ -911,6 +1073,8 @@ def main(argv: list[str] | None = None) -> int:
         run_official(s, args.seeds)
     elif args.command == "loso":
         run_loso(s, args.seeds, args.folds)
+    elif args.command == "noise" and args.loso:
+        run_loso_noise(s, args.noise_clips)
     elif args.command == "noise":
         run_noise(s, args.seeds, args.noise_clips)
     elif args.command == "import":

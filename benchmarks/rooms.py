@@ -54,7 +54,7 @@ from benchmarks.adapt import CNN, EMBEDDING, RunMissing, loso_run
 from benchmarks.transcribe import edit_ops, overrides
 from spokenword import audio
 from spokenword.data.corpora import FSDD
-from spokenword.data.corpora.negatives import NOISE_FOLDER, PARTITION, WORDS_FOLDER, OtherWords
+from spokenword.data.corpora.negatives import NOISE_FOLDER, ROOM_NOISES, WORDS_FOLDER, OtherWords, stretch
 from spokenword.data.splits import resolve_root
 from spokenword.frontend.host import trim_silence
 from spokenword.transcribe.decode import UNCERTAIN, Transcriber, WordSettings
@@ -64,9 +64,6 @@ SETS = {  # name: (takes, seed, noise/word subset, description)
     "test": (range(0, 25), 0, "test", "FSDD takes 0-24, the test stretch of the noise recordings, the test speakers' other words"),
     "dev": (range(25, 50), 1, "val", "FSDD takes 25-49, the validation stretch of the noise recordings and speakers (tuning)"),
 }
-#: recorded room noises (the folder's white and pink noise are synthetic: not a room)
-ROOM_NOISES = ("doing_the_dishes", "dude_miaowing", "exercise_bike", "running_tap")
-
 
 @dataclass(frozen=True)
 class Condition:
@@ -162,11 +159,8 @@ class Materials:
             if rec.take in takes:
                 self.takes.setdefault((rec.speaker, rec.label), []).append(audio.load(rec.path, rate))
         self.speakers = sorted({s for s, _ in self.takes})
-        bounds = {"train": (0.0, PARTITION[0]), "val": PARTITION, "test": (PARTITION[1], 1.0)}[subset]
-        self.noises = []
-        for name in ROOM_NOISES:
-            wave = audio.load(root / WORDS_FOLDER / NOISE_FOLDER / f"{name}.wav", rate)
-            self.noises.append(wave[int(bounds[0] * len(wave)) : int(bounds[1] * len(wave))])
+        self.noises = [stretch(audio.load(root / WORDS_FOLDER / NOISE_FOLDER / f"{name}.wav", rate), subset)
+                       for name in ROOM_NOISES]
         hop = rate // 100  # the words without their leading and trailing 10-ms frames 30 dB under their loudest
         self.others = [trim_silence(audio.load(r.path, rate), 30.0, hop, hop) for r in OtherWords().recordings(root)
                        if r.subset == subset]

@@ -26,24 +26,32 @@ def test_protocols_write_units_and_one_result_and_resume(fsdd_root, tmp_path, mo
     assert bench.main(["official", config, "--seeds", "0", *options]) == 0
     assert bench.main(["loso", config, "--folds", "theo", *options]) == 0
     assert bench.main(["noise", config, "--seeds", "0", "--noise-clips", "20", *options]) == 0
+    assert bench.main(["noise", config, "--loso", "--noise-clips", "20", *options]) == 0
     units = sorted(p.name for p in (out / "units").glob("*.json"))
-    assert units == ["loso-theo.json", "noise.json", "official-seed0.json"]
+    assert units == ["loso-theo.json", "noise-loso-theo.json", "noise.json", "official-seed0.json"]
     result = json.loads((results / "accuracy" / "fsdd_cnn.json").read_text())
     summary = result["figures"]
     assert 0.0 <= summary["official"]["mean"] <= 1.0 and summary["official"]["seeds"] == [0]
     assert set(summary["loso"]["per_speaker"]) == {"theo"} and summary["loso"]["worst"][0] == "theo"
     noise = summary["noise"]["accuracy"]
-    assert set(noise) == {"clean"} | {f"{k}_{s}dB" for k in ("white", "babble") for s in (20, 10, 5)}
+    assert set(noise) == {"clean"} | {f"{k}_{s}dB" for k in ("white", "babble", "rooms", "tap") for s in (20, 10, 5)}
     assert summary["noise"]["count"] == 20 and summary["noise"]["inference_ms_per_clip"] > 0
+    assert all(0.0 <= v <= 1.0 for v in noise.values()) and noise["clean"] >= noise["rooms_5dB"] - 0.2
+    # LOSO in recorded noise: the fold's run on its held-out speaker's first 20 clips, clean equal to what it scores there
+    loso_noise = summary["loso_noise"]
+    assert loso_noise["count"] == 20 and loso_noise["worst"]["tap_10dB"][0] == "theo"
+    assert set(loso_noise["mean"]) == {"clean"} | {f"{k}_{s}dB" for k in ("rooms", "tap") for s in (20, 10, 5)}
     assert summary["parameters"] == 84_682
     assert summary["overrides"] == ["trainer.max_epochs=1", "data.eval_batch_size=100"]  # passed to every run, and said in the table
     assert "eval_batch_size: 100" in (out / "runs" / "official-seed0" / "version_0" / "config.yaml").read_text()
-    assert set(result["command"]) == set(result["protocol"]) == {"official", "loso", "noise"}
+    assert set(result["command"]) == set(result["protocol"]) == {"official", "loso", "noise", "loso_noise"}
+    assert result["command"]["loso_noise"].startswith(f"python -m benchmarks.accuracy noise {config} --loso --noise-clips 20")
     assert result["command"]["noise"] == (f"python -m benchmarks.accuracy noise {config} --seeds 0 --noise-clips 20 --epochs=1 "
                                           f"--override data.eval_batch_size=100 --out {results}")
     assert result["recipe"]["hash"] == bench.recipe(config, ["--trainer.max_epochs=1", "--data.eval_batch_size=100"])
     table = capsys.readouterr().out
     assert "| official split" in table and "| LOSO worst speaker | " in table and "babble" in table
+    assert "| noise: tap at 20/10/5 dB SNR" in table and "| LOSO rooms at 20/10/5 dB: mean (worst) |" in table
 
     # resumable: a second call finds every unit and trains nothing; `summary` trains nothing either
     stamp = {p.name: p.stat().st_mtime for p in (out / "units").glob("*.json")}
@@ -102,10 +110,16 @@ def test_protocols_write_units_and_one_result_and_resume(fsdd_root, tmp_path, mo
     assert bench.main([*ensemble, "--noise", "--noise-clips", "20"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0].startswith("| official split, seed 0 | clean | white 20dB |") and len(rows) == 2 + 3
-    assert rows[2].split("|")[2:9] == rows[4].split("|")[2:9]  # member's unit == ensemble(run, run), every condition
+    assert rows[0].split("|")[-3].strip() == "tap 5dB"
+    assert rows[2].split("|")[2:15] == rows[4].split("|")[2:15]  # member's unit == ensemble(run, run), every condition
     assert rows[4].startswith("| ensemble (2) |")
+    # each LOSO fold's ensemble in noise: the run with itself scores what its own LOSO noise unit says
+    assert bench.main([*ensemble, "--noise", "--loso", "--noise-clips", "20"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[2:] == [f"| {k} | {v} |" for k, v in bench.loso_noise_rows(loso_noise)]
     made = json.loads((results / "accuracy" / "fsdd_cnn+copy.json").read_text())
-    assert made["kind"] == "ensemble" and set(made["figures"]) == {"loso", "noise-seed0"}
+    assert made["kind"] == "ensemble" and set(made["figures"]) == {"loso", "noise-seed0", "loso-noise"}
+    assert made["command"]["loso-noise"].endswith("--noise --loso --noise-clips 20")
     assert made["command"]["noise-seed0"].endswith("--noise --noise-clips 20")
     assert made["recipe"]["member_recipes"]["fsdd_cnn"] == result["recipe"]["hash"]
 

@@ -233,7 +233,7 @@ class AudioDataModule(L.LightningDataModule):
         if cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"cache_dtype {cache_dtype!r} not supported; expected one of {CACHE_DTYPES}")
         self.cache_dtype = cache_dtype
-        self.wave_augment = wave_augment
+        self.wave_augment = wave_augment.bind(self.root) if wave_augment is not None else None  # noise_dir from the data root
         self.random_crop = random_crop
         self.cache = FeatureCache(resolve_cache_dir(cache_dir))
         self._datasets: dict[str, CachedFeatures] = {}
@@ -307,6 +307,8 @@ class AudioDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data: Dataset = self.dataset("train")
         if self.fresh_training_batches:
+            if self.wave_augment is not None and "file" in self.wave_augment.noise_kinds:
+                self.wave_augment.noise_files()  # missing recordings fail here, before training starts
             data = AugmentedRecordings(
                 [r.path for r in self.split.train], data.targets, self.sample_rate, self.features,
                 self.wave_augment, self.random_crop,

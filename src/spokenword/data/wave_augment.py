@@ -23,11 +23,12 @@ from scipy import signal
 NoiseKind = Literal["white", "pink", "brown", "babble", "file"]
 
 
-def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """``clean + g * noise`` with ``g`` chosen so that the power ratio over the whole clip is
-    ``snr_db`` (dB). ``noise`` is tiled or cut to ``clean``'s length ``(T,)``; float32 out."""
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float, speech: np.ndarray | None = None) -> np.ndarray:
+    """``clean + g * noise`` with ``g`` chosen so that the power ratio is ``snr_db`` (dB): the power of
+    ``speech`` (e.g. the clip without its leading and trailing silence) when given, else of the whole
+    clip. ``noise`` is tiled or cut to ``clean``'s length ``(T,)``; float32 out."""
     noise = np.resize(np.asarray(noise, dtype=np.float64), clean.shape)
-    p_clean = float(np.mean(np.square(clean, dtype=np.float64))) + 1e-12
+    p_clean = float(np.mean(np.square(clean if speech is None or not len(speech) else speech, dtype=np.float64))) + 1e-12
     p_noise = float(np.mean(noise**2)) + 1e-12
     gain = np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
     return (clean + gain * noise).astype(np.float32)
@@ -109,12 +110,18 @@ class WaveAugment:
             below Nyquist) filter.
         noise_p: probability of adding noise to a clip.
         snr_db: range of the signal-to-noise ratio (dB, over the whole padded clip), drawn uniformly.
-        noise_kinds: kinds drawn from with equal probability: ``white``, ``pink``, ``brown``,
-            ``babble`` (a sum of ``babble_talkers`` other training clips) and ``file`` (a random
-            excerpt of a recording under ``noise_dir``).
+        noise_kinds: kinds drawn from: ``white``, ``pink``, ``brown``, ``babble`` (a sum of
+            ``babble_talkers`` other training clips) and ``file`` (a random excerpt of a recording
+            under ``noise_dir``: recorded room noise).
+        noise_weights: relative probability of each of ``noise_kinds`` (default: equal).
         babble_talkers: clips summed for babble.
         noise_dir: folder of background recordings (any format soundfile reads, searched
-            recursively), used by the ``file`` kind; resampled to the model's rate.
+            recursively), used by the ``file`` kind; resampled to the model's rate. A relative path
+            is taken from the data root (``data.root``) when the data module binds it (:meth:`bind`).
+        noise_names: only these recordings (file names without suffix); default all of them.
+        noise_subset: only this part of each recording (``train``: its first 70 %, the part
+            :func:`spokenword.data.corpora.negatives.stretch` gives training), so that benchmarks can
+            test on the rest; default the whole recording.
     """
 
     def __init__(
@@ -127,8 +134,11 @@ class WaveAugment:
         noise_p: float = 0.0,
         snr_db: tuple[float, float] = (0.0, 30.0),
         noise_kinds: list[NoiseKind] = ["white", "pink", "brown", "babble"],  # noqa: B006 - never mutated
+        noise_weights: list[float] | None = None,
         babble_talkers: int = 3,
         noise_dir: str | None = None,
+        noise_names: list[str] | None = None,
+        noise_subset: Literal["train", "val", "test"] | None = None,
     ):
         if not 0.0 <= speed < 1.0:
             raise ValueError(f"speed must be in [0, 1), got {speed}")
@@ -142,6 +152,9 @@ class WaveAugment:
             raise ValueError(f"noise_kinds must be a non-empty list of white, pink, brown, babble, file; got {noise_kinds}")
         if "file" in noise_kinds and not noise_dir:
             raise ValueError("noise kind 'file' needs noise_dir, a folder of background recordings")
+        if noise_weights is not None and (len(noise_weights) != len(noise_kinds) or min(noise_weights) < 0
+                                          or sum(noise_weights) <= 0):
+            raise ValueError(f"noise_weights must give one non-negative weight per noise kind, got {noise_weights}")
         self.speed = speed
         self.pad_seconds = pad_seconds
         self.reverb_p = reverb_p
@@ -150,29 +163,54 @@ class WaveAugment:
         self.noise_p = noise_p
         self.snr_db = tuple(snr_db)
         self.noise_kinds = list(noise_kinds)
+        self.noise_weights = None if noise_weights is None else list(noise_weights)
         self.babble_talkers = babble_talkers
         self.noise_dir = noise_dir
+        self.noise_names = None if noise_names is None else list(noise_names)
+        self.noise_subset = noise_subset
+        self._root: Path | None = None
         self._noise_files: list[Path] | None = None
+        self._noises: dict[tuple[Path, int], np.ndarray] = {}
+
+    def bind(self, root: Path | str) -> WaveAugment:
+        """Take a relative ``noise_dir`` from the data folder ``root``; returns ``self``."""
+        self._root, self._noise_files = Path(root), None
+        return self
 
     def noise_files(self) -> list[Path]:
-        """Recordings under ``noise_dir`` (listed once, sorted)."""
+        """Recordings under ``noise_dir`` (listed once, sorted; only ``noise_names`` when given)."""
         if self._noise_files is None:
             from spokenword.data.corpora.base import DatasetError
             from spokenword.data.corpora.folder import AUDIO_SUFFIXES
 
-            root = Path(self.noise_dir or "")
-            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if root.is_dir() else []
-            if not files:
-                raise DatasetError(f"noise_dir {root}: no audio files found")
+            root = Path(self.noise_dir or "").expanduser()
+            if not root.is_absolute() and self._root is not None and (self._root / root).is_dir():
+                root = self._root / root
+            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                           and (self.noise_names is None or p.stem in self.noise_names)) if root.is_dir() else []
+            missing = sorted(set(self.noise_names or []) - {p.stem for p in files})
+            if not files or missing:
+                where = root if root.is_absolute() or self._root is None else self._root / root
+                raise DatasetError(f"noise_dir {where}: " + (f"no recordings named {', '.join(missing)}" if missing
+                                                             else "no audio files found")
+                                   + "; put the noise recordings there (docs/training.md) or leave 'file' out of noise_kinds")
             self._noise_files = files
         return self._noise_files
 
-    def _file_noise(self, length: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-        from spokenword import audio
+    def _recording(self, path: Path, sample_rate: int) -> np.ndarray:
+        """A noise recording (its ``noise_subset`` part) at ``sample_rate``, decoded once per process."""
+        key = (path, sample_rate)
+        if key not in self._noises:
+            from spokenword import audio
+            from spokenword.data.corpora.negatives import stretch
 
+            wave = audio.load(path, sample_rate, max_seconds=3600.0)  # recordings may be long; a random stretch is used
+            self._noises[key] = stretch(wave, self.noise_subset) if self.noise_subset else wave
+        return self._noises[key]
+
+    def _file_noise(self, length: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
         files = self.noise_files()
-        # noise recordings may be far longer than a clip (an hour is allowed; a random stretch is used)
-        noise = audio.load(files[rng.integers(len(files))], sample_rate, max_seconds=3600.0)
+        noise = self._recording(files[rng.integers(len(files))], sample_rate)
         if len(noise) > length:
             start = int(rng.integers(len(noise) - length + 1))
             noise = noise[start : start + length]
@@ -208,8 +246,13 @@ class WaveAugment:
             else:
                 wave = band_limit(wave, sample_rate, None, float(rng.uniform(1500, min(3800, 0.95 * sample_rate / 2))))
         if self.noise_p > 0 and rng.random() < self.noise_p:
-            kinds = [k for k in self.noise_kinds if k != "babble" or talkers is not None] or ["white"]
-            kind = kinds[int(rng.integers(len(kinds)))]
+            weights = self.noise_weights or [1.0] * len(self.noise_kinds)
+            usable = [(k, w) for k, w in zip(self.noise_kinds, weights) if (k != "babble" or talkers is not None) and w > 0]
+            kinds, chances = zip(*usable) if usable else (("white",), (1.0,))
+            if self.noise_weights is None:  # equal chances: the draw seeded runs made before weights existed
+                kind = kinds[int(rng.integers(len(kinds)))]
+            else:
+                kind = kinds[int(rng.choice(len(kinds), p=np.asarray(chances) / sum(chances)))]
             if kind == "babble":
                 noise = babble(talkers(self.babble_talkers), len(wave))
             elif kind == "file":

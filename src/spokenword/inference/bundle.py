@@ -18,15 +18,16 @@ import os
 import shutil
 from pathlib import Path
 
-from spokenword.inference.base import model_file
+from spokenword.inference.base import ModelError, model_file
 from spokenword.inference.card import bundle_card
 from spokenword.pretrained import MANIFEST, digests, staged_folder
 
 
 def _run_name(run: Path, checkpoint: Path) -> str:
-    """``runs/fsdd_cnn_newvoices`` -> ``fsdd_cnn_newvoices`` (the experiment's name)."""
-    folder = checkpoint.parent.parent  # runs/NAME/version_N
-    return folder.parent.name if folder.name.startswith("version_") else Path(run).name
+    """``runs/fsdd_cnn_newvoices`` (or ``.../version_N``) -> ``fsdd_cnn_newvoices`` (the experiment's name): the
+    folder given; for a checkpoint file, the run folder it lies in."""
+    folder = Path(run) if Path(run).is_dir() else checkpoint.parent.parent  # runs/NAME/version_N
+    return folder.parent.name if folder.name.startswith("version_") else folder.name
 
 
 def _shown(path: Path) -> str:
@@ -83,14 +84,17 @@ def bundle(runs: list[str | os.PathLike], out: str | os.PathLike, *, data_root=N
 
     if int8 not in ("auto", "never"):
         raise ValueError(f"int8 must be auto or never, not {int8!r}")
+    checkpoints = [model_file(r) for r in runs]
+    names = [_run_name(Path(r), c) for r, c in zip(runs, checkpoints)]
+    if len(set(names)) < len(names):  # one member's files would overwrite the other's
+        raise ModelError(f"two members are named {max(names, key=names.count)}: bundle runs whose experiment "
+                         "folders have different names (runs/NAME)")
     root = resolve_root(data_root)
     split = make_split(with_negatives(FSDD(), root).recordings(root), "official")
     out = Path(out).resolve()
     with staged_folder(out) as staging:
         work = staging / ".work"
         work.mkdir()
-        checkpoints = [model_file(r) for r in runs]
-        names = [_run_name(Path(r), c) for r, c in zip(runs, checkpoints)]
         floats = [export_onnx(c, work / f"{n}.onnx") for c, n in zip(checkpoints, names)]
         chosen = list(floats)
         best = _errors(_scores(chosen, split.test, reject_below))

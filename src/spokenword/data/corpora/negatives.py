@@ -35,10 +35,22 @@ NOISE_FOLDER = "_background_noise_"
 #: cumulative fractions: a speaker hash (or a point in a noise recording) below the first is train,
 #: below the second validation, the rest test
 PARTITION = (0.70, 0.85)
+#: the folder's recordings of real rooms (its white and pink noise are synthetic)
+ROOM_NOISES = ("doing_the_dishes", "dude_miaowing", "exercise_bike", "running_tap")
 
 
 def _subset(fraction: float) -> str:
     return "train" if fraction < PARTITION[0] else "val" if fraction < PARTITION[1] else "test"
+
+
+def stretch(wave: np.ndarray, subset: str) -> np.ndarray:
+    """The ``train`` / ``val`` / ``test`` part of a long noise recording ``(T,)``, by time (:data:`PARTITION`):
+    the one place recordings are cut, for the noise clips, training noise and the benchmarks."""
+    bounds = {"train": (0.0, PARTITION[0]), "val": PARTITION, "test": (PARTITION[1], 1.0)}
+    if subset not in bounds:
+        raise ValueError(f"subset must be one of {sorted(bounds)}, got {subset!r}")
+    low, high = bounds[subset]
+    return wave[int(low * len(wave)) : int(high * len(wave))]
 
 
 def speaker_subset(speaker: str) -> str:
@@ -103,10 +115,12 @@ class NoiseClips(Corpus):
         quiet: near-silent clips added per part.
         clip_dir: where the clips are written; default ``<feature cache folder>/noise_clips``.
         label: the label every clip gets.
+        exclude: recordings (file names without suffix) left out entirely, e.g. a noise kept for testing
+            what the model never heard.
     """
 
     def __init__(self, path: str = f"{WORDS_FOLDER}/{NOISE_FOLDER}", seconds: float = 1.0, hop: float = 0.5,
-                 quiet: int = 8, clip_dir: str | None = None, label: str = SILENCE):
+                 quiet: int = 8, clip_dir: str | None = None, label: str = SILENCE, exclude: list[str] | None = None):
         if seconds <= 0 or hop <= 0:
             raise ValueError(f"seconds and hop must be positive, got {seconds} and {hop}")
         self.path = path
@@ -115,13 +129,15 @@ class NoiseClips(Corpus):
         self.quiet = quiet
         self.clip_dir = clip_dir
         self.label = label
+        self.exclude = list(exclude or [])
 
     def _clip_dir(self) -> Path:
         return Path(self.clip_dir).expanduser() if self.clip_dir else resolve_cache_dir(None) / "noise_clips"
 
     def recordings(self, root: Path) -> list[Recording]:
         location = _location(self.path, root)
-        sources = sorted(p for p in location.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if location.is_dir() else []
+        sources = sorted(p for p in location.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                         and p.stem not in self.exclude) if location.is_dir() else []
         if not sources:
             raise DatasetError(f"{location}: no noise recordings there (expected long .wav files of background noise)")
         out: list[Recording] = []
@@ -132,9 +148,8 @@ class NoiseClips(Corpus):
                 raise DatasetError(f"{source}: cannot read noise recording ({err})") from None
             wave = wave.mean(axis=1)
             digest = hashlib.sha1(wave.tobytes() + str(rate).encode()).hexdigest()[:10]  # clips of these samples only
-            bounds = [0, int(len(wave) * PARTITION[0]), int(len(wave) * PARTITION[1]), len(wave)]
-            for subset, start, stop in zip(("train", "val", "test"), bounds, bounds[1:]):
-                out += self._cut(source, digest, wave[start:stop], rate, subset)
+            for subset in ("train", "val", "test"):
+                out += self._cut(source, digest, stretch(wave, subset), rate, subset)
         rate = 16000
         for subset in ("train", "val", "test"):
             rng = np.random.default_rng(len(subset))
