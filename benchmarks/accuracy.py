@@ -72,6 +72,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -258,7 +259,7 @@ class Noises:
         return self._recorded[name]
 
     def mix(self, kind: str, wave: np.ndarray, snr: float, rng: np.random.Generator,
-            talkers: "callable | None" = None) -> np.ndarray:
+            talkers: Callable[[], list[np.ndarray]] | None = None) -> np.ndarray:
         """``wave`` ``(T,)`` with noise of ``kind`` at ``snr`` dB; ``talkers()`` gives babble's recordings."""
         from spokenword.data.wave_augment import babble, mix_at_snr
         from spokenword.frontend.host import trim_silence

@@ -183,16 +183,16 @@ class WaveAugment:
             from spokenword.data.corpora.base import DatasetError
             from spokenword.data.corpora.folder import AUDIO_SUFFIXES
 
-            root = Path(self.noise_dir or "").expanduser()
-            if not root.is_absolute() and self._root is not None and (self._root / root).is_dir():
-                root = self._root / root
+            given = Path(self.noise_dir or "").expanduser()
+            # relative: from the data root; a folder relative to the working directory still works where it exists
+            root = given if given.is_absolute() or self._root is None or given.is_dir() and not (self._root / given).is_dir() \
+                else self._root / given
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
                            and (self.noise_names is None or p.stem in self.noise_names)) if root.is_dir() else []
             missing = sorted(set(self.noise_names or []) - {p.stem for p in files})
             if not files or missing:
-                where = root if root.is_absolute() or self._root is None else self._root / root
-                raise DatasetError(f"noise_dir {where}: " + (f"no recordings named {', '.join(missing)}" if missing
-                                                             else "no audio files found")
+                raise DatasetError(f"noise_dir {root}: " + (f"no recordings named {', '.join(missing)}" if missing
+                                                            else "no audio files found")
                                    + "; put the noise recordings there (docs/training.md) or leave 'file' out of noise_kinds")
             self._noise_files = files
         return self._noise_files
