@@ -160,3 +160,22 @@ def test_migrate_leaves_the_checkpoint_s_other_parts_alone(tmp_path):
     assert "speakers" not in ckpt["hyper_parameters"] and "mixstyle_alpha" not in ckpt["hyper_parameters"]["net"]["init_args"]
     assert ckpt["hyper_parameters"]["augment"]["init_args"] == {"time_masks": 2}
     assert all(torch.equal(before[k], v) for k, v in ckpt["state_dict"].items())
+
+
+def test_a_retired_setting_that_is_now_the_only_behaviour_is_dropped_and_another_value_refused(tmp_path):
+    """``SpeechEmbeddingCNN(backbone_norm="pretrained")`` (runs made while the fix was measured) is what a frozen
+    backbone now always does; ``"training"`` is not."""
+    from spokenword.inference.checkpoint import migrate
+
+    def embedding_checkpoint(norm: str) -> dict:
+        net = {"class_path": "spokenword.models.SpeechEmbeddingCNN",
+               "init_args": {"num_classes": 12, "pretrained": "none", "backbone_norm": norm}}
+        return {"hyper_parameters": {"net": net, "labels": LABELS}}
+
+    ckpt = embedding_checkpoint("pretrained")
+    ckpt["hyper_parameters"]["teacher_weight"] = 0.5  # the loss of the distillation experiment: the same network
+    migrated = migrate(ckpt, tmp_path / "a.ckpt")
+    assert "backbone_norm" not in migrated["hyper_parameters"]["net"]["init_args"]
+    assert "teacher_weight" not in migrated["hyper_parameters"]
+    with pytest.raises(CheckpointError, match=r"b.ckpt: trained with net.backbone_norm='training', which spokenword no longer has"):
+        migrate(embedding_checkpoint("training"), tmp_path / "b.ckpt")

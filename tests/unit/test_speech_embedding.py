@@ -80,6 +80,28 @@ def test_frozen_backbone_neither_learns_nor_updates_its_statistics():
         assert torch.equal(value, before[key]), key  # batch-norm running statistics included
 
 
+def test_frozen_backbone_keeps_its_statistics_through_a_lightning_fit():
+    """Lightning sets each submodule's mode back after validation, so the eval mode that ``train()`` gives the
+    backbone did not hold in the training steps after the first validation: its batch norm normalised by each
+    batch and moved its running statistics (every default run before this fix; docs/experiments.md)."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from spokenword.training.task import SpokenWordTask
+
+    torch.manual_seed(0)
+    net = SpeechEmbeddingCNN(num_classes=3, pretrained="none", input_size=(32, 80))
+    before = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    modes = []
+    net.backbone.bn0.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    data = TensorDataset(torch.randn(16, 1, 32, 80), torch.randint(0, 3, (16,)))
+    L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(SpokenWordTask(net=net, labels=["a", "b", "c"]),
+                                              DataLoader(data, batch_size=8), DataLoader(data, batch_size=8))
+    assert modes and not any(modes)
+    assert all(torch.equal(v, before[k]) for k, v in net.backbone.state_dict().items())
+
+
 def test_unfrozen_backbone_fine_tunes():
     torch.manual_seed(0)
     model = SpeechEmbeddingCNN(pretrained="none", input_size=(32, 80), freeze=False).train()

@@ -45,6 +45,11 @@ DEPENDENT = {
     "freq_norm_blocks": "freq_norm",
     "speakers": "speaker_adversary",
 }
+#: retired settings dropped when they hold this value, the model being the same as now (other values refused)
+SAME_AS_NOW = {
+    "backbone_norm": "pretrained",  # SpeechEmbeddingCNN: a frozen backbone keeps its pretrained batch-norm statistics
+    "teacher_weight": 0.5,  # distillation's loss share (tag experiment-distil): the network is a plain one
+}
 #: checkpoints larger than this (bytes) are refused before torch reads them (spokenword's are a few MB).
 MAX_CHECKPOINT_BYTES = 1000 * 1000 * 1000
 RETRAIN = "retrain it (spokenword fit --config configs/...) or load it with the code at git tag experiments-2026-12"
@@ -87,6 +92,8 @@ def _prune(path: Path, where: str, values: dict, accepted: set[str] | None) -> d
         if key in accepted or key.startswith("_"):  # "_instantiator", "_class_path": Lightning's own
             kept[key] = value
         elif key in DEPENDENT and _off(values.get(DEPENDENT[key])):
+            continue
+        elif key in SAME_AS_NOW and value == SAME_AS_NOW[key]:
             continue
         elif not _off(value):
             raise CheckpointError(f"{path}: trained with {where}{key}={value!r}, which spokenword no longer has; {RETRAIN}")

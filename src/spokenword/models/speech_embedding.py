@@ -148,8 +148,8 @@ class SpeechEmbeddingCNN(nn.Module):
         pretrained: ``"openwakeword"`` loads the pretrained weights (from the ``openwakeword``
             0.4.0 package), ``"none"`` leaves the backbone random (for tests and ablations). A
             checkpoint's weights replace either.
-        freeze: keep the backbone's weights fixed (and its batch norm in eval mode) while the head
-            trains; ``False`` fine-tunes it too.
+        freeze: keep the backbone's weights fixed, its batch norm included (the pretrained
+            statistics, in training too), while the head trains; ``False`` fine-tunes it too.
         input_mean: mean of the backbone's expected input (its front end's values on speech).
         input_std: std of the backbone's expected input.
     """
@@ -192,6 +192,8 @@ class SpeechEmbeddingCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, 32, W)`` feature images to ``(N, 192)``: the mean and max over time of the
         backbone's embeddings."""
+        if self.freeze:  # again here: Lightning sets each submodule's own mode back after validation
+            self.backbone.eval()
         x = x * self.input_std + self.input_mean
         emb = self.backbone(x.transpose(-2, -1))  # (N, 96, windows)
         return torch.cat([emb.mean(dim=-1), emb.amax(dim=-1)], dim=-1)

@@ -175,11 +175,11 @@ def _state_from_checkpoint(checkpoint: Path, *, data_root=None, rehearsal: bool 
                            progress: Progress | None = None) -> _State:
     """The state of a training checkpoint; the rehearsal set is embedded from its run's training data
     (the split ``fit`` used; :func:`spokenword.inference.export.training_part`)."""
-    from spokenword.inference.checkpoint import load_task
+    from spokenword.inference.checkpoint import load_task, migrate
     from spokenword.inference.export import training_part, training_settings
 
     task = load_task(checkpoint)
-    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    hparams = migrate(torch.load(checkpoint, map_location="cpu", weights_only=True), checkpoint)["hyper_parameters"]
     hparams = json.loads(json.dumps(hparams, default=str))  # plain values: it travels in an npz as JSON
     net = task.net
     if type(net).__name__ != "SpeechEmbeddingCNN":
@@ -261,7 +261,10 @@ def read_state(path: str | os.PathLike) -> _State:
         raise AdaptError(f"{path}: not a spokenword adaptable state ({' '.join(str(err).split())[:120]})") from None
     if meta.get("format") != "spokenword-adapt":
         raise AdaptError(f"{path}: not a spokenword adaptable state")
-    return _State(meta["hyper_parameters"], head, float(meta["mean"]), float(meta["std"]), embeddings, targets,
+    from spokenword.inference.checkpoint import migrate
+
+    hparams = migrate({"hyper_parameters": meta["hyper_parameters"]}, path)["hyper_parameters"]  # as a checkpoint's
+    return _State(hparams, head, float(meta["mean"]), float(meta["std"]), embeddings, targets,
                   origins, name=meta.get("name", path.name[: -len(STATE_SUFFIX)]), backbone=backbone)
 
 
