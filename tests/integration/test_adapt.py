@@ -214,7 +214,9 @@ def test_adapting_for_no_steps_gives_back_the_source_member(tmp_path, bundled_st
     assert adapted.labels == member.labels
     rng = np.random.default_rng(3)
     clips = [adapted.featurize(_sound(kind, rng)) for kind in ("low", "high", "chirp")]
-    assert np.abs(adapted.probabilities(clips) - member.probabilities(clips)).max() < 0.1  # 0.58 with the pretrained statistics
+    # int8 rounding alone moves these synthetic sounds by up to 0.12 (the float export of the member's checkpoint
+    # matches the adapted model to 1e-6); a backbone with other batch-norm statistics moved them by 0.58
+    assert np.abs(adapted.probabilities(clips) - member.probabilities(clips)).max() < 0.2
 
 
 def test_model_folder_is_not_a_checkpoint(tmp_path):
