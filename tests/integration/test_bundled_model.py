@@ -173,7 +173,8 @@ def test_a_command_whose_extra_is_missing_says_which_to_install():
 
 
 def test_the_shipped_run_reports_name_no_machine():
-    """The runs' reports ship without the CPU and platform they ran on (those stay in the run folders)."""
+    """The runs' reports ship without the CPU and platform they ran on (those stay in the run folders), and name
+    their checkpoint as the manifest's sources do: relative to the repository, never a folder of the machine."""
     import json
 
     from spokenword import pretrained
@@ -183,3 +184,5 @@ def test_the_shipped_run_reports_name_no_machine():
     for path in reports:
         provenance = json.loads(path.read_text())["provenance"]
         assert "cpu" not in provenance and "platform" not in provenance and "packages" in provenance
+        checkpoint = json.loads(path.read_text())["checkpoint"]
+        assert not checkpoint.startswith("/") and checkpoint in pretrained.manifest()["sources"]

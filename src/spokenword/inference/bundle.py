@@ -40,9 +40,13 @@ def _shown(path: Path) -> str:
 
 def _shipped(report: dict) -> dict:
     """A run's report as the package ships it: without the machine it ran on (CPU, platform), which belongs to
-    the run folder and docs/results.md, not to the installed package."""
-    provenance = {k: v for k, v in (report.get("provenance") or {}).items() if k not in ("cpu", "platform")}
-    return {**report, "provenance": provenance} if "provenance" in report else report
+    the run folder and docs/results.md, not to the installed package; its checkpoint as the manifest's sources."""
+    shipped = dict(report)
+    if "provenance" in report:
+        shipped["provenance"] = {k: v for k, v in (report["provenance"] or {}).items() if k not in ("cpu", "platform")}
+    if report.get("checkpoint"):
+        shipped["checkpoint"] = _shown(Path(report["checkpoint"]))
+    return shipped
 
 
 def _scores(paths: list[Path], recordings, reject_below: float | None):
