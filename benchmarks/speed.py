@@ -1,5 +1,6 @@
 """Speed benchmarks: inference, the training step, the augmented batch and whole training runs.
 
+    python -m benchmarks.speed classify [MODEL ...] [--clips 300]
     python -m benchmarks.speed inference CHECKPOINT [--clips 300] [--exports DIR]
     python -m benchmarks.speed model [--batch 128] [--steps 6] [--variant KEY=VALUE[,KEY=VALUE]] ...
     python -m benchmarks.speed batch [CONFIG] [--epochs 3] [--batches N]
@@ -7,6 +8,14 @@
 
 Shared options: ``--data.root``, ``--threads``, ``--out``, ``--name`` (:mod:`benchmarks.common`). Each
 arm prints its table and writes ``OUT/speed/<arm>-<name>-<machine>.json``.
+
+``classify``: what ``spokenword classify`` costs with each MODEL as it ships (default: the bundled model; a
+model folder such as an earlier copy of the bundle, an export or a checkpoint, each opened by
+:func:`spokenword.load_model` as the command opens it), measured one model after the other in one run:
+latency p50/p99 (ms) at batch 1 and throughput at batch 64 on 1-second clips from a decoded waveform
+(host steps and graph; as ``inference`` below), on ``--threads`` threads (default 1); the model's files
+(KiB: every member and its metadata); top-1 accuracy on the official test split (300 whole clips, each
+model's own answer at its threshold). Target (the default): p50 <= 3 ms on 1 thread.
 
 ``inference``: speed, size and accuracy of a checkpoint and its exports. Runtimes: PyTorch eager
 (``Classifier``), ONNX Runtime float32 and int8 (exports made here with :mod:`spokenword.inference.export`).
@@ -74,7 +83,7 @@ import yaml
 
 from benchmarks import common
 
-ARMS = ("inference", "model", "batch", "train")
+ARMS = ("classify", "inference", "model", "batch", "train")
 
 
 def _write(args, argv, arm: str, name: str, protocol: str, recipe: dict, figures: dict) -> Path:
@@ -174,6 +183,62 @@ def inference(args, argv) -> int:
     name = common.model_name(args.checkpoint)
     _write(args, argv, "inference", name, protocol, {"model": name, "checkpoint": str(args.checkpoint)},
            {"runtimes": runtimes, "targets": {"int8_p50_ms": TARGET_P50_MS, "int8_file_kb": TARGET_KB}})
+    return 0
+
+
+CLASSIFY_TARGET_P50_MS = 3.0
+
+
+def _model_files(model) -> list[Path]:
+    """The files a loaded model reads: each member's file and the metadata beside it."""
+    members = getattr(model, "members", [model])
+    files = []
+    for member in members:
+        path = Path(getattr(member, "path", "") or "")
+        files += [f for f in (path, path.with_name(path.name + ".json")) if f.is_file()]
+    return files
+
+
+def classify(args, argv) -> int:
+    from spokenword.data.corpora import FSDD
+    from spokenword.data.splits import make_split, resolve_root
+    from spokenword.inference.load import load_model
+
+    threads = args.threads or 1
+    torch.set_num_threads(threads)
+    root = resolve_root(args.data_root)
+    test = make_split(FSDD().recordings(root), "official").test
+    names = [str(m) for m in args.models] or ["bundled"]
+    header = f"{'model':<48}{'p50 ms':>9}{'p99 ms':>9}{'clips/s (b64)':>15}{'size KiB':>10}{'test acc %':>12}"
+    print(f"{threads} thread(s) (torch.set_num_threads, ORT intra_op)\n{header}\n" + "-" * len(header))
+    rows = []
+    for name in names:
+        model = load_model(None if name == "bundled" else name, threads=threads)
+        whole = [model.waveform(r.path) for r in test]
+        second = model.sample_rate
+        one_second = [np.pad(w[:second], (0, max(0, second - len(w)))) for w in whole]
+        clips = (one_second * (1 + args.clips // len(one_second)))[: args.clips]
+
+        def run(waves, model=model):
+            return model.probabilities([model.featurize(w) for w in waves])
+
+        p50, p99 = _latency_ms(run, clips)
+        rate = _throughput(run, one_second)
+        answers = [model.rank(p)[0]["label"] for i in range(0, len(whole), 64) for p in run(whole[i : i + 64])]
+        acc = float(np.mean([a == r.label for a, r in zip(answers, test)]))
+        size = sum(f.stat().st_size for f in _model_files(model)) / 1024
+        rows.append({"model": name, "runtime": model.runtime, "p50_ms": p50, "p99_ms": p99,
+                     "clips_per_s_batch64": rate, "size_kib": size, "test_acc": acc})
+        print(f"{name[-48:]:<48}{p50:>9.3f}{p99:>9.3f}{rate:>15.0f}{size:>10.1f}{100 * acc:>12.2f}")
+    first = rows[0]
+    print(f"\ntarget ({first['model']}): p50 <= {CLASSIFY_TARGET_P50_MS} ms on 1 thread "
+          f"({'met' if first['p50_ms'] <= CLASSIFY_TARGET_P50_MS and threads == 1 else 'NOT met'}: {first['p50_ms']:.3f})")
+    protocol = (f"spokenword classify's work per clip, each model as it ships, one after the other in one process, {threads} "
+                f"thread(s): latency p50/p99 at batch 1 over {args.clips} 1-s clips (FSDD official test takes 0-4, padded or "
+                "cut to 1 s) from a decoded waveform (host steps and graph), throughput at batch 64 for 3 s; the files each "
+                "model reads; top-1 accuracy (its answer at its threshold) on the official test split (300 whole clips)")
+    _write(args, argv, "classify", common.model_name(names[-1]) if len(names) == 1 else "models", protocol,
+           {"models": names}, {"rows": rows, "targets": {"p50_ms": CLASSIFY_TARGET_P50_MS, "threads": 1}})
     return 0
 
 
@@ -507,6 +572,9 @@ def train(args, argv) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="arm", required=True)
+    p = sub.add_parser("classify", parents=[common.flags(threads=1)], help="ms per clip of models as they ship")
+    p.add_argument("models", nargs="*", type=Path, help="model folders, exports or checkpoints (default: the bundled model)")
+    p.add_argument("--clips", type=int, default=300, help="clips timed for latency (batch 1)")
     p = sub.add_parser("inference", parents=[common.flags(threads=1)], help="ms per clip: Classifier, ONNX, int8")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--clips", type=int, default=300, help="clips timed for latency (batch 1)")
@@ -534,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     top = parser()
     args = top.parse_args(argv)
+    if args.arm == "classify":
+        return classify(args, argv)
     if args.arm == "inference":
         return inference(args, argv)
     if args.arm == "model":

@@ -139,11 +139,23 @@ def test_the_default_cnns_int8_export_is_at_most_120_kib_and_computes_the_same(t
     assert int8.stat().st_size <= 120 * 1024, f"{int8.stat().st_size} bytes"
     import onnx
 
-    names = {i.name for i in onnx.load(str(int8)).graph.initializer}
+    graph = onnx.load(str(int8)).graph
+    names = {i.name for i in graph.initializer}
     assert "front_end.bank" not in names and "front_end.bank.values" in names  # the mel filterbank, sparse
+    assert max(np.prod(i.dims) for i in graph.initializer if i.name.startswith("front_end.")) <= 512  # no DFT basis
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    float_convs = [n.input[1] for n in convs if n.input[1] not in dequantized]  # the front end's DFT, the network's first
+    assert len(convs) == 5 and len(float_convs) == 2 and float_convs[1] == "net.features.0.weight"
+    assert float_convs[0] not in names  # the DFT's kernel: built in the graph, not stored
     classifier, exported = Classifier.from_checkpoint(checkpoint), OnnxClassifier(float_path)
-    clips = [tone(0.5, freq=440.0), tone(1.3, freq=2000.0, amplitude=0.1), tone(0.05, freq=700.0)]
-    for wave in clips:  # the same features (the filterbank rebuilt exactly) and probabilities
-        np.testing.assert_allclose(exported.spectrogram(wave), classifier.spectrogram(wave), rtol=0, atol=1e-5)
+    # in faint noise, as in any recording: a bin with no power at all holds float32 rounding noise, which
+    # differs between runtimes (spokenword.frontend.graph.power_spectrogram)
+    rng = np.random.default_rng(0)
+    clips = [(w + 1e-4 * rng.standard_normal(len(w))).astype(np.float32)
+             for w in (tone(0.5, freq=440.0), tone(1.3, freq=2000.0, amplitude=0.1), tone(0.05, freq=700.0))]
+    for wave in clips:  # the same features (the filterbank rebuilt exactly; the float32 DFT's rounding in each
+        # runtime moves faint bins by < 1e-3 of the image's standard deviation) and probabilities
+        np.testing.assert_allclose(exported.spectrogram(wave), classifier.spectrogram(wave), rtol=0, atol=2e-3)
     np.testing.assert_allclose(exported.probabilities([exported.featurize(w) for w in clips]),
                                classifier.probabilities([classifier.featurize(w) for w in clips]), rtol=0, atol=1e-4)

@@ -365,7 +365,8 @@ def _padded(settings: FeatureSettings) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _atol(reference: torch.Tensor | np.ndarray) -> float:
-    return 1e-5 * max(1.0, float(np.abs(np.asarray(reference)).max()))
+    # float32 convolution: its rounding depends on the batch's padded length (up to ~1e-5 of the scale)
+    return 1e-4 * max(1.0, float(np.abs(np.asarray(reference)).max()))
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))

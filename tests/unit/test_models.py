@@ -28,6 +28,21 @@ def test_blocks_follow_the_reference():
     assert SpectrogramCNN().head.in_features == 1600
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_pooling_before_relu_is_the_references_relu_then_pooling(batch_norm):
+    torch.manual_seed(0)
+    model = SpectrogramCNN(batch_norm=batch_norm).eval()
+    x = torch.randn(4, 1, 64, 64)
+    reference = x
+    for layer in model.features:  # the reference's order: ReLU, then pooling
+        if isinstance(layer, torch.nn.MaxPool2d):
+            continue
+        reference = layer(reference)
+        if isinstance(layer, torch.nn.ReLU):
+            reference = torch.nn.functional.max_pool2d(reference, 2)
+    assert torch.equal(model.forward_features(x), reference.flatten(1))
+
+
 @pytest.mark.parametrize("p", [0.0, 0.3])
 def test_dropout_is_configurable_and_only_active_in_training(p):
     torch.manual_seed(0)

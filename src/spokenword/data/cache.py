@@ -38,7 +38,7 @@ from spokenword.frontend.settings import FeatureSettings
 from spokenword.frontend.graph import extract, extract_batch
 
 #: bump when feature code changes in a way that changes its output
-FEATURE_CODE_VERSION = 5
+FEATURE_CODE_VERSION = 6
 #: dtypes an entry may be stored in (``float16`` halves the disk and page-cache footprint)
 CACHE_DTYPES = ("float32", "float16")
 #: clips per task sent to a worker process
