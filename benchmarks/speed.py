@@ -202,6 +202,7 @@ def _model_files(model) -> list[Path]:
 def classify(args, argv) -> int:
     from spokenword.data.corpora import FSDD
     from spokenword.data.splits import make_split, resolve_root
+    from spokenword.inference.base import ModelError
     from spokenword.inference.load import load_model
 
     threads = args.threads or 1
@@ -213,7 +214,10 @@ def classify(args, argv) -> int:
     print(f"{threads} thread(s) (torch.set_num_threads, ORT intra_op)\n{header}\n" + "-" * len(header))
     rows = []
     for name in names:
-        model = load_model(None if name == "bundled" else name, threads=threads)
+        try:
+            model = load_model(None if name == "bundled" else name, threads=threads)
+        except ModelError as err:  # a path that is not a model: one line, nothing written
+            args.usage_error(str(err))
         whole = [model.waveform(r.path) for r in test]
         second = model.sample_rate
         one_second = [np.pad(w[:second], (0, max(0, second - len(w)))) for w in whole]

@@ -36,3 +36,13 @@ def test_each_model_gets_a_row_with_its_files_and_its_own_answers(fsdd_root, tmp
     for row in rows:
         assert 0 < row["p50_ms"] <= row["p99_ms"] and row["clips_per_s_batch64"] > 0
     assert result["recipe"]["models"] == [str(BUNDLED), str(member)] and result["machine"]["threads"] == 1
+
+
+def test_a_path_that_is_not_a_model_is_a_usage_error_that_names_it(fsdd_root, tmp_path, capsys):
+    missing = tmp_path / "nothing.onnx"
+    with pytest.raises(SystemExit) as exit_info:
+        speed.main(["classify", str(missing), "--data.root", str(fsdd_root), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nothing.onnx" in err and "Traceback" not in err
+    assert not (tmp_path / "speed").exists()
