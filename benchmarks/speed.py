@@ -118,6 +118,15 @@ def _runners(checkpoint: Path, paths: dict[str, Path], threads: int) -> tuple[di
     }, classifier
 
 
+def _clips(model, test, count: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The test recordings decoded at the model's rate: whole, padded or cut to 1 s, and ``count`` of the
+    1-s clips (repeated as needed) for the latency loop."""
+    whole = [model.waveform(r.path) for r in test]
+    second = model.sample_rate
+    one_second = [np.pad(w[:second], (0, max(0, second - len(w)))) for w in whole]
+    return whole, one_second, (one_second * (1 + count // len(one_second)))[:count]
+
+
 def _latency_ms(run, clips: list[np.ndarray]) -> tuple[float, float]:
     for wave in clips[:20]:
         run([wave])
@@ -156,10 +165,7 @@ def inference(args, argv) -> int:
     runners, classifier = _runners(args.checkpoint, paths, threads)
     test = make_split(FSDD().recordings(root), "official").test
     truth = np.array([classifier.labels.index(r.label) for r in test])
-    whole = [classifier.waveform(r.path) for r in test]
-    second = classifier.sample_rate
-    one_second = [np.pad(w[:second], (0, max(0, second - len(w)))) for w in whole]
-    clips = (one_second * (1 + args.clips // len(one_second)))[: args.clips]
+    whole, one_second, clips = _clips(classifier, test, args.clips)
 
     print(f"checkpoint {args.checkpoint}\nexports in {out}\n{threads} thread(s) (torch.set_num_threads, ORT intra_op)")
     header = f"{'runtime':<22}{'p50 ms':>9}{'p99 ms':>9}{'clips/s (b64)':>15}{'size KiB':>10}{'test acc %':>12}"
@@ -218,10 +224,7 @@ def classify(args, argv) -> int:
             model = load_model(None if name == "bundled" else name, threads=threads)
         except ModelError as err:  # a path that is not a model: one line, nothing written
             args.usage_error(str(err))
-        whole = [model.waveform(r.path) for r in test]
-        second = model.sample_rate
-        one_second = [np.pad(w[:second], (0, max(0, second - len(w)))) for w in whole]
-        clips = (one_second * (1 + args.clips // len(one_second)))[: args.clips]
+        whole, one_second, clips = _clips(model, test, args.clips)
 
         def run(waves, model=model):
             return model.probabilities([model.featurize(w) for w in waves])
