@@ -31,6 +31,8 @@ from benchmarks import common
 #: the default model: the ensemble of these configs' results (``make train``)
 DEFAULT_MEMBERS = ("fsdd_cnn_newvoices", "fsdd_embedding_newvoices")
 DEFAULT_ENSEMBLE = "+".join(DEFAULT_MEMBERS)
+#: the bundled model's folder, as ``benchmarks.speed classify`` names it (relative to the repository)
+BUNDLE = "src/spokenword/pretrained/fsdd-digits"
 #: the reference experiment
 REFERENCE = "fsdd_cnn"
 LABELS = {
@@ -396,6 +398,7 @@ def speed(results: Results) -> list[str]:
         "model": "Training step (`python -m benchmarks.speed model`)",
         "batch": "Augmented training batch (`python -m benchmarks.speed batch`)",
         "train": "Training runs against a minimal loop (`python -m benchmarks.speed train`)",
+        "recipe": "`make train`'s fits, together and one after the other (`python -m benchmarks.speed recipe`)",
     }
     for arm, title in arms.items():
         out += [f"### {title}", ""]
@@ -423,6 +426,21 @@ def speed(results: Results) -> list[str]:
                              [[a["arm"], num(a["first_pass_ms"], 0), num(a["later_passes_ms"], 0),
                                f"{a['later_over_no_cache']:.2f}x"] for a in f["arms"]])
                 out += ["", f"Same batches in both arms: {num(f['same_batches'])}."]
+            elif arm == "recipe":
+                configs = [Path(c).name for c in r["recipe"]["configs"]]
+                out += table(["arm", *(f"`{c}` s (official %)" for c in configs), "evaluate s", "all s", "CPU s"],
+                             [[a["arm"], *(f"{num(a['fit_seconds'][c], 0)} ({pct(a['test_acc'][c], 2)})" for c in configs),
+                               num(a.get("evaluate_seconds"), 0), num(a["seconds"], 0), num(a["cpu_seconds"], 0)]
+                              for a in f["arms"]])
+                same = f.get("same_weights")
+                if same:
+                    out += ["", "Same weights in both arms: " + ", ".join(
+                        f"`{c}` {'yes' if ok else 'NO'}" for c, ok in same.items()) + "."]
+                together = next((a for a in f["arms"] if a["arm"] == "together"), None)
+                if together is not None and not r["recipe"]["overrides"]:
+                    met = together["seconds"] <= f["target_seconds"]
+                    out += ["", f"Target: `make train`'s fits and evaluation <= {num(f['target_seconds'], 0)} s: "
+                                f"{num(together['seconds'], 0)} s, {'met' if met else 'not met'}."]
             else:
                 out += table(["arm", "seconds", "x minimal", "CPU s", "CPU x minimal", "test accuracy %"],
                              [[a["arm"], num(a["seconds"]), num(a["over_minimal"], 2), num(a["cpu_seconds"]),
@@ -735,9 +753,28 @@ def render_doc(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shipped_ms(results: Results) -> dict[str, float]:
+    """p50 ms per clip of the bundled model (as :data:`DEFAULT_ENSEMBLE`) and of its member files (by member name),
+    from ``benchmarks.speed classify``'s results on 1 thread (a later file in path order wins)."""
+    found: dict[str, float] = {}
+    for record in results.of("speed", "classify"):
+        if record["figures"]["targets"].get("threads") != 1 or record["machine"].get("threads") != 1:
+            continue
+        for row in record["figures"]["rows"]:
+            model = Path(row["model"])
+            if model.is_absolute() and model.is_relative_to(common.REPO):
+                model = model.relative_to(common.REPO)
+            if row["model"] == "bundled" or model.as_posix() == BUNDLE:
+                found[DEFAULT_ENSEMBLE] = row["p50_ms"]
+            elif model.parent.as_posix() == BUNDLE and model.name.split(".")[0] in DEFAULT_MEMBERS:
+                found[model.name.split(".")[0]] = row["p50_ms"]
+    return found
+
+
 def render_readme_block(results: Results) -> str:
     """The lines between the README's markers (markers excluded), each ending with a newline."""
     rows, missing = [], False
+    shipped = shipped_ms(results)
     for name in (DEFAULT_ENSEMBLE, *DEFAULT_MEMBERS):
         mean, _, _, count = official_of(name, results)
         loso = loso_of(name, results)
@@ -746,13 +783,14 @@ def render_readme_block(results: Results) -> str:
             pct(mean) + clips_note(count),
             f"{pct(loso['mean'])} / {pct(loso['worst'][1])}" + folds_note(len(loso["per_speaker"])) if loso else DASH,
             " / ".join(pct(noise["accuracy"][f"{kind}_10dB"]) for kind in NOISES) + clips_note(noise["count"]) if noise else DASH,
-            num(noise["inference_ms_per_clip"]) if noise else DASH,
+            num(shipped.get(name), 2) if shipped.get(name) is not None else DASH,
         ]
         missing |= DASH in " ".join(cells)
         rows.append([LABELS[name], *cells])
     lines = [GENERATED, "", *table(["model", "official split %", "new voices % (LOSO mean / worst)",
                                     "10 dB noise % (white / babble)", "ms per clip"], rows), "",
-             "FSDD, accuracy in %; ms per clip: file to probabilities, 1 thread."
+             "FSDD, accuracy in %; ms per clip: the bundled model as it ships (int8 ONNX; each member's own file), "
+             "a 1-s clip to probabilities, median on 1 thread (`python -m benchmarks.speed classify`)."
              + (f" {DASH}: not measured yet (docs/results.md gives the command that measures it)." if missing else "")]
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,7 @@
     python -m benchmarks.speed model [--batch 128] [--steps 6] [--variant KEY=VALUE[,KEY=VALUE]] ...
     python -m benchmarks.speed batch [CONFIG] [--epochs 3] [--batches N]
     python -m benchmarks.speed train [--epochs 30] [--repeats 1] [--arms ...] [--seed 0]
+    python -m benchmarks.speed recipe [CONFIG ...] [--arms together apart] [--override KEY=VALUE]
 
 Shared options: ``--data.root``, ``--threads``, ``--out``, ``--name`` (:mod:`benchmarks.common`). Each
 arm prints its table and writes ``OUT/speed/<arm>-<name>-<machine>.json``.
@@ -60,6 +61,18 @@ the median wall seconds per arm and the ratio to the minimal fp32 loop, and the 
 the process used (user + system, all threads): on a shared machine the CPU ratio is the steadier one,
 most with ``--threads 1``. Run it niced (``nice -n 10``). Targets: spokenword <= 1.0x minimal;
 spokenword-fast <= 0.6x minimal at the same test accuracy within 0.5 points.
+
+``recipe``: what ``make train`` costs: the default's fits (the CONFIGs, default
+``configs/fsdd_cnn_newvoices.yaml`` and ``configs/fsdd_embedding_newvoices.yaml``), each ``spokenword fit
+--config CONFIG`` in its own process as ``make train`` starts it (its output to a log file, each arm with
+a fresh feature cache, as on a new machine). Arms: ``together`` (every fit started at once with
+``$SPOKENWORD_FITS_AT_ONCE``, as ``make train`` runs them, then ``spokenword evaluate`` of their ensemble
+on the official split, as ``make train`` ends) and ``apart`` (one after the other, the first CONFIG
+first). Figures per arm: wall seconds of each fit, of the evaluation and in all, and the CPU seconds of
+all of them (user + system, with their DataLoader workers); each run's official test accuracy; whether
+each CONFIG's weights (last checkpoint) came out bit for bit the same in both arms. ``--override
+KEY=VALUE`` (repeatable) is passed to every fit (``--override trainer.max_epochs=2`` for a short check).
+Target: ``make train`` <= 8 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -67,6 +80,7 @@ from __future__ import annotations
 import argparse
 import copy
 import inspect
+import json
 import logging
 import os
 import statistics
@@ -83,7 +97,7 @@ import yaml
 
 from benchmarks import common
 
-ARMS = ("classify", "inference", "model", "batch", "train")
+ARMS = ("classify", "inference", "model", "batch", "train", "recipe")
 
 
 def _write(args, argv, arm: str, name: str, protocol: str, recipe: dict, figures: dict) -> Path:
@@ -574,6 +588,144 @@ def train(args, argv) -> int:
     return 0
 
 
+# -- make train's fits ------------------------------------------------------------------------------
+
+EMBEDDING = common.REPO / "configs" / "fsdd_embedding_newvoices.yaml"
+RECIPE_ARMS = ("together", "apart")
+TARGET_RECIPE_S = 8 * 60.0
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children and their own (user + system)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _spokenword(*argv: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from spokenword.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
+
+
+def _run_dir(save_dir: Path, config: Path) -> Path:
+    """The run a fit of ``config`` made under ``save_dir`` (its logger's name is the config's)."""
+    runs = sorted((save_dir / config.stem).glob("version_*"))
+    if not runs:
+        raise RuntimeError(f"{config.name}: no run under {save_dir / config.stem}")
+    return runs[-1]
+
+
+def _fit_arm(arm: str, configs: list[Path], workdir: Path, root: str | None, overrides: list[str]) -> dict:
+    """Run the fits of one arm; seconds per fit (from the arm's start for ``together``), CPU, runs."""
+    import subprocess
+
+    from spokenword.training.callbacks import FITS_AT_ONCE_ENV
+    from spokenword.training.metrics import ACC
+
+    save_dir, logs = workdir / "runs", workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    common_args = ["--trainer.logger.init_args.save_dir", str(save_dir), "--data.cache_dir", str(workdir / "cache"),
+                   *(["--data.root", root] if root else []), *(f"--{o}" for o in overrides)]
+    env = {**os.environ, FITS_AT_ONCE_ENV: str(len(configs) if arm == "together" else 1)}  # as make train
+
+    def start(config: Path):
+        log = (logs / f"{config.stem}.log").open("w")
+        return subprocess.Popen(_spokenword("fit", "--config", str(config), *common_args), stdout=log,
+                                stderr=subprocess.STDOUT, cwd=workdir, env=env), log
+
+    cpu, t0 = _children_cpu(), time.perf_counter()
+    seconds: dict[str, float] = {}
+    if arm == "together":
+        procs = {config: start(config) for config in reversed(configs)}  # as make train: WITH first, CONFIG beside it
+        waiting = dict(procs)
+        while waiting:
+            for config, (proc, log) in list(waiting.items()):
+                if proc.poll() is not None:
+                    seconds[config.name] = time.perf_counter() - t0
+                    log.close()
+                    del waiting[config]
+            time.sleep(0.2)
+        failed = [c.name for c, (proc, _) in procs.items() if proc.returncode != 0]
+    else:
+        failed = []
+        for config in configs:
+            begun = time.perf_counter()
+            proc, log = start(config)
+            proc.wait()
+            log.close()
+            seconds[config.name] = time.perf_counter() - begun
+            failed += [config.name] if proc.returncode != 0 else []
+    if failed:
+        raise RuntimeError(f"{arm}: spokenword fit failed for {', '.join(failed)} (logs: {logs})")
+    runs = {config.name: _run_dir(save_dir, config) for config in configs}
+    record = {"arm": arm, "fit_seconds": {c.name: seconds[c.name] for c in configs}}
+    if arm == "together" and len(configs) > 1:
+        begun = time.perf_counter()
+        done = subprocess.run(_spokenword("evaluate", str(runs[configs[0].name]),
+                                          *(a for c in configs[1:] for a in ("--with", str(runs[c.name]))),
+                                          "--split", "official", *(["--data.root", root] if root else [])),
+                              cwd=workdir, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"spokenword evaluate failed: {done.stderr.strip()[-500:]}")
+        record["evaluate_seconds"] = time.perf_counter() - begun
+    record["seconds"] = time.perf_counter() - t0
+    record["cpu_seconds"] = _children_cpu() - cpu
+    record["test_acc"] = {name: json.loads((run / "report.json").read_text())["test"][ACC] for name, run in runs.items()}
+    record["runs"] = {name: str(run) for name, run in runs.items()}
+    return record
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    first, second = (torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+                     for run in (a, b))
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def recipe(args, argv, error) -> int:
+    configs = [Path(c) for c in (args.configs or [CONFIG, EMBEDDING])]
+    missing = [str(c) for c in configs if not c.is_file()]
+    if missing:
+        error(f"no such config: {', '.join(missing)}")
+    if len({c.stem for c in configs}) != len(configs):
+        error("each config once: runs are found by the config's name")
+    root = str(Path(args.data_root).resolve()) if args.data_root else None
+    with tempfile.TemporaryDirectory(prefix="spokenword-recipe-") as tmp:
+        arms = []
+        for arm in args.arms:
+            print(f"{arm}: {', '.join(c.name for c in configs)} ...", file=sys.stderr, flush=True)
+            arms.append(_fit_arm(arm, configs, Path(tmp) / arm, root, args.override))
+        same = None
+        if len(arms) == 2:
+            same = {c.name: _same_weights(Path(arms[0]["runs"][c.name]), Path(arms[1]["runs"][c.name])) for c in configs}
+    for record in arms:
+        del record["runs"]  # temporary folders
+    print(f"\nmake train's fits ({', '.join(c.name for c in configs)}), each spokenword fit in its own process"
+          + (f"; overrides: {' '.join(args.override)}" if args.override else ""))
+    print("| arm | " + " | ".join(f"{c.stem} s (official %)" for c in configs) + " | evaluate s | all s | CPU s |")
+    print("|---|" + "---|" * (len(configs) + 3))
+    for r in arms:
+        fits = " | ".join(f"{r['fit_seconds'][c.name]:.0f} ({100 * r['test_acc'][c.name]:.2f})" for c in configs)
+        evaluate = f"{r['evaluate_seconds']:.0f}" if "evaluate_seconds" in r else "–"
+        print(f"| {r['arm']} | {fits} | {evaluate} | {r['seconds']:.0f} | {r['cpu_seconds']:.0f} |")
+    if same is not None:
+        print("same weights in both arms: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in same.items()))
+    together = next((r for r in arms if r["arm"] == "together"), None)
+    if together is not None and not args.override:
+        met = together["seconds"] <= TARGET_RECIPE_S
+        print(f"target: make train's fits and evaluation <= {TARGET_RECIPE_S:.0f} s: {together['seconds']:.0f} s, "
+              f"{'met' if met else 'NOT met'}")
+    protocol = ("make train's fits: each spokenword fit --config CONFIG in its own process (output to a log, a fresh "
+                "feature cache per arm); together: all started at once, as make train runs them, then spokenword "
+                "evaluate of the ensemble on the official split; apart: one after the other. Wall seconds per fit, "
+                "of the evaluation and in all; CPU seconds of the processes and their workers; official test accuracy "
+                "of each run; bit-identical weights across the arms")
+    _write(args, argv, "recipe", "default" if not args.configs else "-".join(c.stem for c in configs), protocol,
+           {"configs": [c.relative_to(common.REPO).as_posix() if c.resolve().is_relative_to(common.REPO) else str(c)
+                        for c in configs], "overrides": list(args.override), "arms": list(args.arms)},
+           {"arms": arms, "same_weights": same, "target_seconds": TARGET_RECIPE_S})
+    return 0 if same is None or all(same.values()) else 1
+
+
 # -- command line ----------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -600,6 +752,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=1, help="rounds; even rounds run the arms in reverse order")
     p.add_argument("--arms", nargs="+", choices=TRAIN_ARMS, default=list(TRAIN_ARMS))
     p.add_argument("--seed", type=int, default=0, help="seed of every arm (initial weights, batch order)")
+    p = sub.add_parser("recipe", parents=[common.flags(data=True, measures_here=False)],
+                       help="make train's fits: together (as make train) and one after the other")
+    p.add_argument("configs", nargs="*", type=Path, help="the configs make train fits (default: the default's two)")
+    p.add_argument("--arms", nargs="+", choices=RECIPE_ARMS, default=list(RECIPE_ARMS))
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="passed to every fit (repeatable)")
     for arm in sub.choices.values():
         arm.set_defaults(usage_error=arm.error)  # a bad value found after parsing: the arm's usage and exit 2
     return top
@@ -617,6 +774,8 @@ def main(argv: list[str] | None = None) -> int:
         return model(args, argv, args.usage_error)
     if args.arm == "batch":
         return batch(args, argv, args.usage_error)
+    if args.arm == "recipe":
+        return recipe(args, argv, args.usage_error)
     return train(args, argv)
 
 

@@ -243,11 +243,19 @@ def _cmd_serve(args) -> int:
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0
             and math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
         raise UsageError("--max-seconds and --max-upload-mb must be positive numbers")
+    if (args.max_batch is not None and args.max_batch < 1) or (
+            args.batch_ms is not None and not (math.isfinite(args.batch_ms) and args.batch_ms >= 0)):
+        raise UsageError("--max-batch must be at least 1 and --batch-ms a number >= 0")
+    batching = {name: value for name, value in (("max_batch", args.max_batch), ("batch_ms", args.batch_ms))
+                if value is not None}  # what is not given: serve()'s defaults
+    if args.max_batch == 1:
+        batching["batch_ms"] = None  # one request per model call: no window to wait
     from spokenword.serve.teach import TeachError
 
     try:
         serve(args.model or args.model_option, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
-              runtime=args.runtime, reject_below=args.reject_below, teach=args.teach, teach_token=args.teach_token)
+              runtime=args.runtime, reject_below=args.reject_below, teach=args.teach, teach_token=args.teach_token,
+              **batching)
     except TeachError as err:
         raise UsageError(str(err)) from None
     return EXIT_OK
@@ -371,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="auto (default): a .ckpt is exported to ONNX at startup and run by ONNX Runtime, or by PyTorch "
                         "when the export extras are missing; onnx: the same, missing extras are an error; torch: PyTorch")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="most /predict requests classified in one model call (1: no batching); about the clients "
+                        "divided by the cores suits a known load (default and measurements: docs/serving.md, Batching)")
+    p.add_argument("--batch-ms", type=float, default=None,
+                   help="how long the first request of a batch waits for others, in ms (default: docs/serving.md)")
     _ensemble_argument(p)
     _reject_argument(p)
     p.add_argument("--teach", default=None, metavar="DIR",

@@ -40,22 +40,123 @@ def test_config_parses(config, capsys):
 
 
 def test_make_train_trains_and_scores_the_default_ensemble():
-    """The Makefile's default: the CNN, then the embedding, then their ensemble on the official test split."""
+    """The Makefile's default: the embedding started in the background (its output to a log), the CNN beside
+    it, both waited for and checked, then their ensemble on the official test split."""
+    import re
     import subprocess
 
     repo = CONFIGS[0].parents[1]
-    lines = subprocess.run(["make", "-n", "train"], cwd=repo, capture_output=True, text=True, check=True,
-                           env={"PATH": "/usr/bin:/bin", "VENV": ".venv-never-made"}).stdout.splitlines()
-    commands = [line for line in lines if "spokenword " in line and not line.startswith("echo")]
-    assert [c.split("spokenword ", 1)[1] for c in commands[-4:]] == [
+    env = {"PATH": "/usr/bin:/bin", "VENV": ".venv-never-made"}
+    script = subprocess.run(["make", "-n", "train"], cwd=repo, capture_output=True, text=True, check=True, env=env).stdout
+    commands = [line for line in script.splitlines() if not line.startswith("echo")]
+    calls = re.findall(r"spokenword (download|fit --config [^\s;]+|evaluate [^;\n]+)", "\n".join(commands))
+    assert calls == [
         "download",
-        "fit --config configs/fsdd_cnn_newvoices.yaml",
         "fit --config configs/fsdd_embedding_newvoices.yaml",
+        "fit --config configs/fsdd_cnn_newvoices.yaml",
         "evaluate runs/fsdd_cnn_newvoices --with runs/fsdd_embedding_newvoices --split official",
     ]
+    assert "fit --config configs/fsdd_embedding_newvoices.yaml > runs/fsdd_embedding_newvoices.log 2>&1 &" in script
+    # each fit takes its share of the cores (spokenword.training.callbacks.ThreadsBesideWorkers)
+    assert script.count("SPOKENWORD_FITS_AT_ONCE=2 .venv-never-made/bin/spokenword fit --config") == 2
+    assert "wait $member" in script and "[ $cnn -eq 0 ] && [ $with -eq 0 ]" in script  # a failed fit fails make
     alone = subprocess.run(["make", "-n", "train", "WITH="], cwd=repo, capture_output=True, text=True, check=True,
-                           env={"PATH": "/usr/bin:/bin", "VENV": ".venv-never-made"}).stdout
-    assert "fsdd_embedding" not in alone and "--with" not in alone
+                           env=env).stdout
+    assert "fsdd_embedding" not in alone and "--with" not in alone and "wait" not in alone
+
+
+def test_make_train_fails_when_either_member_fails(tmp_path):
+    """The recipe's shell, run with stand-ins for the two fits: make train stops with an error and names the
+    member's log when the member fails, and when the CNN fails."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = CONFIGS[0].parents[1]
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").touch()
+    (venv / "bin" / "python").write_text("#!/bin/sh\n")
+    (venv / "bin" / "python").chmod(0o755)
+    # a stand-in spokenword: fit fails for the config named in $FAIL, else prints a report line
+    (venv / "bin" / "spokenword").write_text(
+        '#!/bin/sh\nif [ "$1" = fit ]; then case "$3" in *"$FAIL"*) echo "boom in $3"; exit 3;; esac; '
+        'echo "spokenword report: $3"; fi\nexit 0\n')
+    (venv / "bin" / "spokenword").chmod(0o755)
+    results = {}
+    for fail in ("nothing", "embedding", "cnn_newvoices"):
+        work = tmp_path / fail
+        shutil.copytree(repo / "configs", work / "configs")
+        shutil.copy(repo / "Makefile", work / "Makefile")
+        for name in ("pyproject.toml", "constraints.txt"):
+            shutil.copy(repo / name, work / name)
+        (venv / ".installed").touch()  # newer than the copies: nothing to install
+        results[fail] = subprocess.run(["make", "train", f"VENV={venv}", "SPOKENWORD_DATA=/nonexistent"], cwd=work,
+                                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "FAIL": fail})
+    assert results["nothing"].returncode == 0, results["nothing"].stderr
+    assert "spokenword report: configs/fsdd_embedding_newvoices.yaml" in results["nothing"].stdout
+    assert results["embedding"].returncode != 0
+    assert "training configs/fsdd_embedding_newvoices.yaml failed: its output is in runs/fsdd_embedding_newvoices.log" \
+        in results["embedding"].stdout
+    assert "boom in configs/fsdd_embedding_newvoices.yaml" in results["embedding"].stdout
+    assert results["cnn_newvoices"].returncode != 0
+    assert "evaluate" not in results["cnn_newvoices"].stdout.split("boom in", 1)[1]
+
+
+def test_interrupting_make_train_stops_both_fits(tmp_path):
+    """Ctrl-C (SIGINT to make's process group) stops the background fit too: a shell ignores SIGINT in a
+    background job, so without the recipe's trap it would go on training unseen."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = CONFIGS[0].parents[1]
+    work, venv = tmp_path / "work", tmp_path / "venv"
+    shutil.copytree(repo / "configs", work / "configs")
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy(repo / name, work / name)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\n")
+    (venv / "bin" / "spokenword").write_text(  # each fit: its pid to a file, then a long wait as that same process
+        f'#!/bin/sh\nif [ "$1" = fit ]; then echo $$ > "{tmp_path}/$(basename $3).pid"; exec sleep 60; fi\nexit 0\n')
+    for name in ("python", "spokenword"):
+        (venv / "bin" / name).chmod(0o755)
+    (venv / ".installed").touch()
+
+    def default_sigint():  # as from a terminal (a parent that ignores SIGINT would hand that on)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    make = subprocess.Popen(["make", "train", f"VENV={venv}", "SPOKENWORD_DATA=/nonexistent"], cwd=work,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=default_sigint, env={"PATH": "/usr/bin:/bin"})
+    files = [tmp_path / "fsdd_cnn_newvoices.yaml.pid", tmp_path / "fsdd_embedding_newvoices.yaml.pid"]
+    deadline = time.monotonic() + 20
+    while not all(f.exists() and f.read_text().strip() for f in files) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(f.read_text()) for f in files]
+    os.killpg(make.pid, signal.SIGINT)
+    make.wait(20)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting to be reaped is gone for our purpose
+            return stat.read().split(") ", 1)[1][0] != "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [p for p in pids if alive(p)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert make.returncode != 0 and not survivors, f"fits left running after Ctrl-C: {survivors}"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])

@@ -363,6 +363,14 @@ def test_cli_passes_the_runtime_flag(trained_checkpoint, monkeypatch, capsys):
     assert seen[-1]["reject_below"] == 0.6
     assert cli.main(["serve", str(trained_checkpoint), "--runtime", "gpu"]) == 2
     assert "invalid choice: 'gpu'" in capsys.readouterr().err
+    assert not {"max_batch", "batch_ms"} & set(seen[0])  # not given: serve()'s own defaults
+    assert cli.main(["serve", str(trained_checkpoint), "--max-batch", "8", "--batch-ms", "1"]) == 0
+    assert (seen[-1]["max_batch"], seen[-1]["batch_ms"]) == (8, 1.0)
+    assert cli.main(["serve", str(trained_checkpoint), "--max-batch", "1"]) == 0
+    assert (seen[-1]["max_batch"], seen[-1]["batch_ms"]) == (1, None)  # no batching
+    for bad in (["--max-batch", "0"], ["--batch-ms", "-1"], ["--batch-ms", "nan"]):
+        assert cli.main(["serve", str(trained_checkpoint), *bad]) == 2
+        assert "--max-batch must be at least 1" in capsys.readouterr().err
 
 
 def test_an_ensemble_is_served_like_one_model(trained_checkpoint: Path, test_files):

@@ -57,7 +57,20 @@ def test_missing_figures_are_dashes_and_present_ones_come_from_their_files(tmp_p
               command={"loso": "python -m benchmarks.accuracy loso configs/fsdd_cnn_newvoices.yaml"})
     results = report.Results(root)
     block = report.render_readme_block(results)
-    assert "| CNN alone (`fsdd_cnn_newvoices.yaml`) | 99.5 | 88.3 / 80.0 | 90.0 / 90.0 | 2.5 |" in block
+    assert "| CNN alone (`fsdd_cnn_newvoices.yaml`) | 99.5 | 88.3 / 80.0 | 90.0 / 90.0 | – |" in block
+    # ms per clip: the shipped files' speed (benchmarks.speed classify on 1 thread), not the accuracy runs' torch path
+    rows = [{"model": model, "runtime": "onnx", "p50_ms": ms, "p99_ms": ms, "clips_per_s_batch64": 1.0, "size_kib": 1.0,
+             "test_acc": 1.0} for model, ms in (("bundled", 1.849), ("/tmp/copy/fsdd_cnn_newvoices.int8.onnx", 9.0),
+                                                (f"{report.BUNDLE}/fsdd_cnn_newvoices.int8.onnx", 0.687))]
+    classify = {"benchmark": "speed", "arm": "classify", "name": "classify-models-cpu", "protocol": "p", "command": "c",
+                "machine": MACHINE, "recipe": {}, "figures": {"rows": rows, "targets": {"p50_ms": 3.0, "threads": 1}}}
+    (root / "speed").mkdir()
+    (root / "speed" / "classify-models-cpu.json").write_text(json.dumps(classify))
+    block = report.render_readme_block(report.Results(root))
+    assert "| CNN alone (`fsdd_cnn_newvoices.yaml`) | 99.5 | 88.3 / 80.0 | 90.0 / 90.0 | 0.69 |" in block
+    assert "| default: ensemble of the two below | – | – | – | 1.85 |" in block
+    assert "(`python -m benchmarks.speed classify`)" in block
+    results = report.Results(root)
     assert "| speech embedding alone (`fsdd_embedding_newvoices.yaml`) | – | – | – | – |" in block
     doc = report.render_doc(results)
     assert "| CNN alone (`fsdd_cnn_newvoices.yaml`) | 99.50 ± 0.10 | 0, 1, 2 |" in doc

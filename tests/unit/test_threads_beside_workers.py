@@ -52,3 +52,15 @@ def test_an_explicit_omp_num_threads_is_respected(four_threads, monkeypatch):
 
 def test_it_is_a_default_callback():
     assert any(isinstance(c, ThreadsBesideWorkers) for c in trainer_defaults()["callbacks"])
+
+
+@pytest.mark.parametrize("fits, workers, expected", [("2", 1, 1), ("2", 0, 2), ("4", 1, 1), ("1", 1, 3), ("x", 1, 3), ("0", 1, 3)])
+def test_fits_run_at_once_share_the_cores(four_threads, monkeypatch, fits, workers, expected):
+    """$SPOKENWORD_FITS_AT_ONCE (make train's two fits): each takes cores // N less its workers, at least one; a
+    value that is not a positive count is ignored."""
+    monkeypatch.setenv("SPOKENWORD_FITS_AT_ONCE", fits)
+    callback = ThreadsBesideWorkers()
+    callback.setup(trainer(workers), None, "fit")
+    assert torch.get_num_threads() == expected and callback.fit_threads == expected
+    callback.teardown(trainer(workers), None, "fit")
+    assert torch.get_num_threads() == 4

@@ -57,6 +57,18 @@ class ChannelsLast(Callback):
         pl_module.to(memory_format=torch.contiguous_format)
 
 
+#: set by a launcher that runs several fits at once on one machine (``make train``: 2); each takes its share
+FITS_AT_ONCE_ENV = "SPOKENWORD_FITS_AT_ONCE"
+
+
+def fits_at_once() -> int:
+    """``$SPOKENWORD_FITS_AT_ONCE`` as a count (1 when unset or not a positive whole number)."""
+    try:
+        return max(1, int(os.environ.get(FITS_AT_ONCE_ENV, "1")))
+    except ValueError:
+        return 1
+
+
 class ThreadsBesideWorkers(Callback):
     """During fit on CPU, one torch thread fewer per DataLoader worker (at least one is left), so the
     workers that make the augmented training batches do not fight oneDNN's threads for the same
@@ -64,11 +76,15 @@ class ThreadsBesideWorkers(Callback):
     which makes ``configs/fsdd_cnn_newvoices.yaml`` train faster (docs/results.md). One of the
     trainer's default callbacks.
 
+    Where ``$SPOKENWORD_FITS_AT_ONCE`` is N > 1 (``make train`` runs its two fits at once), the fit takes
+    its share of the cores first: ``cores // N`` less one per worker, at least one; so two fits on 8 cores
+    run 3 threads each (beside a worker each) instead of 7, and on 2 cores 1 each, as alone.
+
     Nothing changes where ``OMP_NUM_THREADS`` is set (by the user, or by Lightning's DDP launchers,
-    which divide the cores among the processes), without workers, or off the CPU. The thread count
-    in force before fit is restored after it. A run's thread count changes its float rounding, so
-    its figures reproduce at the same count: ``run_info.json`` and ``report.json`` record the count fit ran with
-    (``fit_threads``).
+    which divide the cores among the processes), without workers (unless shared), or off the CPU. The
+    thread count in force before fit is restored after it. A run's thread count changes its float rounding,
+    so its figures reproduce at the same count: ``run_info.json`` and ``report.json`` record the count fit ran
+    with (``fit_threads``).
     """
 
     def __init__(self) -> None:
@@ -77,10 +93,12 @@ class ThreadsBesideWorkers(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         workers = int(getattr(trainer.datamodule, "num_workers", 0) or 0)
-        if stage != "fit" or workers <= 0 or "OMP_NUM_THREADS" in os.environ or not isinstance(trainer.accelerator, CPUAccelerator):
+        fits = fits_at_once()
+        if (stage != "fit" or (workers <= 0 and fits == 1) or "OMP_NUM_THREADS" in os.environ
+                or not isinstance(trainer.accelerator, CPUAccelerator)):
             return
         self._before = torch.get_num_threads()
-        self.fit_threads = max(1, self._before - workers)
+        self.fit_threads = max(1, self._before // fits - workers)
         torch.set_num_threads(self.fit_threads)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
