@@ -764,10 +764,11 @@ def shipped_ms(results: Results) -> dict[str, float]:
             model = Path(row["model"])
             if model.is_absolute() and model.is_relative_to(common.REPO):
                 model = model.relative_to(common.REPO)
+            member = model.name.split(".")[0]  # fsdd_cnn_newvoices.int8.onnx: its member's name
             if row["model"] == "bundled" or model.as_posix() == BUNDLE:
                 found[DEFAULT_ENSEMBLE] = row["p50_ms"]
-            elif model.parent.as_posix() == BUNDLE and model.name.split(".")[0] in DEFAULT_MEMBERS:
-                found[model.name.split(".")[0]] = row["p50_ms"]
+            elif model.parent.as_posix() == BUNDLE and member in DEFAULT_MEMBERS:
+                found[member] = row["p50_ms"]
     return found
 
 

@@ -65,35 +65,39 @@ def test_make_train_trains_and_scores_the_default_ensemble():
     assert "fsdd_embedding" not in alone and "--with" not in alone and "wait" not in alone
 
 
-def test_make_train_fails_when_either_member_fails(tmp_path):
-    """The recipe's shell, run with stand-ins for the two fits: make train stops with an error and names the
-    member's log when the member fails, and when the CNN fails."""
+def stand_in_make(work: Path, venv: Path, fit: str) -> None:
+    """``work``: the Makefile and configs; ``venv``: an installed-looking venv whose ``spokenword`` runs the shell
+    text ``fit`` for ``fit`` (``$3`` is the config) and does nothing else, so ``make train VENV=venv`` runs only the
+    recipe's own shell around stand-in fits."""
     import shutil
-    import subprocess
 
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     repo = CONFIGS[0].parents[1]
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / ".installed").touch()
-    (venv / "bin" / "python").write_text("#!/bin/sh\n")
-    (venv / "bin" / "python").chmod(0o755)
-    # a stand-in spokenword: fit fails for the config named in $FAIL, else prints a report line
-    (venv / "bin" / "spokenword").write_text(
-        '#!/bin/sh\nif [ "$1" = fit ]; then case "$3" in *"$FAIL"*) echo "boom in $3"; exit 3;; esac; '
-        'echo "spokenword report: $3"; fi\nexit 0\n')
-    (venv / "bin" / "spokenword").chmod(0o755)
-    results = {}
-    for fail in ("nothing", "embedding", "cnn_newvoices"):
-        work = tmp_path / fail
-        shutil.copytree(repo / "configs", work / "configs")
-        shutil.copy(repo / "Makefile", work / "Makefile")
-        for name in ("pyproject.toml", "constraints.txt"):
-            shutil.copy(repo / name, work / name)
-        (venv / ".installed").touch()  # newer than the copies: nothing to install
-        results[fail] = subprocess.run(["make", "train", f"VENV={venv}", "SPOKENWORD_DATA=/nonexistent"], cwd=work,
-                                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "FAIL": fail})
+    shutil.copytree(repo / "configs", work / "configs")
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy(repo / name, work / name)
+    if not (venv / ".installed").exists():
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").write_text("#!/bin/sh\n")
+        (venv / "bin" / "spokenword").write_text(f'#!/bin/sh\nif [ "$1" = fit ]; then {fit}; fi\nexit 0\n')
+        for name in ("python", "spokenword"):
+            (venv / "bin" / name).chmod(0o755)
+    (venv / ".installed").touch()  # newer than the copies: nothing to install
+
+
+def test_make_train_fails_when_either_member_fails(tmp_path):
+    """The recipe's shell, run with stand-ins for the two fits: make train stops with an error and names the
+    member's log when the member fails, and when the CNN fails."""
+    import subprocess
+
+    venv, results = tmp_path / "venv", {}
+    for fail in ("nothing", "embedding", "cnn_newvoices"):  # fit fails for the config named in $FAIL
+        stand_in_make(tmp_path / fail, venv, 'case "$3" in *"$FAIL"*) echo "boom in $3"; exit 3;; esac; '
+                                             'echo "spokenword report: $3"')
+        results[fail] = subprocess.run(["make", "train", f"VENV={venv}", "SPOKENWORD_DATA=/nonexistent"],
+                                       cwd=tmp_path / fail, capture_output=True, text=True,
+                                       env={"PATH": "/usr/bin:/bin", "FAIL": fail})
     assert results["nothing"].returncode == 0, results["nothing"].stderr
     assert "spokenword report: configs/fsdd_embedding_newvoices.yaml" in results["nothing"].stdout
     assert results["embedding"].returncode != 0
@@ -108,25 +112,15 @@ def test_interrupting_make_train_stops_both_fits(tmp_path):
     """Ctrl-C (SIGINT to make's process group) stops the background fit too: a shell ignores SIGINT in a
     background job, so without the recipe's trap it would go on training unseen."""
     import os
-    import shutil
     import signal
     import subprocess
     import time
 
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
-    repo = CONFIGS[0].parents[1]
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to tell a finished process from a running one")
     work, venv = tmp_path / "work", tmp_path / "venv"
-    shutil.copytree(repo / "configs", work / "configs")
-    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
-        shutil.copy(repo / name, work / name)
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").write_text("#!/bin/sh\n")
-    (venv / "bin" / "spokenword").write_text(  # each fit: its pid to a file, then a long wait as that same process
-        f'#!/bin/sh\nif [ "$1" = fit ]; then echo $$ > "{tmp_path}/$(basename $3).pid"; exec sleep 60; fi\nexit 0\n')
-    for name in ("python", "spokenword"):
-        (venv / "bin" / name).chmod(0o755)
-    (venv / ".installed").touch()
+    # each fit: its pid to a file, then a long wait as that same process
+    stand_in_make(work, venv, f'echo $$ > "{tmp_path}/$(basename $3).pid"; exec sleep 60')
 
     def default_sigint():  # as from a terminal (a parent that ignores SIGINT would hand that on)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
