@@ -676,7 +676,7 @@ def _fit_arm(arm: str, configs: list[Path], workdir: Path, root: str | None, ove
 
 
 def _same_weights(a: Path, b: Path) -> bool:
-    first, second = (torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    first, second = (torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
                      for run in (a, b))
     return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
