@@ -106,13 +106,17 @@ def test_protocols_write_units_and_one_result_and_resume(fsdd_root, tmp_path, mo
     assert rows[2] == f"| members (mean) | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
     assert rows[3] == f"| ensemble, own answers | {plain:.1f} | {plain:.1f} | {plain:.1f} |"
 
-    # in noise: the ensemble of the official run with itself scores what the run's own noise unit says
-    assert bench.main([*ensemble, "--noise", "--noise-clips", "20"]) == 0
+    # in noise: the ensemble of the official run with itself scores what the run's own noise unit says, where
+    # both answer with their best label (a name with no LOSO result: no word threshold to answer at)
+    assert bench.main([*ensemble, "--noise", "--noise-clips", "20", "--name", "self-pair"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0].startswith("| official split, seed 0 | clean | white 20dB |") and len(rows) == 2 + 3
     assert rows[0].split("|")[-3].strip() == "tap 5dB"
     assert rows[2].split("|")[2:15] == rows[4].split("|")[2:15]  # member's unit == ensemble(run, run), every condition
     assert rows[4].startswith("| ensemble (2) |")
+    # under the LOSO result's name it answers at the threshold that result chose
+    assert bench.main([*ensemble, "--noise", "--noise-clips", "20"]) == 0
+    capsys.readouterr()
     # each LOSO fold's ensemble in noise: the run with itself scores what its own LOSO noise unit says
     assert bench.main([*ensemble, "--noise", "--loso", "--noise-clips", "20"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
@@ -122,6 +126,7 @@ def test_protocols_write_units_and_one_result_and_resume(fsdd_root, tmp_path, mo
     assert made["command"]["loso-noise"].endswith("--noise --loso --noise-clips 20")
     assert made["command"]["noise-seed0"].endswith("--noise --noise-clips 20")
     assert made["recipe"]["member_recipes"]["fsdd_cnn"] == result["recipe"]["hash"]
+    assert made["figures"]["noise-seed0"]["reject_below"] == made["figures"]["loso"].get("reject_below")
 
     # the last epoch's checkpoint instead of the best validation's: after one epoch they are the same model
     assert bench.main(["ensemble", "fsdd_cnn", "--checkpoint", "last", "--data.root", str(fsdd_root), "--out", str(results)]) == 0

@@ -17,7 +17,9 @@ from typing import Literal
 FLOOR_RULE_RANGE_DB = 20.0
 
 #: settings that older checkpoints and exports store (always ``None`` unless an experiment used them)
-_RETIRED = {"cepstral_lifter": "retrain or use git tag experiments-2026-12"}
+#: the last commit of this repository that holds the retired experiments' code (docs/experiments.md)
+RETIRED_CODE = "689fd3f69f"
+_RETIRED = {"cepstral_lifter": f"retrain or use the code of commit {RETIRED_CODE} (git checkout {RETIRED_CODE})"}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from spokenword.frontend.graph import FrontEnd
-from spokenword.frontend.settings import FeatureSettings
+from spokenword.frontend.settings import RETIRED_CODE, FeatureSettings
 from spokenword.inference.base import BaseClassifier, CheckpointError, check_contract, checked_size, model_file, pad_batch
 
 __all__ = ["CheckpointError", "Classifier", "WaveformClassifier", "load_task", "migrate"]
@@ -48,11 +48,11 @@ DEPENDENT = {
 #: retired settings dropped when they hold this value, the model being the same as now (other values refused)
 SAME_AS_NOW = {
     "backbone_norm": "pretrained",  # SpeechEmbeddingCNN: a frozen backbone keeps its pretrained batch-norm statistics
-    "teacher_weight": 0.5,  # distillation's loss share (tag experiment-distil): the network is a plain one
+    "teacher_weight": 0.5,  # distillation's loss share (docs/experiments.md): the network is a plain one
 }
 #: checkpoints larger than this (bytes) are refused before torch reads them (spokenword's are a few MB).
 MAX_CHECKPOINT_BYTES = 1000 * 1000 * 1000
-RETRAIN = "retrain it (spokenword fit --config configs/...) or load it with the code at git tag experiments-2026-12"
+RETRAIN = f"retrain it (spokenword fit --config configs/...) or load it with the code of commit {RETIRED_CODE} (git checkout {RETIRED_CODE})"
 
 
 def _moved(value):

@@ -113,9 +113,12 @@ class SpokenWordCLI(LightningCLI):
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def before_instantiate_classes(self) -> None:
-        """Resolve ``--ckpt_path last`` (fit) and reject a checkpoint that is not spokenword's
-        before any data is prepared."""
+        """Resolve ``--ckpt_path last`` (fit), reject a checkpoint that is not spokenword's before any data
+        is prepared, and train in float32 where bfloat16 would be emulated (:func:`cpu_precision`)."""
         config = self.config[self.subcommand] if self.subcommand else self.config  # run=False: no subcommand
+        notice = cpu_precision(config)
+        if notice:
+            print(notice, file=sys.stderr)
         if self.subcommand == "fit":
             resolve_resume(config)
             problem = open_schedule_problem(config)
@@ -169,6 +172,41 @@ class SpokenWordCLI(LightningCLI):
         provenance.write(result["provenance"], run_dir)
         report.write(result, run_dir)
         print(report.summary(result, run_dir))
+
+
+#: trainer precisions that compute in bfloat16
+BF16_PRECISIONS = ("bf16-mixed", "bf16-true", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 in hardware on this CPU (AVX512 and newer). Elsewhere (AVX2 CPUs)
+    PyTorch emulates it, several times slower than float32 (``python -m benchmarks.speed model``)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # PyTorch's own check; it has no public one
+    except (AttributeError, RuntimeError):
+        return False  # unknown: float32 is never the slow choice by much
+
+
+def on_cpu(accelerator) -> bool:
+    """Whether a trainer with ``accelerator`` (``"auto"``, ``"cpu"``, ``"gpu"``, ... or an instance) computes on the CPU."""
+    if isinstance(accelerator, str):
+        if accelerator == "auto":
+            mps = getattr(torch.backends, "mps", None)
+            return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+        return accelerator == "cpu"
+    return type(accelerator).__name__ == "CPUAccelerator"
+
+
+def cpu_precision(config) -> str | None:
+    """The notice when ``config``'s bfloat16 ``trainer.precision`` would run emulated on this CPU, after
+    setting it to ``32-true`` (the configs' bf16 is a speed choice: the same accuracy within seed noise);
+    ``None`` when nothing changes."""
+    precision = str(config.get("trainer.precision") or "")
+    if precision not in BF16_PRECISIONS or not on_cpu(config.get("trainer.accelerator") or "auto") or cpu_has_native_bf16():
+        return None
+    config["trainer.precision"] = "32-true"
+    return (f"spokenword: trainer.precision {precision} -> 32-true: this CPU has no bfloat16 hardware, where "
+            "PyTorch emulates it several times slower than float32 (docs/training.md, Speed on CPU)")
 
 
 def open_schedule_problem(config) -> str | None:
