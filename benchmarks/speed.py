@@ -53,8 +53,9 @@ decoding, not the disk.
 (configs/fsdd_cnn.yaml: official split, seed ``--seed``, 30 epochs, Adam 1e-3, ExponentialLR 0.99,
 batch 256, validation every epoch, best-validation weights tested). Arms: ``minimal`` (a plain loop over
 in-memory tensors, features normalised once), ``spokenword`` (``spokenword fit`` as configured, progress
-bar off; timed over fit + test), ``spokenword-fast`` (the same plus ``trainer.precision: bf16-mixed`` and
-one evaluation batch for the whole validation/test set), ``minimal-bf16`` (the minimal loop with the same
+bar off; timed over fit + test), ``spokenword-fast`` (the same plus ``trainer.precision: bf16-mixed``, which
+``spokenword fit`` runs in float32 on CPUs without bfloat16 hardware, and one evaluation batch for the whole
+validation/test set), ``minimal-bf16`` (the minimal loop with the same
 bf16 autocast + channels-last). The arms run one after another in this process (``--repeats``
 alternates the order), so load from other users of a shared machine hits all of them; the table reports
 the median wall seconds per arm and the ratio to the minimal fp32 loop, and the same for the CPU seconds
