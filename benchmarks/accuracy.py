@@ -231,6 +231,7 @@ def unit_of_report(report: dict, name: str, seed: int) -> dict:
         "epochs": report["epochs"], "training_seconds": report["training_seconds"],
         "checkpoint": report["checkpoint"],
         "cpu": report.get("provenance", {}).get("cpu"),  # a seed's result differs between CPUs (float kernels)
+        "precision": report.get("provenance", {}).get("precision"),  # float32 where bf16 would be emulated
     }
 
 
@@ -606,12 +607,13 @@ def _command(protocol: str, config: str, args: list[str], options: list[str]) ->
 
 
 def cpus_of(units: list[dict]) -> list[str]:
-    """The distinct CPUs the units were trained on (``"MODEL, KERNELS, N thread(s)"``), in first-seen order;
-    units from before the CPU was recorded count as ``"not recorded"``."""
+    """The distinct CPUs the units were trained on (``"MODEL, KERNELS, N thread(s)[, PRECISION]"``, the precision
+    where the unit recorded it), in first-seen order; units from before the CPU was recorded count as ``"not recorded"``."""
     seen: dict[str, None] = {}
     for unit in units:
-        cpu = unit.get("cpu")
-        seen[f"{cpu['model']}, {cpu['capability']}, {cpu['threads']} thread(s)" if cpu else NOT_RECORDED] = None
+        cpu, precision = unit.get("cpu"), unit.get("precision")
+        kind = f"{cpu['model']}, {cpu['capability']}, {cpu['threads']} thread(s)" if cpu else NOT_RECORDED
+        seen[kind + (f", {precision}" if cpu and precision else "")] = None
     return list(seen)
 
 

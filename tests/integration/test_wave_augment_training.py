@@ -33,6 +33,10 @@ def test_wave_augmented_training_learns_and_is_reproducible(fsdd_root, tmp_path)
     if "OMP_NUM_THREADS" not in os.environ:  # one core left to the DataLoader worker, and recorded
         run_info = json.loads((tmp_path / "a" / "version_0" / "run_info.json").read_text())
         assert first["torch_threads"] == run_info["cpu"]["threads"] == max(1, threads - 1)
+    # the precision it trained in: the config's bf16, or float32 where this CPU would emulate bf16
+    from spokenword.training.cli import cpu_has_native_bf16
+
+    assert first["provenance"]["precision"] == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
     assert first["test"]["acc"] > 0.2  # chance is 0.1; 24 heavily perturbed batches get well above it
     assert first["test"]["count"] == 300 and first["validation"]["count"] == 300
     # the same seed gives the same perturbations, in the worker process too

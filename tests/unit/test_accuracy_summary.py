@@ -101,6 +101,9 @@ def test_the_table_names_the_cpus_the_units_were_trained_on(out):
     table = bench.table(bench.summarize(out, "configs/x.yaml"))
     assert ("| trained on 2 kinds of CPU (a seed's result differs between them) | "
             "not recorded; CPU B, AVX512, 1 thread(s); CPU A, AVX512, 1 thread(s) |") in table  # units in name order
+    # a unit that recorded its precision (float32 where bf16 would be emulated) names it
+    _unit(out, "nicolas", 0, 0.9, cpu={"model": "CPU C", "capability": "AVX2", "threads": 1}, precision="32-true")
+    assert "CPU C, AVX2, 1 thread(s), 32-true" in bench.summarize(out, "configs/x.yaml")["cpus"]
 
 
 def test_the_result_file_holds_what_reproduces_it(out):

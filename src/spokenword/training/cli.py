@@ -169,6 +169,8 @@ class SpokenWordCLI(LightningCLI):
         threads = next((c.fit_threads for c in self.trainer.callbacks if isinstance(c, ThreadsBesideWorkers) and c.fit_threads), None)
         if threads and self.subcommand == "fit":  # the count training ran with, not the restored one
             result["torch_threads"] = result["provenance"]["cpu"]["threads"] = threads
+        if self.subcommand == "fit":  # what it trained in (cpu_precision may have changed the config's)
+            result["provenance"]["precision"] = str(self.trainer.precision)
         provenance.write(result["provenance"], run_dir)
         report.write(result, run_dir)
         print(report.summary(result, run_dir))
