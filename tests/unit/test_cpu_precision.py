@@ -49,13 +49,28 @@ def test_other_cases_keep_the_config(monkeypatch, no_gpu, precision, accelerator
 
 
 def test_auto_is_the_cpu_only_without_a_gpu(monkeypatch, no_gpu):
+    from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
+
     assert on_cpu("auto") and on_cpu("cpu") and not on_cpu("gpu")
+    assert on_cpu(CPUAccelerator()) and not on_cpu(CUDAAccelerator())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert not on_cpu("auto")
 
 
-def test_native_check_answers_a_bool():
-    assert isinstance(training_cli.cpu_has_native_bf16(), bool)
+def test_no_native_bfloat16_without_avx512():
+    # oneDNN computes bfloat16 from AVX512 on; a CPU without any AVX512 can only emulate it
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file() or "avx512" in cpuinfo.read_text():
+        pytest.skip("needs a Linux CPU without AVX512")
+    assert training_cli.cpu_has_native_bf16() is False
+
+
+def test_an_unknown_answer_is_no_bfloat16(monkeypatch):
+    def gone():
+        raise AttributeError("_is_mkldnn_bf16_supported")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", gone, raising=False)
+    assert training_cli.cpu_has_native_bf16() is False
 
 
 def test_the_cli_builds_the_trainer_and_saves_the_config_in_float32(tmp_path, monkeypatch, no_gpu, capsys):

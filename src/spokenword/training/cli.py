@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from spokenword.training.callbacks import ChannelsLast, EpochHistory, ThreadsBesideWorkers
@@ -196,7 +197,7 @@ def on_cpu(accelerator) -> bool:
             mps = getattr(torch.backends, "mps", None)
             return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
         return accelerator == "cpu"
-    return type(accelerator).__name__ == "CPUAccelerator"
+    return isinstance(accelerator, CPUAccelerator)
 
 
 def cpu_precision(config) -> str | None:
