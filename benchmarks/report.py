@@ -421,6 +421,10 @@ def speed(results: Results) -> list[str]:
                 out += table(["model", "params", "fp32 ms/step", "bf16 ms/step", "best / CNN best"],
                              [[row["model"], num(row["parameters"]), num(row["fp32_ms"], 0), num(row["bf16_ms"], 0),
                                f"{row['best_over_cnn_best']:.2f}x"] for row in f["rows"]])
+                if "frozen_ms_per_clip" in f:
+                    chunks = f["frozen_ms_per_clip"]
+                    out += ["", "The embedding's frozen part as `frozen_views` runs it (forward only, fp32), ms per clip:", ""]
+                    out += table(["clips per pass", *chunks], [["ms per clip", *(num(ms, 2) for ms in chunks.values())]])
             elif arm == "batch":
                 out += table(["arm", "first pass ms/batch", "later passes ms/batch", "later / no cache"],
                              [[a["arm"], num(a["first_pass_ms"], 0), num(a["later_passes_ms"], 0),

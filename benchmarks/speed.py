@@ -339,6 +339,30 @@ def step_ms(net: torch.nn.Module, batch: int, steps: int, bf16: bool, image: tup
     return statistics.median(times[2:])
 
 
+#: images per timed pass of frozen_ms, and the chunk sizes compared (SpokenWordTask.FROZEN_CHUNK among them)
+FROZEN_CLIPS, FROZEN_CHUNKS = 512, (16, 32, 128, 512)
+
+
+def frozen_ms(passes: int) -> dict[int, float]:
+    """Chunk size -> ms per clip of the embedding's frozen part (``forward_features``, no gradient) over
+    ``FROZEN_CLIPS`` images: how ``frozen_views`` embeds a run's views (median of ``passes`` after one warm-up)."""
+    from spokenword.models import SpeechEmbeddingCNN
+
+    net = SpeechEmbeddingCNN(10, input_size=(32, 128), pretrained="none").eval().to(memory_format=torch.channels_last)
+    x = torch.randn(FROZEN_CLIPS, 1, 32, 128)
+    out = {}
+    with torch.no_grad():
+        for chunk in FROZEN_CHUNKS:
+            times = []
+            for _ in range(passes + 1):
+                start = time.perf_counter()
+                for part in x.split(chunk):
+                    net.forward_features(part)
+                times.append(1000 * (time.perf_counter() - start) / FROZEN_CLIPS)
+            out[chunk] = statistics.median(times[1:])
+    return out
+
+
 def model(args, argv, error) -> int:
     nets = models()
     for text in args.variant:
@@ -356,16 +380,25 @@ def model(args, argv, error) -> int:
         fp32 = step_ms(net, args.batch, args.steps, bf16=False, image=image)
         bf16 = step_ms(net, args.batch, args.steps, bf16=True, image=image)
         rows.append((name, params, fp32, bf16))
+    frozen = frozen_ms(args.steps)
     base = min(rows[0][2], rows[0][3])  # the CNN's faster precision
     print(f"Training step, batch {args.batch}, {threads} thread(s), median of {args.steps} steps")
     print("| model | params | fp32 ms/step | bf16 ms/step | best / CNN best |")
     print("|---|---|---|---|---|")
     for name, params, fp32, bf16 in rows:
         print(f"| {name} | {params:,} | {fp32:.0f} | {bf16:.0f} | {min(fp32, bf16) / base:.2f}x |")
+    print("\nThe embedding's frozen part (frozen_views), forward only, fp32: ms per clip by clips per pass")
+    print("| clips per pass | " + " | ".join(str(c) for c in frozen) + " |")
+    print("|---|" + "---|" * len(frozen))
+    print("| ms per clip | " + " | ".join(f"{ms:.2f}" for ms in frozen.values()) + " |")
     protocol = (f"one training step (forward, cross-entropy, backward, AdamW) on a batch of {args.batch} random feature "
                 f"images, channels-last, fp32 and bf16 autocast, {threads} thread(s); median of {args.steps} steps after 2 warm-up")
+    protocol += (f"; the embedding's frozen part (forward_features without gradient, channels-last, fp32, as frozen_views "
+                 f"runs it): ms per clip over {FROZEN_CLIPS} random images passed in chunks of each size, median of "
+                 f"{args.steps} passes after one warm-up")
     figures = {"rows": [{"model": n, "parameters": p, "fp32_ms": a, "bf16_ms": b, "best_over_cnn_best": min(a, b) / base}
-                        for n, p, a, b in rows]}
+                        for n, p, a, b in rows],
+               "frozen_ms_per_clip": {str(c): ms for c, ms in frozen.items()}}
     _write(args, argv, "model", "networks", protocol,
            {"networks": list(nets), "batch": args.batch, "variants": list(args.variant)}, figures)
     return 0
@@ -683,7 +716,7 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 def recipe(args, argv, error) -> int:
-    configs = [Path(c) for c in (args.configs or [CONFIG, EMBEDDING])]
+    configs = [Path(c).resolve() for c in (args.configs or [CONFIG, EMBEDDING])]  # the fits run in a work folder
     missing = [str(c) for c in configs if not c.is_file()]
     if missing:
         error(f"no such config: {', '.join(missing)}")

@@ -11,7 +11,8 @@ Features are computed once (in ``prepare_data``, so once per node under DDP) and
 (:class:`CachedFeatures`), so the process's memory stays flat as the corpus grows; ``cache_dtype:
 float16`` halves the cache. Normalisation statistics (mean and std of the training features) are
 computed on the training split only, streaming over the cache, and handed to the model, which
-stores them in its checkpoint.
+stores them in its checkpoint. A model whose first part is frozen can have that part's outputs served
+instead, computed once per fit (:meth:`AudioDataModule.embed_with`; ``SpokenWordTask``'s ``frozen_views``).
 
 Under distributed training (``trainer.strategy: ddp``) Lightning gives each process a
 ``DistributedSampler`` for training; validation and test use :class:`UnpaddedDistributedSampler`,
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from spokenword import audio
@@ -143,6 +145,32 @@ class AugmentedRecordings(Dataset):
         return x, self.targets[torch.as_tensor(indices, dtype=torch.long)]
 
 
+class EmbeddedViews(Dataset):
+    """``(vector (N, D), label index (N,))`` batches of a frozen network part's outputs, computed once:
+    ``views`` ``(V, clips, D)``, ``V`` per clip; each visit of a clip draws one of its views at random
+    (torch's generator: seeded by ``seed_everything``, per worker by the DataLoader)."""
+
+    def __init__(self, views: torch.Tensor, targets: torch.Tensor):
+        self.views = views
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(part[0] for part in self.__getitems__([index]))
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        view = torch.randint(0, self.views.shape[0], (len(rows),))
+        return self.views[view, rows], self.targets[rows]
+
+
+#: ``embed(images (N, 1, H, W), augmented) -> (N, D)``: a frozen network part, as the model hands it over
+#: (:meth:`AudioDataModule.embed_with`)
+Embed = Callable[[torch.Tensor, bool], torch.Tensor]
+
+
 def whole_batch(batch):
     """Collate for :class:`CachedFeatures`: its ``__getitems__`` already returns the stacked batch."""
     return batch
@@ -237,6 +265,8 @@ class AudioDataModule(L.LightningDataModule):
         self.random_crop = random_crop
         self.cache = FeatureCache(resolve_cache_dir(cache_dir))
         self._datasets: dict[str, CachedFeatures] = {}
+        self._embed: tuple[Embed, int] | None = None
+        self._embedded: dict[str, EmbeddedViews] = {}
         self.feature_mean: float | None = None
         self.feature_std: float | None = None
 
@@ -304,9 +334,38 @@ class AudioDataModule(L.LightningDataModule):
         """Whether training batches are made afresh each epoch (:class:`AugmentedRecordings`)."""
         return self.wave_augment is not None or self.random_crop
 
+    def embed_with(self, embed: Embed, views: int) -> None:
+        """Serve training and validation batches as ``embed``'s outputs, computed once when their
+        DataLoader is first asked for: ``views`` augmented views of each training clip, one plain view of
+        each validation clip. A model whose first part is frozen calls this (``SpokenWordTask``'s
+        ``frozen_views``): that part then runs ``views`` times per clip instead of once per epoch."""
+        if self.fresh_training_batches:
+            raise ValueError("frozen_views embeds the cached features once, so it cannot be combined with "
+                             "data.wave_augment or data.random_crop (made afresh every epoch): drop one of them")
+        if views < 1:
+            raise ValueError(f"frozen_views must be 1 or more, got {views}")
+        self._embed = (embed, views)
+        self._embedded.clear()
+
+    def _embedded_part(self, part: str) -> EmbeddedViews:
+        if part not in self._embedded:
+            assert self._embed is not None
+            embed, per_clip = self._embed
+            data = self.dataset(part)
+            count = per_clip if part == "train" else 1
+            rank_zero_info(f"embedding {count} view(s) of the {len(data)} {part} clips through the frozen network part")
+            batches = [list(range(start, min(start + self.eval_batch_size, len(data))))
+                       for start in range(0, len(data), self.eval_batch_size)]
+            views = [torch.cat([embed(torch.from_numpy(data.rows[rows]), part == "train").cpu() for rows in batches])
+                     for _ in range(count)]
+            self._embedded[part] = EmbeddedViews(torch.stack(views), data.targets)
+        return self._embedded[part]
+
     def train_dataloader(self) -> DataLoader:
         data: Dataset = self.dataset("train")
-        if self.fresh_training_batches:
+        if self._embed is not None:
+            data = self._embedded_part("train")
+        elif self.fresh_training_batches:
             if self.wave_augment is not None and "file" in self.wave_augment.noise_kinds:
                 self.wave_augment.noise_files()  # missing recordings fail here, before training starts
             data = AugmentedRecordings(
@@ -319,7 +378,7 @@ class AudioDataModule(L.LightningDataModule):
         )
 
     def _eval_dataloader(self, part: str) -> DataLoader:
-        data = self.dataset(part)
+        data = self._embedded_part(part) if self._embed is not None and part == "val" else self.dataset(part)
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         sampler = UnpaddedDistributedSampler(data) if distributed else None
         return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, num_workers=self.num_workers, collate_fn=whole_batch)

@@ -18,8 +18,10 @@ class EpochHistory(Callback):
         self.started: float | None = None
         self.seconds: float = 0.0
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self.started = time.perf_counter()
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # from setup, not on_fit_start: a model's frozen_views are computed in between (the data loaders)
+        if stage == "fit":
+            self.started = time.perf_counter()
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.started is not None:
@@ -50,8 +52,10 @@ class ChannelsLast(Callback):
     The weights' values are unchanged, so checkpoints and exports are the same either way.
     """
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        pl_module.to(memory_format=torch.channels_last)
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # from setup, not on_fit_start: a model's frozen_views are computed in between (the data loaders)
+        if stage == "fit":
+            pl_module.to(memory_format=torch.channels_last)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         pl_module.to(memory_format=torch.contiguous_format)

@@ -33,6 +33,10 @@ from spokenword.training.metrics import ACC, LOSS
 # hyper-parameters is what makes ``load_from_checkpoint`` rebuild it.
 warnings.filterwarnings("ignore", message="Attribute '(net|augment)' is an instance of `nn.Module`")
 
+#: clips per forward pass of frozen_views' frozen part
+FROZEN_CHUNK = 32
+
+
 def _adam(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3)
 
@@ -52,6 +56,13 @@ class SpokenWordTask(L.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         augment: feature-batch augmentation applied to training batches only (see
             :mod:`spokenword.data.feature_augment`), or ``None``.
+        frozen_views: for a net whose ``forward_features`` is frozen and whose ``head`` alone trains
+            (:class:`~spokenword.models.SpeechEmbeddingCNN`): its features of this many augmented views of
+            each training clip are computed once before the first epoch, and every step trains the head on
+            one view per clip, drawn at random (:meth:`AudioDataModule.embed_with
+            <spokenword.data.datamodule.AudioDataModule.embed_with>`), instead of running the frozen part
+            on a fresh augmentation every step; validation reads its clips' features, computed once.
+            0: off (the frozen part runs every step).
     """
 
     def __init__(
@@ -65,6 +76,7 @@ class SpokenWordTask(L.LightningModule):
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         label_smoothing: float = 0.0,
         augment: FeatureAugment | None = None,
+        frozen_views: int = 0,
     ):
         super().__init__()
         if isinstance(features, dict):  # as stored in a checkpoint's hyper-parameters
@@ -80,6 +92,13 @@ class SpokenWordTask(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.label_smoothing = label_smoothing
         self.augment = augment
+        if frozen_views < 0:
+            raise ValueError(f"frozen_views must be 0 (off) or more, got {frozen_views}")
+        if frozen_views and not (getattr(self.net, "freeze", False) and hasattr(self.net, "head")
+                                 and hasattr(self.net, "forward_features")):
+            raise ValueError(f"frozen_views needs a net with a frozen forward_features and a head "
+                             f"(SpeechEmbeddingCNN with freeze: true), not {type(self.net).__name__}: set it to 0")
+        self.frozen_views = frozen_views
         self.register_buffer("feature_mean", torch.tensor(0.0))
         self.register_buffer("feature_std", torch.tensor(1.0))
         n = len(self.labels)
@@ -111,16 +130,38 @@ class SpokenWordTask(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and dm is not None and getattr(dm, "feature_mean", None) is not None:
             self.set_normalization(dm.feature_mean, dm.feature_std)
+        if stage == "fit" and self.frozen_views:
+            if dm is None or not hasattr(dm, "embed_with"):
+                raise ValueError("frozen_views needs spokenword's AudioDataModule (it computes the views): set it to 0")
+            # the views' own generator, seeded by the run's seed: a resumed run (global generators restored
+            # from its checkpoint) computes the same views
+            self._views_generator = torch.Generator().manual_seed(torch.initial_seed())
+            dm.embed_with(self._frozen_features, self.frozen_views)
+
+    def _frozen_features(self, x: torch.Tensor, augmented: bool) -> torch.Tensor:
+        """The frozen part's features ``(N, D)`` of un-normalised feature images ``(N, 1, H, W)`` (on the CPU),
+        augmented as a training batch is when ``augmented``."""
+        if augmented and self.augment is not None:
+            x = self.augment(x, self._views_generator)
+        x = (x.to(self.device) - self.feature_mean) / self.feature_std
+        with torch.no_grad():  # not inference_mode: the head's training saves these for backward
+            # chunks of FROZEN_CHUNK: on a CPU the backbone runs about twice as fast per clip as in chunks of 512
+            # (python -m benchmarks.speed model), its activations staying in cache
+            return torch.cat([self.net.forward_features(part) for part in x.split(FROZEN_CHUNK)])
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        # (N, D) vectors are the frozen part's features (frozen_views); (N, 1, H, W) images go the whole way
+        return self.net.head(x) if x.dim() == 2 else self(x)
 
     def _step(self, batch, stage: str):
         x, y = batch
-        logits = self(x)
+        logits = self._logits(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing if stage == "train" else 0.0)
         return logits, y, loss
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        if self.augment is not None:
+        if self.augment is not None and x.dim() == 4:  # frozen_views' vectors were augmented as images
             x = self.augment(x)
         logits, y, loss = self._step((x, y), "train")
         self.train_acc(logits, y)
