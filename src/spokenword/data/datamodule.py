@@ -336,12 +336,10 @@ class AudioDataModule(L.LightningDataModule):
 
     def embed_with(self, embed: Embed, views: int) -> None:
         """Serve training and validation batches as ``embed``'s outputs, computed once when their
-        DataLoader is first asked for: ``views`` augmented views of each training clip, one plain view of
-        each validation clip. A model whose first part is frozen calls this (``SpokenWordTask``'s
+        DataLoader is first asked for: ``views`` augmented views of each training clip (with
+        ``wave_augment`` or ``random_crop``, each from freshly perturbed waveforms), one plain view of each
+        validation clip. A model whose first part is frozen calls this (``SpokenWordTask``'s
         ``frozen_views``): that part then runs ``views`` times per clip instead of once per epoch."""
-        if self.fresh_training_batches:
-            raise ValueError("frozen_views embeds the cached features once, so it cannot be combined with "
-                             "data.wave_augment or data.random_crop (made afresh every epoch): drop one of them")
         if views < 1:
             raise ValueError(f"frozen_views must be 1 or more, got {views}")
         self._embed = (embed, views)
@@ -352,26 +350,34 @@ class AudioDataModule(L.LightningDataModule):
             assert self._embed is not None
             embed, per_clip = self._embed
             data = self.dataset(part)
-            count = per_clip if part == "train" else 1
+            train = part == "train"
+            count = per_clip if train else 1
+            fresh = self._fresh_recordings(data) if train and self.fresh_training_batches else None
             rank_zero_info(f"embedding {count} view(s) of the {len(data)} {part} clips through the frozen network part")
             batches = [list(range(start, min(start + self.eval_batch_size, len(data))))
                        for start in range(0, len(data), self.eval_batch_size)]
-            views = [torch.cat([embed(torch.from_numpy(data.rows[rows]), part == "train").cpu() for rows in batches])
-                     for _ in range(count)]
+            with torch.random.fork_rng(devices=[]):
+                # the views' own random stream, from the run's seed: a resumed run (its generators restored
+                # from the checkpoint) computes the same views
+                torch.manual_seed(torch.initial_seed())
+                views = [torch.cat([embed(fresh.__getitems__(rows)[0] if fresh is not None
+                                          else torch.from_numpy(data.rows[rows]), train).cpu() for rows in batches])
+                         for _ in range(count)]
             self._embedded[part] = EmbeddedViews(torch.stack(views), data.targets)
         return self._embedded[part]
+
+    def _fresh_recordings(self, data: CachedFeatures) -> AugmentedRecordings:
+        if self.wave_augment is not None and "file" in self.wave_augment.noise_kinds:
+            self.wave_augment.noise_files()  # missing recordings fail here, before training starts
+        return AugmentedRecordings([r.path for r in self.split.train], data.targets, self.sample_rate, self.features,
+                                   self.wave_augment, self.random_crop)
 
     def train_dataloader(self) -> DataLoader:
         data: Dataset = self.dataset("train")
         if self._embed is not None:
             data = self._embedded_part("train")
         elif self.fresh_training_batches:
-            if self.wave_augment is not None and "file" in self.wave_augment.noise_kinds:
-                self.wave_augment.noise_files()  # missing recordings fail here, before training starts
-            data = AugmentedRecordings(
-                [r.path for r in self.split.train], data.targets, self.sample_rate, self.features,
-                self.wave_augment, self.random_crop,
-            )
+            data = self._fresh_recordings(data)
         return DataLoader(
             data, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
             collate_fn=whole_batch, drop_last=False, persistent_workers=self.num_workers > 0,

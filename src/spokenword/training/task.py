@@ -133,16 +133,13 @@ class SpokenWordTask(L.LightningModule):
         if stage == "fit" and self.frozen_views:
             if dm is None or not hasattr(dm, "embed_with"):
                 raise ValueError("frozen_views needs spokenword's AudioDataModule (it computes the views): set it to 0")
-            # the views' own generator, seeded by the run's seed: a resumed run (global generators restored
-            # from its checkpoint) computes the same views
-            self._views_generator = torch.Generator().manual_seed(torch.initial_seed())
             dm.embed_with(self._frozen_features, self.frozen_views)
 
     def _frozen_features(self, x: torch.Tensor, augmented: bool) -> torch.Tensor:
         """The frozen part's features ``(N, D)`` of un-normalised feature images ``(N, 1, H, W)`` (on the CPU),
         augmented as a training batch is when ``augmented``."""
         if augmented and self.augment is not None:
-            x = self.augment(x, self._views_generator)
+            x = self.augment(x)
         x = (x.to(self.device) - self.feature_mean) / self.feature_std
         with torch.no_grad():  # not inference_mode: the head's training saves these for backward
             # chunks of FROZEN_CHUNK: on a CPU the backbone runs about twice as fast per clip as in chunks of 512
