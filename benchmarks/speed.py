@@ -339,20 +339,21 @@ def step_ms(net: torch.nn.Module, batch: int, steps: int, bf16: bool, image: tup
     return statistics.median(times[2:])
 
 
-#: images per timed pass of frozen_ms, and the chunk sizes compared (SpokenWordTask.FROZEN_CHUNK among them)
-FROZEN_CLIPS, FROZEN_CHUNKS = 512, (16, 32, 128, 512)
+#: images per timed pass of frozen_ms, and chunk sizes compared beside the task's own (FROZEN_CHUNK)
+FROZEN_CLIPS, FROZEN_OTHER_CHUNKS = 512, (16, 128, 512)
 
 
 def frozen_ms(passes: int) -> dict[int, float]:
     """Chunk size -> ms per clip of the embedding's frozen part (``forward_features``, no gradient) over
     ``FROZEN_CLIPS`` images: how ``frozen_views`` embeds a run's views (median of ``passes`` after one warm-up)."""
     from spokenword.models import SpeechEmbeddingCNN
+    from spokenword.training.task import FROZEN_CHUNK
 
     net = SpeechEmbeddingCNN(10, input_size=(32, 128), pretrained="none").eval().to(memory_format=torch.channels_last)
     x = torch.randn(FROZEN_CLIPS, 1, 32, 128)
     out = {}
     with torch.no_grad():
-        for chunk in FROZEN_CHUNKS:
+        for chunk in sorted({FROZEN_CHUNK, *FROZEN_OTHER_CHUNKS}):
             times = []
             for _ in range(passes + 1):
                 start = time.perf_counter()

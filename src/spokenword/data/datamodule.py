@@ -44,16 +44,12 @@ from spokenword.data.wave_augment import WaveAugment
 
 
 
-class CachedFeatures(Dataset):
-    """``(features (N, 1, H, W) float32, label index (N,))`` batches read from a cache entry.
+class _Batches(Dataset):
+    """A dataset that makes whole batches: ``__getitems__`` (which the DataLoader calls with a batch's
+    indices) returns ``(inputs (N, ...), label index (N,))``; one item is a batch of one. Use
+    :func:`whole_batch` as the DataLoader's ``collate_fn``."""
 
-    ``__getitems__`` fetches a whole batch at once (DataLoader calls it with the batch's indices);
-    use :func:`whole_batch` as the DataLoader's ``collate_fn``.
-    """
-
-    def __init__(self, rows: FeatureRows, targets: torch.Tensor):
-        self.rows = rows
-        self.targets = targets
+    targets: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -62,10 +58,21 @@ class CachedFeatures(Dataset):
         return tuple(part[0] for part in self.__getitems__([index]))
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
+
+
+class CachedFeatures(_Batches):
+    """``(features (N, 1, H, W) float32, label index (N,))`` batches read from a cache entry."""
+
+    def __init__(self, rows: FeatureRows, targets: torch.Tensor):
+        self.rows = rows
+        self.targets = targets
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         return torch.from_numpy(self.rows[indices]), self.targets[torch.as_tensor(indices, dtype=torch.long)]
 
 
-class AugmentedRecordings(Dataset):
+class AugmentedRecordings(_Batches):
     """Training batches made afresh on every visit: each recording is decoded, perturbed by a
     :class:`~spokenword.data.wave_augment.WaveAugment` and passed through the inference front end
     (:mod:`spokenword.frontend`), at a random crop position when ``random_crop``.
@@ -107,9 +114,6 @@ class AugmentedRecordings(Dataset):
         self._waves: dict[int, np.ndarray] = {}
         self._cached_bytes = 0
 
-    def __len__(self) -> int:
-        return len(self.targets)
-
     def _wave(self, index: int) -> np.ndarray:
         """Recording ``index`` as float32 ``(T,)`` at ``sample_rate`` Hz: a fresh copy the caller may change."""
         cached = self._waves.get(index)
@@ -135,9 +139,6 @@ class AugmentedRecordings(Dataset):
             return host_steps(wave, self.features), 0
         return random_window(trim(wave, self.features), self.features, float(rng.random()))
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        return tuple(part[0] for part in self.__getitems__([index]))
-
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         waves, shifts = zip(*(self._example(int(i), rng) for i in indices))
@@ -145,7 +146,7 @@ class AugmentedRecordings(Dataset):
         return x, self.targets[torch.as_tensor(indices, dtype=torch.long)]
 
 
-class EmbeddedViews(Dataset):
+class EmbeddedViews(_Batches):
     """``(vector (N, D), label index (N,))`` batches of a frozen network part's outputs, computed once:
     ``views`` ``(V, clips, D)``, ``V`` per clip; each visit of a clip draws one of its views at random
     (torch's generator: seeded by ``seed_everything``, per worker by the DataLoader)."""
@@ -153,12 +154,6 @@ class EmbeddedViews(Dataset):
     def __init__(self, views: torch.Tensor, targets: torch.Tensor):
         self.views = views
         self.targets = targets
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        return tuple(part[0] for part in self.__getitems__([index]))
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         rows = torch.as_tensor(indices, dtype=torch.long)
@@ -172,7 +167,7 @@ Embed = Callable[[torch.Tensor, bool], torch.Tensor]
 
 
 def whole_batch(batch):
-    """Collate for :class:`CachedFeatures`: its ``__getitems__`` already returns the stacked batch."""
+    """Collate for the datasets here: their ``__getitems__`` already returns the stacked batch."""
     return batch
 
 
