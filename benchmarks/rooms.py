@@ -326,6 +326,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--speakers", default="", help="comma-separated subset of the speakers (default: all)")
     p.add_argument("--runs", type=Path, default=common.RESULTS,
                    help="results root holding accuracy/NAME/runs/loso-SPEAKER (default benchmarks/results)")
+    p.add_argument("--reject-below", type=float, default=None,
+                   help="the word threshold of the leave-one-speaker-out models (default: the bundled model's; a "
+                   "candidate recipe is scored at its own, from python -m benchmarks.accuracy ensemble)")
     p.add_argument("--vad", default="", help="segmenter settings to override for every segmenter, e.g. speech_gate=0.4 (dev set only)")
     p.add_argument("--words", default="", help="WordSettings to override, e.g. split_ms=500 (dev set only)")
     p.add_argument("--oracle", action="store_true", help="also classify each digit from its true region (the classifier's share)")
@@ -352,11 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     extra = overrides(VadSettings, args.vad)
     word_extra = overrides(WordSettings, args.words)
     bundled = load_model()
+    reject_below = bundled.reject_below if args.reject_below is None else args.reject_below
     materials = Materials(resolve_root(args.data_root), args.part, bundled.sample_rate)
     speakers = [s for s in materials.speakers if not args.speakers or s in args.speakers.split(",")]
     model_name = "+".join(common.model_name(m) for m in args.models) or "loso"
     shared = load_model(*args.models, threads=args.threads) if args.models else None
-    classifiers = {s: shared or load_model(*loso_models(args.runs, s), threads=args.threads, reject_below=bundled.reject_below)
+    classifiers = {s: shared or load_model(*loso_models(args.runs, s), threads=args.threads, reject_below=reject_below)
                    for s in speakers}
     results: dict[str, dict] = {}
     for condition in conditions:
@@ -396,11 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     protocol = (f"{args.count} numbers (4-7 digits) per FSDD speaker and condition from {SETS[args.part][3]}, seed {seed}; "
                 + ("each speaker transcribed by its leave-one-speaker-out models (the default recipe's two members) at the "
-                   f"bundled reject_below {bundled.reject_below}" if not args.models else f"every speaker transcribed by {model_name}")
+                   + (f"bundled reject_below {reject_below}" if args.reject_below is None else f"reject_below {reject_below}")
+                   if not args.models else f"every speaker transcribed by {model_name}")
                 + "; pauses filled with each take's own noise floor; conditions: " + ", ".join(results)
                 + "; DER = (substitutions + insertions + deletions) / digits, '?' a substitution")
     recipe = {"model": model_name, "models": [common.relative(m) for m in args.models], "set": args.part, "seed": seed,
-              "count": args.count, "speakers": speakers, "vad": args.vad, "words": args.words}
+              "count": args.count, "speakers": speakers, "vad": args.vad, "words": args.words,
+              "reject_below": None if args.models else reject_below}
     name = args.name or f"{args.part}-{model_name}"
     common.write_result(args.out, "rooms", name, protocol=protocol, command=common.command("rooms", argv), recipe=recipe,
                         figures={"conditions": results})

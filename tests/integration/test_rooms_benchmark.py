@@ -80,3 +80,19 @@ def test_without_leave_one_speaker_out_runs_it_says_how_to_make_them(fsdd_root, 
     with pytest.raises(SystemExit, match="python -m benchmarks.accuracy loso"):
         rooms.main(["--count", "1", "--speakers", "theo", "--runs", str(tmp_path), "--data.root", str(fsdd_root),
                     "--out", str(tmp_path)])
+
+
+def test_leave_one_speaker_out_models_answer_at_the_threshold_given(fsdd_root, materials, tmp_path, monkeypatch):
+    from spokenword import pretrained
+
+    monkeypatch.setattr(rooms, "loso_models", lambda runs, speaker: [pretrained.folder()])  # stands in for a fold's runs
+    deletions = {}
+    for threshold in ("0", "0.999"):
+        argv = ["--count", "2", "--speakers", "theo", "--conditions", "quiet", "--segmenters", "speech",
+                "--reject-below", threshold, "--data.root", str(fsdd_root), "--out", str(tmp_path / threshold)]
+        assert rooms.main(argv) == 0
+        record = json.loads((tmp_path / threshold / "rooms" / "test-loso.json").read_text())
+        assert record["recipe"]["reject_below"] == float(threshold)
+        assert f"reject_below {float(threshold)}" in record["protocol"] and "bundled" not in record["protocol"]
+        deletions[threshold] = record["figures"]["conditions"]["quiet"]["speech"]["deletions_per_100"]
+    assert deletions["0.999"] > deletions["0"]  # a digit under the threshold is not given out

@@ -7,7 +7,11 @@ import torch
 
 from spokenword.data.datamodule import AugmentedRecordings
 from spokenword.frontend.settings import FeatureSettings
-from spokenword.data.wave_augment import WaveAugment, band_limit, babble, change_speed, colored_noise, mix_at_snr, reverberate, room_response
+from scipy import signal
+
+from spokenword.data import wave_augment
+from spokenword.data.wave_augment import (SPEED_STEP, WaveAugment, band_limit, babble, butter2_sos, change_speed, colored_noise,
+                                          mix_at_snr, reverberate, room_response)
 
 SR = 8000
 
@@ -78,6 +82,27 @@ def test_band_limit_removes_what_is_outside_the_band():
     high_cut = band_limit(mixture, SR, None, 1000)
     spectrum = np.abs(np.fft.rfft(high_cut))
     assert spectrum[np.argmin(np.abs(f - 3000))] < 0.05 * spectrum[np.argmin(np.abs(f - 100))]
+
+
+@pytest.mark.parametrize("kind", ["lowpass", "highpass"])
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_the_closed_form_filter_is_scipy_s_butterworth_section(kind, rate):
+    for cutoff in (80.0, 137.5, 500.0, 1500.0, 2999.0, 3800.0):
+        np.testing.assert_allclose(butter2_sos(cutoff, rate, kind), signal.butter(2, cutoff, kind, fs=rate, output="sos"),
+                                   rtol=0, atol=1e-12)
+
+
+def test_speed_factors_are_drawn_on_the_grid_across_the_whole_range(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(wave_augment, "change_speed", lambda wave, factor, rate: drawn.append(factor) or wave)
+    aug = WaveAugment(speed=0.1)
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        aug(tone(), SR, rng)
+    steps = np.asarray(drawn) / SPEED_STEP
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)
+    assert min(drawn) == pytest.approx(0.9) and max(drawn) == pytest.approx(1.1)  # both ends reached
+    assert len(set(np.round(steps).astype(int))) == 41  # every factor of the grid, none outside
 
 
 def test_wave_augment_is_reproducible_and_applies_its_noise_at_the_drawn_snr():

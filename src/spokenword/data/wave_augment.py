@@ -82,15 +82,32 @@ def reverberate(wave: np.ndarray, response: np.ndarray) -> np.ndarray:
     return (out * (peak_in / peak_out if peak_out > 0 else 1.0)).astype(np.float32)
 
 
+def butter2_sos(cutoff_hz: float, sample_rate: int, kind: Literal["lowpass", "highpass"]) -> np.ndarray:
+    """The second-order Butterworth section ``scipy.signal.butter(2, cutoff_hz, kind, fs=sample_rate,
+    output="sos")`` returns ``(1, 6)``, in closed form (bilinear transform with pre-warping).
+
+    Written out because scipy's general design costs about 1 ms a call, a fifth of a clip's augmentation."""
+    k = np.tan(np.pi * cutoff_hz / sample_rate)
+    norm = 1.0 / (1.0 + np.sqrt(2.0) * k + k * k)
+    b0 = k * k * norm if kind == "lowpass" else norm
+    b1 = 2.0 * b0 if kind == "lowpass" else -2.0 * b0
+    return np.array([[b0, b1, b0, 1.0, 2.0 * (k * k - 1.0) * norm, (1.0 - np.sqrt(2.0) * k + k * k) * norm]])
+
+
 def band_limit(wave: np.ndarray, sample_rate: int, low_hz: float | None, high_hz: float | None) -> np.ndarray:
     """A second-order Butterworth high-pass at ``low_hz`` and/or low-pass at ``high_hz`` (Hz): a
     cheap stand-in for another microphone or a phone line. float32 ``(T,)``."""
     out = np.asarray(wave, dtype=np.float64)
     if low_hz:
-        out = signal.sosfilt(signal.butter(2, low_hz, "highpass", fs=sample_rate, output="sos"), out)
+        out = signal.sosfilt(butter2_sos(low_hz, sample_rate, "highpass"), out)
     if high_hz and high_hz < sample_rate / 2:
-        out = signal.sosfilt(signal.butter(2, high_hz, "lowpass", fs=sample_rate, output="sos"), out)
+        out = signal.sosfilt(butter2_sos(high_hz, sample_rate, "lowpass"), out)
     return out.astype(np.float32)
+
+
+# Speed factors are drawn on this grid: soxr resamples a ratio of small integers (here n / 200) about 3.5x
+# faster than an arbitrary one, the largest cost of a clip's augmentation; Kaldi's recipe uses three factors.
+SPEED_STEP = 0.005
 
 
 class WaveAugment:
@@ -101,7 +118,7 @@ class WaveAugment:
     reverberated or filtered).
 
     Args:
-        speed: maximum relative speed change (0.1 = factors in [0.9, 1.1]); 0 = off.
+        speed: maximum relative speed change (0.1 = factors in [0.9, 1.1], on a 0.5 % grid); 0 = off.
         pad_seconds: up to this much silence (s) added before and after the clip, so trimming
             sees recordings with room around the word (noise, when added, fills it).
         reverb_p: probability of reverberating a clip with a synthetic room response.
@@ -233,7 +250,8 @@ class WaveAugment:
         """
         wave = np.asarray(wave, dtype=np.float32)
         if self.speed > 0:
-            wave = change_speed(wave, float(rng.uniform(1 - self.speed, 1 + self.speed)), sample_rate)
+            factor = round(float(rng.uniform(1 - self.speed, 1 + self.speed)) / SPEED_STEP) * SPEED_STEP
+            wave = change_speed(wave, factor, sample_rate)
         if self.pad_seconds > 0:
             before, after = (rng.uniform(0, self.pad_seconds, 2) * sample_rate).astype(int)
             wave = np.pad(wave, (before, after))
