@@ -104,7 +104,7 @@ def test_training_views_are_augmented_and_differ(folder: Path, tmp_path: Path):
     assert (views[0] - views[1]).abs().mean() > 0.1  # the backbone's embeddings reach ~50
 
 
-def test_frozen_views_need_a_frozen_part_and_cached_features(folder: Path, tmp_path: Path):
+def test_frozen_views_need_a_frozen_part_and_a_count_of_0_or_more():
     with pytest.raises(ValueError, match="frozen forward_features and a head.*SpectrogramCNN"):
         _task(views=2, net=SpectrogramCNN(num_classes=2, input_size=(32, 80)))
     with pytest.raises(ValueError, match="frozen forward_features"):
