@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from spokenword.data.datamodule import AugmentedRecordings
-from spokenword.frontend.settings import FeatureSettings
 from scipy import signal
 
 from spokenword.data import wave_augment
+from spokenword.data.datamodule import AugmentedRecordings
+from spokenword.frontend.settings import FeatureSettings
 from spokenword.data.wave_augment import (SPEED_STEP, WaveAugment, band_limit, babble, butter2_sos, change_speed, colored_noise,
                                           mix_at_snr, reverberate, room_response)
 
