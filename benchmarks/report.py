@@ -592,7 +592,11 @@ def not_a_digit(results: Results) -> list[str]:
     out = ["## Not a digit", "",
            "Other words (`_unknown_`) and noise (`_silence_`) of voices and recordings never trained on "
            "(`spokenword.data.corpora.negatives`: Speech Commands words by speaker, noise by time). A digit answered "
-           "\"not a digit\" is a false reject, a non-digit answered with a digit a false accept.", ""]
+           "\"not a digit\" is a false reject, a non-digit answered with a digit a false accept. The other words "
+           "are of the 25 word types the default trained on (said by other speakers); words of types never trained "
+           "on are accepted far more often (the default's embedding member trained without nine of the types "
+           "accepted about a fifth of them at 2 % false rejects of new voices' digits: "
+           "[Experiments](experiments.md#not-a-digit-word-types-never-trained-on-and-synthetic-words)).", ""]
     record = results.get("reject", "bundled")
     if record:
         f = record["figures"]
