@@ -8,9 +8,9 @@ from scipy import signal
 
 from spokenword.data import wave_augment
 from spokenword.data.datamodule import AugmentedRecordings
-from spokenword.frontend.settings import FeatureSettings
 from spokenword.data.wave_augment import (SPEED_STEP, WaveAugment, band_limit, babble, butter2_sos, change_speed, colored_noise,
                                           mix_at_snr, reverberate, room_response)
+from spokenword.frontend.settings import FeatureSettings
 
 SR = 8000
 
