@@ -28,7 +28,7 @@ BUNDLE ?= src/spokenword/pretrained/fsdd-digits
 # the bundled model's word threshold (a digit is answered when it scores at least this, else "not a digit"):
 # chosen by leave-one-speaker-out cross-validation of the default, `python -m benchmarks.accuracy ensemble
 # fsdd_cnn_newvoices fsdd_embedding_newvoices` ("threshold over all folds"; docs/results.md, "Not a digit")
-REJECT_BELOW ?= 0.31
+REJECT_BELOW ?= 0.29
 
 .PHONY: install train test model benchmark clean
 

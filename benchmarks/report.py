@@ -595,7 +595,8 @@ def not_a_digit(results: Results) -> list[str]:
            "\"not a digit\" is a false reject, a non-digit answered with a digit a false accept. The other words "
            "are of the 25 word types the default trained on (said by other speakers); words of types never trained "
            "on are accepted far more often (the default's embedding member trained without nine of the types "
-           "accepted about a fifth of them at 2 % false rejects of new voices' digits: "
+           "accepted about one in eight of them at 2 % false rejects of new voices' digits, and one in five "
+           "before it trained on the other words played backwards too: "
            "[Experiments](experiments.md#not-a-digit-word-types-never-trained-on-and-synthetic-words)).", ""]
     record = results.get("reject", "bundled")
     if record:

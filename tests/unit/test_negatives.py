@@ -20,6 +20,7 @@ from spokenword.data.corpora import (
     NoiseClips,
     OtherWords,
     Recording,
+    ReversedWords,
 )
 from spokenword.data.corpora.negatives import PARTITION, speaker_subset, with_negatives
 from spokenword.data.splits import make_split
@@ -249,6 +250,52 @@ def test_noise_clips_other_lengths_and_errors(tmp_path, noise):
         NoiseClips("broken", clip_dir=str(tmp_path / "c")).recordings(tmp_path)
 
 
+# -- ReversedWords ---------------------------------------------------------------------------------
+
+
+def test_reversed_words_are_the_training_speakers_clips_backwards(tmp_path, words):
+    clip_dir = tmp_path / "reversed"
+    reversed_ = ReversedWords(str(words), clip_dir=str(clip_dir)).recordings(words.parent)
+    train = [r for r in OtherWords(str(words)).recordings(words.parent) if r.subset == "train"]
+    assert train and len(reversed_) == len(train)  # validation and test speakers' words are never reversed
+    assert {r.subset for r in reversed_} == {"train"} and {r.label for r in reversed_} == {UNKNOWN}
+    for source, clip in zip(train, reversed_):
+        assert clip.speaker == source.speaker and clip.take == -1
+        assert clip.path.parent.name == source.path.parent.name  # a folder per word
+        original, rate = sf.read(source.path, dtype="int16")
+        backwards, clip_rate = sf.read(clip.path, dtype="int16")
+        assert clip_rate == rate and np.array_equal(backwards, original[::-1])
+    assert files_under(clip_dir) == {r.path for r in reversed_}  # no temporary files left behind
+
+
+def test_reversed_words_written_once_exclude_label_and_default_folder(tmp_path, words, monkeypatch):
+    clip_dir = tmp_path / "reversed"
+    first = ReversedWords(str(words), clip_dir=str(clip_dir)).recordings(words.parent)
+    mtimes = {r.path: r.path.stat().st_mtime_ns for r in first}
+    assert ReversedWords(str(words), clip_dir=str(clip_dir)).recordings(words.parent) == first
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # reused, not rewritten
+    # a source clip that changes gets a new reversed clip (its name carries the content's hash)
+    source = next(p for p in sorted((words / "yes").glob("*.wav")) if expected_subset(p.stem.split("_nohash_")[0]) == "train")
+    write(source, np.linspace(-0.5, 0.5, RATE // 10).astype(np.float32))
+    again = ReversedWords(str(words), clip_dir=str(clip_dir)).recordings(words.parent)
+    assert len(again) == len(first) and len({r.path for r in again} - set(mtimes)) == 1
+    only_bird = ReversedWords("words", exclude=["yes"], label="filler", clip_dir=str(clip_dir)).recordings(words.parent)
+    assert {r.path.parent.name for r in only_bird} == {"bird"} and {r.label for r in only_bird} == {"filler"}
+    monkeypatch.setenv("SPOKENWORD_CACHE", str(tmp_path / "cache"))
+    assert all((tmp_path / "cache" / "reversed_words") in r.path.parents
+               for r in ReversedWords(str(words)).recordings(words.parent))
+
+
+def test_reversed_words_bad_clip_is_a_one_line_dataset_error(tmp_path, words):
+    bad = words / "yes" / f"{speakers_of('train', 1)[0]}_nohash_7.wav"
+    bad.write_bytes(b"RIFF junk, not a wave")
+    with pytest.raises(DatasetError) as error:
+        ReversedWords(str(words), clip_dir=str(tmp_path / "r")).recordings(words.parent)
+    assert "\n" not in str(error.value) and str(bad) in str(error.value) and "remove or replace" in str(error.value)
+    with pytest.raises(DatasetError, match="no such folder"):
+        ReversedWords("nowhere").recordings(tmp_path)
+
+
 # -- Combined and with_negatives ---------------------------------------------------------------------
 
 
@@ -364,6 +411,9 @@ def test_real_negatives_partition(fsdd_root, tmp_path):
     assert not (speakers["train"] & speakers["val"] or speakers["train"] & speakers["test"]
                 or speakers["val"] & speakers["test"])
     assert 0.55 < len(speakers["train"]) / 236 < 0.85
+
+    reversed_ = ReversedWords(clip_dir=str(tmp_path / "reversed")).recordings(fsdd_root)
+    assert len(reversed_) == len([r for r in recordings if r.subset == "train"]) and {r.speaker for r in reversed_} == speakers["train"]
 
     clips = NoiseClips(clip_dir=str(tmp_path / "clips")).recordings(fsdd_root)
     sources = {p.stem for p in (words / "_background_noise_").glob("*.wav")}

@@ -9,6 +9,6 @@ from spokenword.data.corpora.fsdd import FSDD
 from spokenword.data.corpora.folder import LabelledFolder
 from spokenword.data.corpora.audiomnist import AudioMNIST
 from spokenword.data.corpora.speech_commands import SpeechCommands
-from spokenword.data.corpora.negatives import Combined, NoiseClips, OtherWords
+from spokenword.data.corpora.negatives import Combined, NoiseClips, OtherWords, ReversedWords
 
-__all__ = ["AudioMNIST", "Combined", "Corpus", "DatasetError", "FSDD", "LabelledFolder", "NoiseClips", "OtherWords", "Recording", "SpeechCommands"]
+__all__ = ["AudioMNIST", "Combined", "Corpus", "DatasetError", "FSDD", "LabelledFolder", "NoiseClips", "OtherWords", "Recording", "ReversedWords", "SpeechCommands"]

@@ -11,6 +11,9 @@ the model never trained on:
 * :class:`NoiseClips`: by time, each recording's first 70 % for training, the next 15 % for
   validation, the last 15 % for test, cut into clips written once to the feature cache folder.
 
+:class:`ReversedWords` adds synthetic other words for training: the training speakers' clips played
+backwards (the sounds of speech in an order no word has).
+
 A :class:`~spokenword.data.corpora.Recording` with a ``subset`` and no take number keeps that subset
 under every split (:func:`spokenword.data.splits.make_split`).
 """
@@ -51,6 +54,21 @@ def stretch(wave: np.ndarray, subset: str) -> np.ndarray:
         raise ValueError(f"subset must be one of {sorted(bounds)}, got {subset!r}")
     low, high = bounds[subset]
     return wave[int(low * len(wave)) : int(high * len(wave))]
+
+
+def write_clip(path: Path, wave: np.ndarray, rate: int) -> Path:
+    """Write ``wave`` ``(T,)`` as 16-bit PCM at ``path`` unless a file is there already (a derived clip's
+    name carries its source's hash); atomically: a clip is whole or absent."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(suffix=".wav", dir=path.parent)
+        os.close(handle)
+        try:
+            sf.write(tmp, wave, rate, subtype="PCM_16")
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return path
 
 
 def speaker_subset(speaker: str) -> str:
@@ -167,22 +185,55 @@ class NoiseClips(Corpus):
                 for start in range(0, len(part) - size + 1, step)]
 
     def _write(self, name: str, wave: np.ndarray, rate: int, subset: str, speaker: str) -> Recording:
-        path = self._clip_dir() / f"{self.seconds:g}s_hop{self.hop:g}" / f"{name}.wav"
-        folder = path.parent
-        if not path.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(suffix=".wav", dir=folder)
-            os.close(handle)
-            try:
-                sf.write(tmp, wave, rate, subtype="PCM_16")
-                os.replace(tmp, path)  # a clip is whole or absent
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+        path = write_clip(self._clip_dir() / f"{self.seconds:g}s_hop{self.hop:g}" / f"{name}.wav", wave, rate)
         return Recording(path=path, label=self.label, speaker=speaker, subset=subset)
 
 
+class ReversedWords(Corpus):
+    """The training speakers' other words played backwards, labelled ``label`` (``_unknown_``): synthetic
+    non-digits for training only.
+
+    A word reversed keeps its voice, level and spectrum but not the order of its sounds, so a model
+    that rejects it must judge the word, not the voice or the recording; this halves how often word
+    *types* never trained on pass as a digit (docs/experiments.md, "word types never trained on").
+    Only :class:`OtherWords`' ``train`` speakers are used, so validation and test stay real words of
+    other voices. The clips are written once, atomically, under ``clip_dir`` (a name per source clip
+    and its content's hash) and reused.
+
+    Args:
+        path: :class:`OtherWords`' folder, absolute or relative to the data root.
+        exclude: words not to use.
+        label: the label every clip gets.
+        clip_dir: where the clips are written; default ``<feature cache folder>/reversed_words``.
+    """
+
+    def __init__(self, path: str = WORDS_FOLDER, exclude: list[str] | None = None, label: str = UNKNOWN,
+                 clip_dir: str | None = None):
+        self.path = path
+        self.exclude = exclude
+        self.label = label
+        self.clip_dir = clip_dir
+
+    def recordings(self, root: Path) -> list[Recording]:
+        folder = Path(self.clip_dir).expanduser() if self.clip_dir else resolve_cache_dir(None) / "reversed_words"
+        out = []
+        for r in OtherWords(self.path, self.exclude, self.label).recordings(root):
+            if r.subset != "train":
+                continue
+            try:
+                wave, rate = sf.read(r.path, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise DatasetError(f"{r.path}: cannot read the word clip ({err}); remove or replace the file") from None
+            wave = wave.mean(axis=1)
+            digest = hashlib.sha1(wave.tobytes() + str(rate).encode()).hexdigest()[:10]
+            path = write_clip(folder / r.path.parent.name / f"{r.path.stem}-{digest}.wav", wave[::-1].copy(), rate)
+            out.append(Recording(path=path, label=self.label, speaker=r.speaker, subset="train"))
+        return out
+
+
 class Combined(Corpus):
-    """Several corpora as one: their recordings together, their labels merged, e.g. FSDD with :class:`OtherWords` and :class:`NoiseClips`.
+    """Several corpora as one: their recordings together, their labels merged, e.g. FSDD with :class:`OtherWords`,
+    :class:`ReversedWords` and :class:`NoiseClips`.
 
     Args:
         corpora: the corpora, e.g. ``[FSDD(), OtherWords(), NoiseClips()]``.
