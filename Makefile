@@ -45,8 +45,9 @@ install: $(VENV)/.installed
 
 # a config's runs go to runs/<its file name> (each config's logger name; tests/integration/test_configs.py)
 # With WITH, the two members train at once (WITH's output goes to WITH_LOG, its report is printed after):
-# each fit alone leaves part of the cores idle, and each makes exactly the model it makes alone on 2 cores (same
-# seed, same thread count; SPOKENWORD_FITS_AT_ONCE gives each half of the cores: docs/training.md). A failed fit
+# each fit alone leaves part of the cores idle. SPOKENWORD_FITS_AT_ONCE gives each half of the cores: on 2 cores
+# the CNN makes exactly the model it makes alone (1 thread beside its worker either way); the embedding, which has
+# no worker, trains on 1 thread here and on 2 alone, so its float rounding differs (docs/training.md). A failed fit
 # fails make train (a failed CONFIG fit stops WITH's at once); Ctrl-C stops both (a shell ignores it in a
 # background job: hence the trap).
 WITH_LOG = runs/$(basename $(notdir $(WITH))).log

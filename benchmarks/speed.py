@@ -70,8 +70,10 @@ a fresh feature cache, as on a new machine). Arms: ``together`` (every fit start
 ``$SPOKENWORD_FITS_AT_ONCE``, as ``make train`` runs them, then ``spokenword evaluate`` of their ensemble
 on the official split, as ``make train`` ends) and ``apart`` (one after the other, the first CONFIG
 first). Figures per arm: wall seconds of each fit, of the evaluation and in all, and the CPU seconds of
-all of them (user + system, with their DataLoader workers); each run's official test accuracy; whether
-each CONFIG's weights (last checkpoint) came out bit for bit the same in both arms. ``--override
+all of them (user + system, with their DataLoader workers); each run's official test accuracy and torch
+threads; whether each CONFIG's weights (last checkpoint) came out bit for bit the same in both arms, which
+they must where its fit ran the same thread count in both (a config without DataLoader workers runs every
+core alone and its share together: other float rounding, so other weights). ``--override
 KEY=VALUE`` (repeatable) is passed to every fit (``--override trainer.max_epochs=2`` for a short check).
 Target: ``make train`` <= 8 minutes on 2 cores.
 """
@@ -706,6 +708,7 @@ def _fit_arm(arm: str, configs: list[Path], workdir: Path, root: str | None, ove
     record["seconds"] = time.perf_counter() - t0
     record["cpu_seconds"] = _children_cpu() - cpu
     record["test_acc"] = {name: json.loads((run / "report.json").read_text())["test"][ACC] for name, run in runs.items()}
+    record["threads"] = {name: json.loads((run / "run_info.json").read_text())["cpu"]["threads"] for name, run in runs.items()}
     record["runs"] = {name: str(run) for name, run in runs.items()}
     return record
 
@@ -742,8 +745,13 @@ def recipe(args, argv, error) -> int:
         fits = " | ".join(f"{r['fit_seconds'][c.name]:.0f} ({100 * r['test_acc'][c.name]:.2f})" for c in configs)
         evaluate = f"{r['evaluate_seconds']:.0f}" if "evaluate_seconds" in r else "–"
         print(f"| {r['arm']} | {fits} | {evaluate} | {r['seconds']:.0f} | {r['cpu_seconds']:.0f} |")
+    # a fit's float rounding depends on its thread count: only fits that ran the same count must match
+    alike = {c.name: len({r["threads"][c.name] for r in arms}) == 1 for c in configs}
     if same is not None:
-        print("same weights in both arms: " + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in same.items()))
+        print("same weights in both arms: " + ", ".join(
+            f"{name} {'yes' if ok else 'NO' if alike[name] else 'no'}"
+            + ("" if alike[name] else f" ({' and '.join(str(r['threads'][name]) for r in arms)} threads: other float rounding)")
+            for name, ok in same.items()))
     together = next((r for r in arms if r["arm"] == "together"), None)
     if together is not None and not args.override:
         met = together["seconds"] <= TARGET_RECIPE_S
@@ -753,12 +761,13 @@ def recipe(args, argv, error) -> int:
                 "feature cache per arm); together: all started at once, as make train runs them, then spokenword "
                 "evaluate of the ensemble on the official split; apart: one after the other. Wall seconds per fit, "
                 "of the evaluation and in all; CPU seconds of the processes and their workers; official test accuracy "
-                "of each run; bit-identical weights across the arms")
+                "of each run and the torch threads it trained on; bit-identical weights across the arms (required where a fit ran "
+                "the same thread count in both)")
     _write(args, argv, "recipe", "default" if not args.configs else "-".join(c.stem for c in configs), protocol,
            {"configs": [c.relative_to(common.REPO).as_posix() if c.resolve().is_relative_to(common.REPO) else str(c)
                         for c in configs], "overrides": list(args.override), "arms": list(args.arms)},
            {"arms": arms, "same_weights": same, "target_seconds": TARGET_RECIPE_S})
-    return 0 if same is None or all(same.values()) else 1
+    return 0 if same is None or all(ok for name, ok in same.items() if alike[name]) else 1
 
 
 # -- command line ----------------------------------------------------------------------------------
