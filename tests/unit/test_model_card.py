@@ -32,17 +32,3 @@ def test_export_writes_a_card_beside_the_model(tmp_path, capsys):
                    "CC BY-SA 4.0", "90.00 % on 300 clips", "takes 0-4", "Intended use", "8 kHz",
                    "pretrained weights: none"):
         assert needed in text, needed
-
-
-def test_a_card_says_which_not_a_digit_data_trained_the_model():
-    from spokenword.inference.card import NEGATIVES_DATA, REVERSED_DATA, member_section
-
-    base = {"network": "spokenword.models.SpeechEmbeddingCNN", "parameters": 1, "sample_rate": 8000, "features": {},
-            "labels": ["0", "1", "_silence_", "_unknown_"], "precision": "int8", "calibration_clips": 200}
-    corpus = "Combined(corpora=[FSDD(), OtherWords(), {}NoiseClips()])"
-    with_reversed = member_section("m.onnx", {**base, "calibration": {"corpus": corpus.format("ReversedWords(), ")}}, None)
-    without = member_section("m.onnx", {**base, "calibration": {"corpus": corpus.format("")}}, None)
-    digits_only = member_section("m.onnx", {**base, "labels": ["0", "1"]}, None)
-    assert NEGATIVES_DATA in with_reversed and REVERSED_DATA in with_reversed
-    assert NEGATIVES_DATA in without and REVERSED_DATA not in without
-    assert NEGATIVES_DATA not in digits_only and REVERSED_DATA not in digits_only

@@ -79,9 +79,7 @@ def member_section(name: str, metadata: dict, report: dict | None) -> str:
         ]
     lines.append("- training data: " + FSDD_DATA)
     if any(is_rejection(label) for label in metadata.get("labels", [])):
-        corpus = str((metadata.get("calibration") or {}).get("corpus", ""))
-        lines.append("- not-a-digit data (`_unknown_`, `_silence_`): " + NEGATIVES_DATA
-                     + (" " + REVERSED_DATA if "ReversedWords(" in corpus else ""))
+        lines.append("- not-a-digit data (`_unknown_`, `_silence_`): " + NEGATIVES_DATA)
     if metadata.get("precision") == "int8":
         lines.append("- int8 calibration: " + calibration_line(metadata))
     lines.append("- pretrained weights: " + (SPEECH_EMBEDDING_LICENCE if _pretrained(metadata) else
@@ -140,8 +138,6 @@ NEGATIVES_DATA = ("25 non-digit English words (817 clips, 236 speakers) and the 
                   "Google's Speech Commands v0.02 (Warden 2018, arXiv:1804.03209), CC BY 4.0 "
                   "(https://creativecommons.org/licenses/by/4.0/); training, validation and test parts by speaker "
                   "(words) and by time (noise), spokenword.data.corpora.negatives.")
-REVERSED_DATA = ("The training speakers' words are also used played backwards, as more `_unknown_` "
-                 "(spokenword.data.corpora.ReversedWords).")
 
 
 def bundle_card(name: str, members: list[str], metadata: dict[str, dict], reports: dict[str, dict | None],
