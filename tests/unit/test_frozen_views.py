@@ -149,3 +149,43 @@ def test_a_resumed_fit_computes_the_same_views_and_ends_as_the_uninterrupted_one
     assert straight.keys() == resumed.keys()
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], atol=0, rtol=0, msg=key)
+
+
+def test_a_run_limited_to_fewer_batches_embeds_only_the_clips_they_hold(folder: Path, tmp_path: Path):
+    """12 training clips in batches of 4 and 6 validation clips in batches of 2: limited to one batch of each,
+    the frozen part sees 3 views of 4 training clips and 2 validation clips, and every epoch trains on those 4."""
+    dm = _datamodule(folder, tmp_path, eval_batch_size=2)
+    task = _task(views=3)
+    clips = []
+    task.net.backbone.register_forward_hook(lambda module, args, out: clips.append(len(args[0])))
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(task, datamodule=dm)
+    assert (len(dm.split.train), len(dm.split.val)) == (12, 6)
+    assert sum(clips) == 3 * 4 + 2
+    train = dm.train_dataloader().dataset
+    assert len(train) == 4 and train.views.shape[:2] == (3, 4) and trainer.num_training_batches == 1
+    assert len(dm.val_dataloader().dataset) == 2
+
+
+def test_a_fraction_of_the_batches_still_embeds_every_clip(folder: Path, tmp_path: Path):
+    """Lightning cuts the loader it is given by a fractional limit, so the views are not cut as well."""
+    dm = _datamodule(folder, tmp_path)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_train_batches=0.5)
+    trainer.fit(_task(views=2), datamodule=dm)
+    assert len(dm.train_dataloader().dataset) == 12 and trainer.num_training_batches == 1
+
+
+def test_a_limit_that_reaches_every_batch_embeds_every_clip_in_the_same_views(folder: Path, tmp_path: Path):
+    """A limit above the part's batches is no limit: the same views as an unlimited fit, bit for bit."""
+    views = []
+    for limit in (1.0, 10):
+        dm = _datamodule(folder, tmp_path / str(limit))
+        torch.manual_seed(0)
+        L.seed_everything(0)
+        trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, num_sanity_val_steps=0, limit_train_batches=limit)
+        trainer.fit(_task(views=2), datamodule=dm)
+        views.append(dm.train_dataloader().dataset.views)
+    assert views[0].shape[:2] == (2, 12) and torch.equal(views[0], views[1])

@@ -334,7 +334,12 @@ class AudioDataModule(L.LightningDataModule):
         DataLoader is first asked for: ``views`` augmented views of each training clip (with
         ``wave_augment`` or ``random_crop``, each from freshly perturbed waveforms), one plain view of each
         validation clip. A model whose first part is frozen calls this (``SpokenWordTask``'s
-        ``frozen_views``): that part then runs ``views`` times per clip instead of once per epoch."""
+        ``frozen_views``): that part then runs ``views`` times per clip instead of once per epoch.
+
+        A run limited to fewer batches than a part has (an int ``trainer.limit_train_batches`` or
+        ``limit_val_batches``, as a smoke test sets them) embeds only the clips those batches hold: a seeded
+        draw of that many training clips, which every epoch then trains on, and the first validation clips
+        (validation is not shuffled)."""
         if views < 1:
             raise ValueError(f"frozen_views must be 1 or more, got {views}")
         self._embed = (embed, views)
@@ -348,18 +353,40 @@ class AudioDataModule(L.LightningDataModule):
             train = part == "train"
             count = per_clip if train else 1
             fresh = self._fresh_recordings(data) if train and self.fresh_training_batches else None
-            rank_zero_info(f"embedding {count} view(s) of the {len(data)} {part} clips through the frozen network part")
-            batches = [list(range(start, min(start + self.eval_batch_size, len(data))))
-                       for start in range(0, len(data), self.eval_batch_size)]
+            clips = self._clips_reached(part, len(data))
+            whole = len(clips) == len(data)
+            rank_zero_info(f"embedding {count} view(s) of "
+                           + (f"the {len(data)}" if whole else f"{len(clips)} of the {len(data)} (a limited run)")
+                           + f" {part} clips through the frozen network part")
+            batches = [clips[start:start + self.eval_batch_size].tolist()
+                       for start in range(0, len(clips), self.eval_batch_size)]
             with torch.random.fork_rng(devices=[]):
                 # the views' own random stream, from the run's seed: a resumed run (its generators restored
                 # from the checkpoint) computes the same views
                 torch.manual_seed(torch.initial_seed())
                 views = [torch.cat([embed(fresh.__getitems__(rows)[0] if fresh is not None
                                           else torch.from_numpy(data.rows[rows]), train).cpu() for rows in batches])
-                         for _ in range(count)]
-            self._embedded[part] = EmbeddedViews(torch.stack(views), data.targets)
+                         if batches else torch.empty(0, 0) for _ in range(count)]
+            self._embedded[part] = EmbeddedViews(torch.stack(views), data.targets[clips])
         return self._embedded[part]
+
+    def _clips_reached(self, part: str, clips: int) -> torch.Tensor:
+        """The indices of a part's clips that the trainer's batch limit lets a run reach: all of them,
+        or, when an int ``limit_{part}_batches`` cuts the part short, a seeded draw (training) or the first ones
+        (validation), as many as the allowed batches hold."""
+        everything = torch.arange(clips)
+        limit = getattr(self.trainer, f"limit_{part}_batches", 1.0) if self.trainer is not None else 1.0
+        batch = self.batch_size if part == "train" else self.eval_batch_size
+        total = -(-clips // batch)
+        # an int limit only: Lightning applies a fraction (a float) to the loader it is given, so a loader
+        # already cut to that fraction would be cut again
+        if not isinstance(limit, int) or limit >= total:
+            return everything
+        allowed = limit
+        if part != "train":
+            return everything[:allowed * batch]
+        draw = torch.Generator().manual_seed(torch.initial_seed())
+        return torch.randperm(clips, generator=draw)[:allowed * batch].sort().values
 
     def _fresh_recordings(self, data: CachedFeatures) -> AugmentedRecordings:
         if self.wave_augment is not None and "file" in self.wave_augment.noise_kinds:
