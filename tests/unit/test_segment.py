@@ -182,3 +182,20 @@ def test_a_stream_of_a_frame_or_without_lookahead_has_a_noise_floor(lookahead_ms
     segmenter = StreamingSegmenter(8000, VadSettings(speech=False, lookahead_ms=lookahead_ms))
     found = list(segmenter.feed((0.01 * rng.standard_normal(samples)).astype(np.float32))) + list(segmenter.flush())
     assert found == []  # steady faint noise: no word, and no error
+
+
+def test_the_word_in_progress_reports_the_speech_it_has_so_far():
+    """``word_speech`` is 0 between words, grows with a word being spoken (never beyond what has been
+    decided) and is at most the speech of the word as it is finally given out."""
+    x = with_noise(np.concatenate([silence(0.4), burst(0.5), silence(0.4)]))
+    segmenter = StreamingSegmenter(RATE, VadSettings(speech=False, lookahead_ms=50.0))
+    step, seen, found = int(0.02 * RATE), [], []
+    for at in range(0, len(x), step):
+        found += list(segmenter.feed(x[at : at + step]))
+        seen.append((segmenter.word_speech, segmenter.position))
+    (word,) = found
+    assert seen[5][0] == 0  # 0.12 s: before the word
+    during = [speech for speech, position in seen if 0.6 * RATE < position < 0.85 * RATE]
+    assert during and all(b >= a for a, b in zip(during, during[1:])) and during[-1] > 0.35 * RATE
+    assert max(speech for speech, _ in seen) <= word.speech[1] - word.speech[0]
+    assert seen[-1][0] == 0  # after it

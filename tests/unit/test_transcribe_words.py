@@ -175,3 +175,32 @@ def test_a_train_of_short_bursts_is_not_joined_without_end():
     words += list(stream.flush())
     assert len(words) >= 20
     assert all(w.end - w.start <= transcriber.vad.max_word_s + 0.2 for w in words)
+
+
+def test_a_word_followed_closely_by_another_is_given_out_while_the_next_is_spoken():
+    """"a", 60 ms of pause, then a 0.5 s "c": the pause is within merge_gap_ms, but neither word is a
+    fragment, so "a" is given out once "c" has more speech than a fragment, long before "c" ends; the words
+    are those of the whole recording. With the live path's short look-ahead (50 ms)."""
+    x = noisy(np.concatenate([silence(0.3), tone("a", 0.3), silence(0.06), tone("c", 0.5), silence(0.4)]))
+    transcriber = Transcriber(ToneClassifier(), vad=VadSettings(speech=False, lookahead_ms=50.0), threshold=0.0)
+    stream = transcriber.stream()
+    step, given = int(0.02 * RATE), []
+    for at in range(0, len(x), step):
+        given += [(w.label, (at + step) / RATE) for w in stream.feed(x[at : at + step])]
+    given += [(w.label, len(x) / RATE) for w in stream.flush()]
+    assert [label for label, _ in given] == ["a", "c"]
+    assert [w.label for w in transcriber.transcribe_samples(x, RATE).words] == ["a", "c"]
+    c_starts, c_ends = 0.3 + 0.3 + 0.06, 0.3 + 0.3 + 0.06 + 0.5
+    fragment = transcriber.words.fragment_ms / 1000
+    assert c_starts + fragment < given[0][1] < c_ends - 0.1
+
+
+def test_a_word_followed_closely_by_a_fragment_still_waits_for_it():
+    """A weak 120 ms tail 60 ms after "a" may belong to it: "a" is held until the tail has ended."""
+    x = noisy(np.concatenate([silence(0.3), tone("a", 0.25), silence(0.06), tone("a", 0.12, 0.05), silence(0.5)]))
+    stream = Transcriber(ToneClassifier(), vad=ENERGY, threshold=0.0).stream()
+    step, given = int(0.02 * RATE), []
+    for at in range(0, len(x), step):
+        given += [(w, (at + step) / RATE) for w in stream.feed(x[at : at + step])]
+    assert len(given) == 1 and given[0][1] >= 0.3 + 0.25 + 0.06 + 0.12
+    assert given[0][0].end >= 0.3 + 0.25 + 0.06 + 0.12

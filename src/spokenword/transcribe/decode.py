@@ -381,10 +381,18 @@ class TranscriptionStream:
 
     # -- joining fragments --------------------------------------------------------------------
     def _complete(self, segment: Segment) -> bool:
-        """Whether no word that could be joined to ``segment`` can still come."""
+        """Whether no word that could be joined to ``segment`` can still come: none began within
+        ``merge_gap_ms`` of its end, or ``segment`` is no fragment and the word that began there already
+        has more speech than one (so a word spoken right after another is given out while the next is
+        still being spoken, not after it)."""
         horizon = segment.speech[1] + self._merge_gap
-        start = self.segmenter.word_start
-        return (start if start is not None else self.segmenter.position) > horizon
+        seg = self.segmenter
+        if seg.word_start is None:
+            return seg.position > horizon
+        if seg.word_start > horizon:
+            return True
+        (a0, a1) = segment.speech
+        return a1 - a0 > self._fragment and seg.word_speech > self._fragment
 
     def _candidates(self, first: Segment, second: Segment) -> bool:
         (a0, a1), (b0, b1) = first.speech, second.speech

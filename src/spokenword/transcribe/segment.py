@@ -225,6 +225,22 @@ class StreamingSegmenter:
         return self._word_start
 
     @property
+    def word_speech(self) -> int:
+        """Samples of speech the word in progress will have at least, whatever comes next (0 when none):
+        as :meth:`_emit` measures it, to its last loud frame or to where the detector fell silent, and, for a
+        word the detector has not heard yet, to where a cut at its first heard frame would fall."""
+        if self._word_start is None or self._last_loud is None:
+            return 0
+        heard = self._speech is None or self._speech_max >= self.s.speech_on
+        stop = self._last_loud
+        if heard and self._speech is not None and self._silent_from is not None:
+            stop = min(stop, self._silent_from + self.frame)
+        speech = stop - self._word_start - self.frame + self.hop
+        if not heard:
+            speech = min(speech, self.position - self._onset - self._word_start)
+        return max(0, speech)
+
+    @property
     def noise(self) -> np.ndarray | None:
         """The current noise power per frequency bin (see :class:`Segment`), or ``None`` before the
         first frame."""
