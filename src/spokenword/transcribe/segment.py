@@ -124,9 +124,6 @@ class VadSettings:
     """a word starts this far above the noise floor and lasts while the level stays ``stop_db`` above it"""
     range_db: float = 40.0
     """levels this far below the loudest so far never start a word (a quiet echo of a loud one)"""
-    word_range_db: float = float("inf")
-    """a word also ends where its level stays this far below its own loudest frame (``inf``: only the floor
-    ends it; an experiment, docs/experiments.md)"""
     min_word_ms: float = 70.0
     min_gap_ms: float = 20.0
     """shorter detections are dropped (clicks); shorter pauses do not end a word"""
@@ -337,8 +334,7 @@ class StreamingSegmenter:
         elif self._silent_from is None:
             self._silent_from = position
         heard = self._speech_max >= self.s.speech_on
-        within = level > max(self._word_levels) - self.s.word_range_db
-        if level > floor + self.s.stop_db and within:
+        if level > floor + self.s.stop_db:
             if not heard or self._silent_from is None or position - self._silent_from < self._speech_gap:
                 self._last_loud = position + self.frame
             else:  # the detector heard no speech for speech_gap_ms: the word ended where that began
