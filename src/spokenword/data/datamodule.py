@@ -366,7 +366,7 @@ class AudioDataModule(L.LightningDataModule):
                 torch.manual_seed(torch.initial_seed())
                 views = [torch.cat([embed(fresh.__getitems__(rows)[0] if fresh is not None
                                           else torch.from_numpy(data.rows[rows]), train).cpu() for rows in batches])
-                         if batches else torch.empty(0, 0) for _ in range(count)]
+                         for _ in range(count)]
             self._embedded[part] = EmbeddedViews(torch.stack(views), data.targets[clips])
         return self._embedded[part]
 
@@ -380,13 +380,12 @@ class AudioDataModule(L.LightningDataModule):
         total = -(-clips // batch)
         # an int limit only: Lightning applies a fraction (a float) to the loader it is given, so a loader
         # already cut to that fraction would be cut again
-        if not isinstance(limit, int) or limit >= total:
+        if not isinstance(limit, int) or not 0 < limit < total:  # 0: Lightning skips the part altogether
             return everything
-        allowed = limit
         if part != "train":
-            return everything[:allowed * batch]
+            return everything[:limit * batch]
         draw = torch.Generator().manual_seed(torch.initial_seed())
-        return torch.randperm(clips, generator=draw)[:allowed * batch].sort().values
+        return torch.randperm(clips, generator=draw)[:limit * batch].sort().values
 
     def _fresh_recordings(self, data: CachedFeatures) -> AugmentedRecordings:
         if self.wave_augment is not None and "file" in self.wave_augment.noise_kinds:
