@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from spokenword import audio
 from spokenword.data.corpora.base import Corpus, DatasetError, Recording, _natural_key, resolve_cache_dir
 from spokenword.data.corpora.folder import AUDIO_SUFFIXES
 from spokenword.data.corpora.speech_commands import parse_clip_name
@@ -69,6 +70,18 @@ def write_clip(path: Path, wave: np.ndarray, rate: int) -> Path:
         finally:
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def read_mono(path: Path, what: str) -> tuple[np.ndarray, int, str]:
+    """A source recording ``(T,)`` as mono float32, its rate and a short hash of its samples (clips derived
+    from it carry the hash in their names, so a changed source gets new clips). A file that cannot be read
+    is a one-line :class:`DatasetError` naming it as ``what``."""
+    try:
+        wave, rate = audio.read(path)
+    except audio.AudioError as err:
+        raise DatasetError(f"{path}: cannot read {what} ({err.problem}); remove or replace the file") from None
+    wave = wave.mean(axis=1)
+    return wave, rate, hashlib.sha1(wave.tobytes() + str(rate).encode()).hexdigest()[:10]
 
 
 def speaker_subset(speaker: str) -> str:
@@ -160,12 +173,7 @@ class NoiseClips(Corpus):
             raise DatasetError(f"{location}: no noise recordings there (expected long .wav files of background noise)")
         out: list[Recording] = []
         for source in sources:
-            try:
-                wave, rate = sf.read(source, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as err:
-                raise DatasetError(f"{source}: cannot read noise recording ({err})") from None
-            wave = wave.mean(axis=1)
-            digest = hashlib.sha1(wave.tobytes() + str(rate).encode()).hexdigest()[:10]  # clips of these samples only
+            wave, rate, digest = read_mono(source, "noise recording")
             for subset in ("train", "val", "test"):
                 out += self._cut(source, digest, stretch(wave, subset), rate, subset)
         rate = 16000
@@ -220,12 +228,7 @@ class ReversedWords(Corpus):
         for r in OtherWords(self.path, self.exclude, self.label).recordings(root):
             if r.subset != "train":
                 continue
-            try:
-                wave, rate = sf.read(r.path, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as err:
-                raise DatasetError(f"{r.path}: cannot read the word clip ({err}); remove or replace the file") from None
-            wave = wave.mean(axis=1)
-            digest = hashlib.sha1(wave.tobytes() + str(rate).encode()).hexdigest()[:10]
+            wave, rate, digest = read_mono(r.path, "the word clip")
             path = write_clip(folder / r.path.parent.name / f"{r.path.stem}-{digest}.wav", wave[::-1].copy(), rate)
             out.append(Recording(path=path, label=self.label, speaker=r.speaker, subset="train"))
         return out
