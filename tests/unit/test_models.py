@@ -80,3 +80,34 @@ def test_channels_set_the_widths_and_the_head():
         SpectrogramCNN(channels=(16, 32, 64))
     with pytest.raises(ValueError, match="four positive widths"):
         SpectrogramCNN(channels=(16, 0, 64, 64))
+
+
+@pytest.mark.parametrize("kernel, padding", [(3, 2), ((3, 5), (2, 2)), (5, 2), (3, "same")])
+def test_growing_convolution_trains_the_same_function_as_one_convolution(kernel, padding):
+    """GrowingConv2d pads the excess explicitly in training only: its output and gradients are nn.Conv2d's."""
+    from spokenword.models.cnn import GrowingConv2d
+
+    torch.manual_seed(0)
+    growing = GrowingConv2d(3, 4, kernel, padding=padding).train()
+    plain = torch.nn.Conv2d(3, 4, kernel, padding=padding)
+    plain.load_state_dict(growing.state_dict())  # same parameters, same state dict keys
+    x = torch.randn(2, 3, 9, 10)
+    out, expected = growing(x), plain(x)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(growing.weight.grad, plain.weight.grad)
+    torch.testing.assert_close(growing.bias.grad, plain.bias.grad)
+    torch.testing.assert_close(growing.eval()(x), plain(x), rtol=0, atol=0)  # eval: the one convolution
+
+
+def test_growing_convolution_exports_as_one_convolution():
+    """In eval mode (every export) there is no separate pad: the ONNX graph is one Conv padded by 2."""
+    pytest.importorskip("onnx")
+    model = SpectrogramCNN(batch_norm=True).eval()
+    with torch.no_grad():  # as spokenword.inference.export traces it
+        program = torch.onnx.export(model, (torch.randn(1, 1, 64, 64),), dynamo=True, optimize=False, verbose=False)
+    ops = [node.op_type for node in program.model_proto.graph.node]
+    assert "Pad" not in ops and ops.count("Conv") == 4

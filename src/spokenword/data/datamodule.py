@@ -22,6 +22,7 @@ every recording is evaluated exactly once and the synced metrics equal single-pr
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Literal
@@ -42,6 +43,8 @@ from spokenword.frontend.graph import featurize, shift_frames
 from spokenword.frontend.host import host_steps, random_window, trim
 from spokenword.data.wave_augment import WaveAugment
 
+# validation and test run without workers on purpose (AudioDataModule._eval_dataloader)
+warnings.filterwarnings("ignore", message="The '(val|test)_dataloader' does not have many workers")
 
 
 class _Batches(Dataset):
@@ -205,7 +208,9 @@ class AudioDataModule(L.LightningDataModule):
         features: feature settings (stored in the checkpoint through the model).
         batch_size: training batch size.
         eval_batch_size: validation/test batch size.
-        num_workers: DataLoader workers (batches are read from the feature cache; 0 is usually fastest).
+        num_workers: training DataLoader workers (batches are read from the feature cache; 0 is usually
+            fastest). Validation and test read cached features in the training process: a worker there
+            would only be started again every epoch.
         cache_dir: feature cache folder; default ``$SPOKENWORD_CACHE`` or ``./.cache/spokenword``.
         cache_dtype: ``float32`` or ``float16`` (half the disk and page cache; batches are float32).
         wave_augment: perturbations of the training waveforms (noise, speed, reverberation, ...;
@@ -408,7 +413,9 @@ class AudioDataModule(L.LightningDataModule):
         data = self._embedded_part(part) if self._embed is not None and part == "val" else self.dataset(part)
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         sampler = UnpaddedDistributedSampler(data) if distributed else None
-        return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, num_workers=self.num_workers, collate_fn=whole_batch)
+        # no worker: the features are in memory or the page cache, and a non-persistent worker started afresh
+        # for every validation cost the default CNN's fit about 0.2 s an epoch (docs/training.md, "Speed on CPU")
+        return DataLoader(data, batch_size=self.eval_batch_size, sampler=sampler, num_workers=0, collate_fn=whole_batch)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_dataloader("val")
