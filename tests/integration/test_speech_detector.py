@@ -172,3 +172,37 @@ def test_cli_segmenter_choice(bundled_words, tmp_path, capsys):
     assert main(["transcribe", str(path), "--json", "--segmenter", "level"]) == 0
     level = json.loads(capsys.readouterr().out)[str(path)]
     assert len(level["words"]) + len(level["rejected"]) > len(speech_words["words"])  # the bursts are regions too
+
+
+def test_the_segmenter_says_whether_the_word_in_progress_was_heard(words):
+    x = np.concatenate([floor(0.4), breath(), floor(0.4), words["3"], floor(0.5)])
+    segmenter = StreamingSegmenter(RATE, VadSettings(lookahead_ms=50.0))
+    step, heard_at = int(0.02 * RATE), []
+    for at in range(0, len(x), step):
+        list(segmenter.feed(x[at : at + step]))
+        heard_at.append((segmenter.word_start, segmenter.word_heard))
+    assert not any(heard for start, heard in heard_at if start is None)  # between words: never
+    word_start = int(0.8 * RATE) + len(breath())
+    breath_frames = [heard for start, heard in heard_at if start is not None and start < word_start - 0.1 * RATE]
+    assert breath_frames and not any(breath_frames)  # the breath is a region, not heard
+    assert any(heard for start, heard in heard_at if start is not None and start >= word_start - 0.1 * RATE)
+    assert not StreamingSegmenter(RATE, VadSettings(speech=False)).word_heard
+
+
+def test_a_word_before_a_heard_word_is_given_out_once_that_has_release_ms_of_speech(bundled_words, words):
+    """"3", 60 ms of floor, then "7": "3" is held in case "7" is its fragment, and given out once the detector
+    has heard "7" and it has more than release_ms of speech: sooner than with fragment_ms, the same words."""
+    classifier = bundled_words[0].classifier
+    x = np.concatenate([floor(0.4), words["3"], floor(0.06, seed=5), words["7"], floor(0.6, seed=6)])
+    rate = classifier.sample_rate
+    given_at = {}
+    for release in (100.0, 180.0):
+        transcriber = Transcriber(classifier, vad=VadSettings(lookahead_ms=50.0), words=WordSettings(release_ms=release))
+        stream, step, given = transcriber.stream(), int(0.02 * rate), []
+        for at in range(0, len(x), step):
+            given += [(w.label, (at + step) / rate) for w in stream.feed(x[at : at + step]) if not w.rejected]
+        given += [(w.label, len(x) / rate) for w in stream.flush() if not w.rejected]
+        assert [label for label, _ in given] == ["3", "7"]
+        given_at[release] = given[0][1]
+    seven_starts = 0.4 + len(words["3"]) / RATE + 0.06
+    assert seven_starts + 0.1 < given_at[100.0] <= given_at[180.0] - 0.06

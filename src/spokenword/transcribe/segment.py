@@ -241,6 +241,12 @@ class StreamingSegmenter:
         return max(0, speech)
 
     @property
+    def word_heard(self) -> bool:
+        """Whether the speech detector has heard the word in progress (reached ``speech_on`` in it); false
+        between words and without a detector."""
+        return self._speech is not None and self._word_start is not None and self._speech_max >= self.s.speech_on
+
+    @property
     def noise(self) -> np.ndarray | None:
         """The current noise power per frequency bin (see :class:`Segment`), or ``None`` before the
         first frame."""
