@@ -518,13 +518,16 @@ def rooms(results: Results) -> list[str]:
                 rows.append([condition, names.get(segmenter, segmenter), pct(c["digit_error_rate"], 2), pct(c["exact_numbers"]),
                              f"{c['substitutions_per_100']:.2f} / {c['insertions_per_100']:.2f} / {c['deletions_per_100']:.2f}",
                              pct(c["distractors_emitted"]) if c["distractors_emitted"] is not None else DASH,
-                             f"{delay['p50']:.0f} / {delay['p95']:.0f}" if delay else DASH])
+                             f"{delay['p50']:.0f} / {delay['p95']:.0f}" if delay else DASH,
+                             f"{pct(c['live_digit_error_rate'], 2)} / {c['live_insertions_per_100']:.2f}"
+                             if "live_digit_error_rate" in c else DASH])
             if "oracle" in by:
                 rows.append([condition, "true word boundaries (the classifier's share)", pct(by["oracle"]["digit_error_rate"], 2),
-                             DASH, DASH, DASH, DASH])
+                             DASH, DASH, DASH, DASH, DASH])
         out += [f"`{r['name']}`", "",
                 *table(["condition", "segmentation", "DER %", "exact numbers %", "sub / ins / del per 100 digits",
-                        "distractors emitted %", "live delay p50 / p95 ms"], rows), "", *_record_footer(results, r)]
+                        "distractors emitted %", "live delay p50 / p95 ms", "live DER % / ins per 100"], rows), "",
+                *_record_footer(results, r)]
     return out
 
 

@@ -33,9 +33,10 @@ detector, with today's noise suppression; ``speech``: the same with the learned 
 :class:`~spokenword.transcribe.segment.VadSettings` ``speech``): digit error rate (substitutions +
 insertions + deletions over reference digits, a ``?`` counting as a substitution), exact numbers,
 substitutions / insertions / deletions per 100 digits, distractor words emitted as a digit, and the live
-path's delay (the ``quiet`` and ``room`` numbers through the live settings in 20 ms frames: audio received
-after a spoken digit's end before it is given out, p50 / p95). ``--oracle`` adds each digit classified
-from its true boundaries.
+path's delay and words (the ``quiet`` and ``room`` numbers through the live endpoint's settings,
+``serve.live``'s look-ahead and ``release_ms``, in 20 ms frames: audio received after a spoken digit's end
+before it is given out, p50 / p95, and the live words' DER and insertions per 100 digits). ``--oracle`` adds
+each digit classified from its true boundaries.
 """
 
 from __future__ import annotations
@@ -248,6 +249,7 @@ def score(transcriber: Transcriber, numbers: list[Number], live: Transcriber | N
     tally = {"sub": 0, "ins": 0, "dele": 0, "digits": 0, "exact": 0, "distractors": 0, "emitted": 0}
     per_speaker: dict[str, list[int]] = {}
     failures, delays, audio_s, elapsed = [], [], 0.0, 0.0
+    live_tally = {"errors": 0, "ins": 0}  # the live path's own words (its settings differ: serve.live)
     for number in numbers:
         started = time.perf_counter()
         words, _ = transcribe(transcriber, number)
@@ -268,7 +270,11 @@ def score(transcriber: Transcriber, numbers: list[Number], live: Transcriber | N
         if text != number.digits:
             failures.append({"reference": number.digits, "text": text, "speaker": number.speaker})
         if live is not None:
-            delays += transcribe(live, number)[1]
+            given, found = transcribe(live, number)
+            delays += found
+            s, i, d = edit_ops(number.digits, "".join(UNCERTAIN if w.uncertain else w.label for w in given))
+            live_tally["errors"] += s + i + d
+            live_tally["ins"] += i
     digits = tally["digits"]
     out = {
         "digit_error_rate": (tally["sub"] + tally["ins"] + tally["dele"]) / digits,
@@ -287,6 +293,8 @@ def score(transcriber: Transcriber, numbers: list[Number], live: Transcriber | N
     }
     if live is not None:
         out["delays"] = delays
+        out["live_digit_error_rate"] = live_tally["errors"] / digits
+        out["live_insertions_per_100"] = 100 * live_tally["ins"] / digits
     return out
 
 
@@ -341,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     common.set_threads(args.threads)
     from spokenword.inference.load import load_model
-    from spokenword.serve.live import LIVE_LOOKAHEAD_MS
+    from spokenword.serve.live import LIVE_LOOKAHEAD_MS, LIVE_RELEASE_MS
 
     seed = SETS[args.part][1] if args.seed is None else args.seed
     conditions = [c.strip().replace("dB", "").strip() for c in args.conditions.split(",") if c.strip()]
@@ -384,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
             for speaker in speakers:
                 mine = [n for s, n in numbers if s == speaker]
                 transcriber = Transcriber(classifiers[speaker], vad=vad, words=words)
-                live = (Transcriber(classifiers[speaker], vad=replace(vad, lookahead_ms=LIVE_LOOKAHEAD_MS), words=words)
+                live_words = replace(words, release_ms=word_extra.get("release_ms", LIVE_RELEASE_MS))  # as serve.live
+                live = (Transcriber(classifiers[speaker], vad=replace(vad, lookahead_ms=LIVE_LOOKAHEAD_MS), words=live_words)
                         if condition in LIVE else None)
                 parts.append((mine, score(transcriber, mine, live)))
             merged = combine(parts)
@@ -394,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{merged['deletions_per_100']:.2f}" + (f"  distractors emitted {100 * merged['distractors_emitted']:.1f}%"
                                                            if merged["distractors_emitted"] is not None else "")
                   + (f"  live delay p50/p95 {merged['live_delay_ms']['p50']:.0f}/{merged['live_delay_ms']['p95']:.0f} ms"
+                     f"  live DER {100 * merged['live_digit_error_rate']:.2f}% ins/100 {merged['live_insertions_per_100']:.2f}"
                      if "live_delay_ms" in merged else ""), file=sys.stderr)
             for f in merged["failures"][: args.failures]:
                 print(f"    {f['reference']:>8} -> {f['text']:<10} {f['speaker']}", file=sys.stderr)
@@ -437,20 +447,26 @@ def combine(parts: list[tuple[list[Number], dict]]) -> dict:
     if delays:
         out["live_delay_ms"] = {"p50": 1000 * float(np.percentile(delays, 50)), "p95": 1000 * float(np.percentile(delays, 95)),
                                 "max": 1000 * float(np.max(delays)), "words": len(delays)}
+        out["live_digit_error_rate"] = pooled("live_digit_error_rate", "digits")
+        out["live_insertions_per_100"] = pooled("live_insertions_per_100", "digits")
     return out
 
 
 def print_table(results: dict) -> None:
-    print("| condition | segmenter | DER | exact numbers | sub / ins / del per 100 digits | distractors emitted | live delay p50 / p95 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| condition | segmenter | DER | exact numbers | sub / ins / del per 100 digits | distractors emitted | live delay p50 / p95 "
+          "| live DER, ins per 100 |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, by in results.items():
         for segmenter, r in by.items():
             if segmenter == "oracle":
                 continue
             emitted = "-" if r["distractors_emitted"] is None else f"{100 * r['distractors_emitted']:.1f}%"
             delay = (f"{r['live_delay_ms']['p50']:.0f} / {r['live_delay_ms']['p95']:.0f} ms" if "live_delay_ms" in r else "-")
+            live = (f"{100 * r['live_digit_error_rate']:.2f}%, {r['live_insertions_per_100']:.2f}"
+                    if "live_digit_error_rate" in r else "-")
             print(f"| {label} | {segmenter} | {100 * r['digit_error_rate']:.2f}% | {100 * r['exact_numbers']:.1f}% | "
-                  f"{r['substitutions_per_100']:.2f} / {r['insertions_per_100']:.2f} / {r['deletions_per_100']:.2f} | {emitted} | {delay} |")
+                  f"{r['substitutions_per_100']:.2f} / {r['insertions_per_100']:.2f} / {r['deletions_per_100']:.2f} | {emitted} | {delay} "
+                  f"| {live} |")
 
 
 if __name__ == "__main__":

@@ -45,10 +45,10 @@ def client(classifier):
 
 def offline_words(classifier, wave: np.ndarray):
     """What the transcriber makes of the whole signal at once, with the live endpoint's settings."""
-    from spokenword.serve.live import live_vad
+    from spokenword.serve.live import live_vad, live_words
     from spokenword.transcribe.decode import Transcriber
 
-    return Transcriber(classifier, vad=live_vad()).transcribe_samples(wave, RATE).words
+    return Transcriber(classifier, vad=live_vad(), words=live_words()).transcribe_samples(wave, RATE).words
 
 
 @pytest.fixture(scope="module")

@@ -189,20 +189,24 @@ def test_the_segmenter_says_whether_the_word_in_progress_was_heard(words):
     assert not StreamingSegmenter(RATE, VadSettings(speech=False)).word_heard
 
 
-def test_a_word_before_a_heard_word_is_given_out_once_that_has_release_ms_of_speech(bundled_words, words):
+def test_live_a_word_before_a_heard_word_is_given_out_once_that_has_release_ms_of_speech(bundled_words, words):
     """"3", 60 ms of floor, then "7": "3" is held in case "7" is its fragment, and given out once the detector
-    has heard "7" and it has more than release_ms of speech: sooner than with fragment_ms, the same words."""
+    has heard "7" and it has more than release_ms of speech: with the live endpoint's release_ms sooner than with
+    spokenword transcribe's (fragment_ms), the same words."""
+    from spokenword.serve.live import live_vad, live_words
+
     classifier = bundled_words[0].classifier
     x = np.concatenate([floor(0.4), words["3"], floor(0.06, seed=5), words["7"], floor(0.6, seed=6)])
     rate = classifier.sample_rate
+    assert live_words().release_ms < WordSettings().release_ms == WordSettings().fragment_ms
     given_at = {}
-    for release in (100.0, 180.0):
-        transcriber = Transcriber(classifier, vad=VadSettings(lookahead_ms=50.0), words=WordSettings(release_ms=release))
+    for name, settings in (("live", live_words()), ("transcribe", WordSettings())):
+        transcriber = Transcriber(classifier, vad=live_vad(), words=settings)
         stream, step, given = transcriber.stream(), int(0.02 * rate), []
         for at in range(0, len(x), step):
             given += [(w.label, (at + step) / rate) for w in stream.feed(x[at : at + step]) if not w.rejected]
         given += [(w.label, len(x) / rate) for w in stream.flush() if not w.rejected]
         assert [label for label, _ in given] == ["3", "7"]
-        given_at[release] = given[0][1]
+        given_at[name] = given[0][1]
     seven_starts = 0.4 + len(words["3"]) / RATE + 0.06
-    assert seven_starts + 0.1 < given_at[100.0] <= given_at[180.0] - 0.06
+    assert seven_starts + 0.1 < given_at["live"] <= given_at["transcribe"] - 0.06

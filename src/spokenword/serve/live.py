@@ -49,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 
 from spokenword import audio
 from spokenword.transcribe.segment import VadSettings
-from spokenword.transcribe.decode import DEFAULT_THRESHOLD, Transcriber
+from spokenword.transcribe.decode import DEFAULT_THRESHOLD, Transcriber, WordSettings
 
 logger = logging.getLogger("spokenword.serve")
 
@@ -65,9 +65,20 @@ RESAMPLE_QUALITY = "MQ"
 LIVE_LOOKAHEAD_MS = 50.0
 
 
+#: the speech a heard word after a held one needs before the held one is given out (``WordSettings.release_ms``,
+#: ``fragment_ms`` = 180 in ``spokenword transcribe``): digits followed closely by the next are shown about 60 ms
+#: sooner, for a few more fragments left unjoined (docs/experiments.md)
+LIVE_RELEASE_MS = 100.0
+
+
 def live_vad() -> VadSettings:
     """The segmenter settings of the live endpoint: the transcriber's, with :data:`LIVE_LOOKAHEAD_MS`."""
     return replace(VadSettings(), lookahead_ms=LIVE_LOOKAHEAD_MS)
+
+
+def live_words() -> WordSettings:
+    """How the live endpoint makes words of regions: the transcriber's, with :data:`LIVE_RELEASE_MS`."""
+    return replace(WordSettings(), release_ms=LIVE_RELEASE_MS)
 
 
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_INVALID, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_ERROR, CLOSE_BUSY = (
@@ -89,6 +100,7 @@ class LiveSettings:
         threshold: words scored lower are ``uncertain``.
         vad: segmenter settings (default :func:`live_vad`); None for the transcriber's defaults
             (those of ``spokenword transcribe``, which decide words 250 ms later).
+        words: how regions become words (default :func:`live_words`); None for the transcriber's defaults.
     """
 
     max_stream_seconds: float = 600.0
@@ -100,6 +112,7 @@ class LiveSettings:
     max_streams: int = 8
     threshold: float = DEFAULT_THRESHOLD
     vad: VadSettings | None = field(default_factory=live_vad)
+    words: WordSettings | None = field(default_factory=live_words)
 
 
 class StreamError(Exception):
@@ -211,7 +224,7 @@ def live_router(classifier, settings: LiveSettings | None = None, current: Calla
         model = current()
         cached = transcribers["transcriber"]
         if transcribers["for"] is not model or cached is None:
-            cached = Transcriber(model, threshold=settings.threshold, vad=settings.vad)
+            cached = Transcriber(model, threshold=settings.threshold, vad=settings.vad, words=settings.words)
             transcribers.update({"for": model, "transcriber": cached})
         return cached
 

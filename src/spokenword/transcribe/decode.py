@@ -137,9 +137,10 @@ class WordSettings:
             it at least this, else ``_silence_`` (see ``VadSettings.speech``).
         release_ms: a word (more than ``fragment_ms`` of speech) held while the next region might still be
             its fragment is given out once that region, heard by the speech detector, has more than this
-            much speech; one not heard still needs ``fragment_ms``. The fragments joined on the rooms dev
-            set are mostly breaths and clicks, which the detector does not hear: 100 instead of 180 cut the
-            live p95 delay by 40-60 ms at the same DER (docs/experiments.md).
+            much speech; one not heard still needs ``fragment_ms``. The same as ``fragment_ms`` here; the
+            live endpoint, where a digit shown sooner matters, uses less
+            (:data:`spokenword.serve.live.LIVE_RELEASE_MS`): a shorter wait leaves a few more fragments
+            unjoined (docs/experiments.md).
     """
 
     context_ms: float = 35.0
@@ -155,7 +156,7 @@ class WordSettings:
     split_bias: float = -0.5
     long_ms: float = 900.0
     unheard_score: float = 0.6
-    release_ms: float = 100.0
+    release_ms: float = 180.0
 
 
 def noise_spectrum(noise: np.ndarray, n_fft_from: int, n_fft: int) -> np.ndarray:
