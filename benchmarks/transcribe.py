@@ -49,6 +49,7 @@ stress test with pauses shorter than the issue's 50 ms.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -299,8 +300,10 @@ def run_condition(transcriber: Transcriber, numbers: list[Number], snr: float | 
 
 
 def overrides(cls, text: str) -> dict:
-    """``"a=1,b=true"`` to keyword arguments of dataclass ``cls``, typed like its defaults."""
+    """``"a=1,b=true"`` to keyword arguments of dataclass ``cls``, typed like its defaults (a ``None`` default:
+    a number, where the field's type allows one)."""
     defaults, out = cls(), {}
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
     for item in filter(None, (x.strip() for x in text.split(","))):
         key, _, value = item.partition("=")
         if not hasattr(defaults, key):
@@ -310,6 +313,8 @@ def overrides(cls, text: str) -> dict:
             out[key] = value.lower() in ("1", "true", "yes")
         elif isinstance(current, (int, float)) and not isinstance(current, bool):
             out[key] = type(current)(float(value)) if isinstance(current, int) else float(value)
+        elif current is None and "float" in types[key]:
+            out[key] = float(value)
         else:
             raise SystemExit(f"{key} cannot be set from the command line")
     return out

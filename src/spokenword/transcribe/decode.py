@@ -137,7 +137,7 @@ class WordSettings:
             it at least this, else ``_silence_`` (see ``VadSettings.speech``).
         release_ms: a word (more than ``fragment_ms`` of speech) held while the next region might still be
             its fragment is given out once that region, heard by the speech detector, has more than this
-            much speech; one not heard still needs ``fragment_ms``. The same as ``fragment_ms`` here; the
+            much speech; one not heard still needs ``fragment_ms``. ``None``: ``fragment_ms`` (so here); the
             live endpoint, where a digit shown sooner matters, uses less
             (:data:`spokenword.serve.live.LIVE_RELEASE_MS`): a shorter wait leaves a few more fragments
             unjoined (docs/experiments.md).
@@ -156,7 +156,7 @@ class WordSettings:
     split_bias: float = -0.5
     long_ms: float = 900.0
     unheard_score: float = 0.6
-    release_ms: float = 180.0
+    release_ms: float | None = None
 
 
 def noise_spectrum(noise: np.ndarray, n_fft_from: int, n_fft: int) -> np.ndarray:
@@ -365,7 +365,8 @@ class TranscriptionStream:
         settings = transcriber.words
         self._merge_gap = int(self.rate * settings.merge_gap_ms / 1000)
         self._fragment = int(self.rate * settings.fragment_ms / 1000)
-        self._release_heard = int(self.rate * settings.release_ms / 1000)
+        release = settings.fragment_ms if settings.release_ms is None else settings.release_ms
+        self._release_heard = int(self.rate * release / 1000)
         self._longest = int(self.rate * transcriber.vad.max_word_s)  # joined words stay shorter than this
         self._held: tuple[Segment, np.ndarray] | None = None  # the last word, not yet given out
         self._audio = np.zeros(0, dtype=np.float32)  # recent samples, from _audio_start on
