@@ -75,6 +75,37 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def process_tree(pid: int) -> list:
+    """The psutil processes of ``pid`` and its descendants (a server and its worker processes)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def tree_cpu_seconds(processes: list) -> float:
+    """CPU seconds (user + system) of ``processes`` so far (those that have ended are left out)."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except Exception:  # noqa: BLE001 - psutil.NoSuchProcess: it ended
+            continue
+        total += times.user + times.system
+    return total
+
+
+def tree_rss_mb(processes: list) -> float:
+    """Resident memory of ``processes`` together (MB)."""
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except Exception:  # noqa: BLE001 - psutil.NoSuchProcess: it ended
+            continue
+    return total / 2**20
+
+
 def machine() -> dict:
     """What a figure was measured on: CPU model, the instruction set torch's kernels use
     (``capability``), CPUs (``cpus``: visible, ``usable``: this process's affinity), torch threads,

@@ -143,9 +143,8 @@ def post(port: int, data: bytes, name: str) -> tuple[int, float]:
 
 
 def run_server(model: str, samples, passes: int, work: Path, max_seconds: float) -> dict:
-    """The corpus POSTed ``passes`` times to a ``spokenword serve`` child: statuses, RSS, tracebacks."""
-    import psutil
-
+    """The corpus POSTed ``passes`` times to a ``spokenword serve`` child: statuses, RSS (of the server and its
+    worker processes together), tracebacks."""
     port = free_port()
     log = work / "server.stderr"
     with open(log, "wb") as stderr:
@@ -164,10 +163,10 @@ def run_server(model: str, samples, passes: int, work: Path, max_seconds: float)
                 if time.monotonic() > deadline:
                     raise SystemExit("server did not answer /health within 300 s") from None
                 time.sleep(0.2)
-        process = psutil.Process(server.pid)
+        processes = common.process_tree(server.pid)  # the server and its worker processes
         good = next(s for s in samples if s.kind == "valid")
         post(port, good.data, good.name)  # warm: the first request builds what later ones reuse
-        rss = [process.memory_info().rss / 2**20]
+        rss = [common.tree_rss_mb(processes)]
         statuses: dict[int, int] = {}
         seconds: list[float] = []
         stop = time.monotonic() + max_seconds
@@ -182,7 +181,7 @@ def run_server(model: str, samples, passes: int, work: Path, max_seconds: float)
                     seconds.append(took)
             else:
                 done_passes += 1
-                rss.append(process.memory_info().rss / 2**20)
+                rss.append(common.tree_rss_mb(processes))
                 continue
             break
     finally:
@@ -285,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     protocol = (f"fuzz corpus of tests/reliability/hostile.py (seed {args.seed}, every {args.every}. file) from FSDD "
                 f"{BASE_CLIP} + {len(GOOD)} good takes, + {len(worst)} silent FLAC bombs of {args.bomb_seconds:g} s; "
                 f"damage: one file per call in-process; cli: child process, ru_maxrss; server: spokenword serve defaults, "
-                f"{args.passes} sequential passes of POST /predict over 127.0.0.1, psutil RSS")
+                f"{args.passes} sequential passes of POST /predict over 127.0.0.1, psutil RSS of the server and its worker processes")
     name = args.name or f"{common.model_name(model)}-{common.machine_slug(m)}"
     common.write_result(args.out, "hostile", name, protocol=protocol, command=common.command("hostile", argv),
                         recipe={"model": common.relative(model), "passes": args.passes, "every": args.every,

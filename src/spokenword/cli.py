@@ -251,12 +251,13 @@ def _cmd_serve(args) -> int:
     if args.max_batch == 1:
         batching["batch_ms"] = None  # one request per model call: no window to wait
     from spokenword.serve.teach import TeachError
+    from spokenword.serve.workers import WorkersError
 
     try:
         serve(args.model or args.model_option, also=args.also, host=args.host, port=args.port, max_seconds=args.max_seconds, max_upload_mb=args.max_upload_mb,
               runtime=args.runtime, reject_below=args.reject_below, teach=args.teach, teach_token=args.teach_token,
-              **batching)
-    except TeachError as err:
+              workers=args.workers, **batching)
+    except (TeachError, WorkersError) as err:
         raise UsageError(str(err)) from None
     return EXIT_OK
 
@@ -384,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "divided by the cores suits a known load (default and measurements: docs/serving.md, Batching)")
     p.add_argument("--batch-ms", type=float, default=None,
                    help="how long the first request of a batch waits for others, in ms (default: docs/serving.md)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="server processes on the port, each with its own model (default: one per CPU up to 4 on Linux, "
+                        "else 1; 1 with --teach; docs/serving.md, Worker processes)")
     _ensemble_argument(p)
     _reject_argument(p)
     p.add_argument("--teach", default=None, metavar="DIR",

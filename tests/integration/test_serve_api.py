@@ -333,7 +333,7 @@ def test_serve_loads_through_the_one_loader(trained_checkpoint, monkeypatch, cap
     package = logging.getLogger("spokenword")  # serve() gives it a handler: put it back for the other tests
     handlers, propagate, level = list(package.handlers), package.propagate, package.level
     try:
-        serve_app.serve(str(trained_checkpoint), also=["b.onnx"], runtime="onnx", live=False)
+        serve_app.serve(str(trained_checkpoint), also=["b.onnx"], runtime="onnx", live=False, workers=1)
     finally:
         package.handlers[:] = handlers
         package.propagate = propagate

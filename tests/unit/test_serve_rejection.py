@@ -115,7 +115,7 @@ def test_serve_passes_reject_below_to_the_loader(monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.setdefault("app", app))
     from spokenword.serve.app import serve
 
-    serve("model.onnx", reject_below=0.4)
+    serve("model.onnx", reject_below=0.4, workers=1)
     assert seen["reject_below"] == 0.4
     with TestClient(seen["app"]) as c:
         assert c.get("/health").json()["reject_below"] == 0.4

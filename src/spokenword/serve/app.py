@@ -241,50 +241,31 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     return app
 
 
-def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
-          max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
-          batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
-          http: str = "auto", loop: str = "auto", reject_below: float | None = None,
-          teach: str | None = None, teach_token: str | None = None) -> None:
-    """Load ``model`` once (:func:`spokenword.inference.load.load_model` with ``runtime``, one intra-op
-    thread per inference: requests run in parallel threads instead) and run the app with uvicorn until
-    interrupted. With ``also`` (more checkpoints or exports), the app serves the
-    :class:`~spokenword.inference.ensemble.Ensemble` of ``model`` and those, each loaded the same way.
-
-    ``batch_ms``/``max_batch``: micro-batching of ``/predict`` (see :func:`create_app`); ``live``: the
-    ``/ws/transcribe`` settings (a :class:`~spokenword.serve.live.LiveSettings`, True for the defaults,
-    False for none). ``http``/``loop``: uvicorn's choices; ``auto`` takes httptools and uvloop (the
-    ``serve`` extra, which also brings the WebSocket library). ``reject_below``: the word threshold
-    (``load_model``'s; None: the bundled model's value, else the model's own best label).
-
-    ``teach``: a teach folder turns on teaching from the page (:mod:`spokenword.serve.teach`); with no
-    ``model`` named, the last model taught into it is served. Beyond loopback it needs ``teach_token``
-    (else ``$SPOKENWORD_TEACH_TOKEN``); without one :class:`~spokenword.serve.teach.TeachError` is raised.
-    """
-    import uvicorn
-
-    from spokenword.inference.load import load_model
-    from spokenword.serve import teach as teach_module
-    from spokenword.serve.live import LiveSettings
-
-    token = (teach_token or os.environ.get(teach_module.TOKEN_ENV) or None) if teach is not None else None
-    if teach is not None:
-        teach_module.check_host(host, token)  # before anything is loaded: a refusal is immediate
-    package = logging.getLogger("spokenword")  # this module's and the loader's lines
+def setup_logging() -> None:
+    """Give the package logger (this module's and the loader's lines) a ``spokenword serve:`` handler, unless it has one."""
+    package = logging.getLogger("spokenword")
     if not package.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("spokenword serve: %(message)s"))
         package.addHandler(handler)
         package.setLevel(logging.INFO)
         package.propagate = False
-    if live and not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
-        logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
-                       "pip install 'spokenword[serve]'")
+
+
+def served_app(model: str | None = None, *, also: Sequence[str] = (), runtime: str = "auto", max_seconds: float = 10.0,
+               reject_below: float | None = None, max_upload_mb: float = 5.0, batch_ms: float | None = 2.0,
+               max_batch: int = 16, live=True, teach: str | None = None, teach_token: str | None = None) -> tuple[FastAPI, str]:
+    """Load the served model (as :func:`serve` describes) and build its app: ``(app, summary)``, the summary being
+    the line the server prints (the model, its labels, runtime and threshold). Each worker process calls it."""
+    from spokenword.inference.load import load_model
+    from spokenword.serve import teach as teach_module
+    from spokenword.serve.live import LiveSettings
+
     teaching, served = None, model
     if teach is not None:
         # what training adapts: the model named here when it can be (an ensemble or an .onnx file cannot), else the bundled one
         source = str(model) if model is not None and not also and not str(model).lower().endswith(".onnx") else None
-        teaching = teach_module.TeachSettings(Path(teach), token=token, source=source, reject_below=reject_below,
+        teaching = teach_module.TeachSettings(Path(teach), token=teach_token, source=source, reject_below=reject_below,
                                               silence_dbfs=SILENCE_DBFS)
         last = teach_module.latest_model(teach) if model is None and not also else None
         if last is not None:
@@ -306,7 +287,57 @@ def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "12
     if teaching is not None:
         logger.info("teaching is on: takes and taught models go to %s%s", teach,
                     " (requests need the teach token)" if teaching.token else "")
-    print(f"spokenword serve: {served or 'the bundled model (fsdd-digits)'} ({len(classifier.labels)} labels, {classifier.runtime} runtime, reject below {getattr(classifier, 'reject_below', None)}) on http://{host}:{port}/  "
-          "(API docs: /docs)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=http, loop=loop,
-                ws_max_size=2 * settings.max_frame_bytes)
+    summary = (f"{served or 'the bundled model (fsdd-digits)'} ({len(classifier.labels)} labels, {classifier.runtime} runtime, "
+               f"reject below {getattr(classifier, 'reject_below', None)})")
+    return app, summary
+
+
+def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "127.0.0.1", port: int = 8000, max_seconds: float = 10.0,
+          max_upload_mb: float = 5.0, log_level: str = "info", runtime: str = "auto",
+          batch_ms: float | None = 2.0, max_batch: int = 16, live=True,
+          http: str = "auto", loop: str = "auto", reject_below: float | None = None,
+          teach: str | None = None, teach_token: str | None = None, workers: int | None = None) -> None:
+    """Load ``model`` once per process (:func:`spokenword.inference.load.load_model` with ``runtime``, one intra-op
+    thread per inference: requests run in parallel threads instead) and run the app with uvicorn until
+    interrupted. With ``also`` (more checkpoints or exports), the app serves the
+    :class:`~spokenword.inference.ensemble.Ensemble` of ``model`` and those, each loaded the same way.
+
+    ``batch_ms``/``max_batch``: micro-batching of ``/predict`` (see :func:`create_app`); ``live``: the
+    ``/ws/transcribe`` settings (a :class:`~spokenword.serve.live.LiveSettings`, True for the defaults,
+    False for none). ``http``/``loop``: uvicorn's choices; ``auto`` takes httptools and uvloop (the
+    ``serve`` extra, which also brings the WebSocket library). ``reject_below``: the word threshold
+    (``load_model``'s; None: the bundled model's value, else the model's own best label).
+
+    ``workers``: server processes on the port, each with its own model (:mod:`spokenword.serve.workers`); None: one
+    per usable CPU up to :data:`~spokenword.serve.workers.MAX_AUTO_WORKERS` on Linux, else one. Limits such as the
+    live endpoint's concurrent streams are per process.
+
+    ``teach``: a teach folder turns on teaching from the page (:mod:`spokenword.serve.teach`); with no
+    ``model`` named, the last model taught into it is served. It serves one process. Beyond loopback it needs
+    ``teach_token`` (else ``$SPOKENWORD_TEACH_TOKEN``); without one :class:`~spokenword.serve.teach.TeachError` is raised.
+    """
+    import uvicorn
+
+    from spokenword.serve import teach as teach_module
+    from spokenword.serve import workers as workers_module
+    from spokenword.serve.live import LiveSettings
+
+    token = (teach_token or os.environ.get(teach_module.TOKEN_ENV) or None) if teach is not None else None
+    if teach is not None:
+        teach_module.check_host(host, token)  # before anything is loaded: a refusal is immediate
+    count = workers_module.worker_count(workers, teaching=teach is not None)
+    setup_logging()
+    if live and not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
+        logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
+                       "pip install 'spokenword[serve]'")
+    settings = live if isinstance(live, LiveSettings) else LiveSettings()
+    server = {"log_level": log_level, "http": http, "loop": loop, "ws_max_size": 2 * settings.max_frame_bytes}
+    options = {"model": model, "also": tuple(also), "runtime": runtime, "max_seconds": max_seconds,
+               "reject_below": reject_below, "max_upload_mb": max_upload_mb, "batch_ms": batch_ms,
+               "max_batch": max_batch, "live": settings if live else False}
+    if count > 1:
+        workers_module.run(count, host, port, options, server)
+        return
+    app, summary = served_app(**options, teach=teach, teach_token=token)
+    print(f"spokenword serve: {summary} on http://{host}:{port}/  (API docs: /docs)", flush=True)
+    uvicorn.run(app, host=host, port=port, access_log=False, **server)
