@@ -461,7 +461,7 @@ def serving(results: Results) -> list[str]:
     for r in records:
         f = r["figures"]
         keys = ["answered", "errors", "requests_per_s", "p50_ms", "p99_ms", "max_ms", "server_cpu_s", "rss_before_mb",
-                "rss_after_mb", "rss_growth_mb"] + (["server_processes"] if "server_processes" in f else [])
+                "rss_after_mb", "rss_growth_mb"] + (["worker_processes"] if "worker_processes" in f else [])
         out += [f"`{r['name']}`", "", *table(["metric", "value"], [[k, num(f.get(k))] for k in keys]), "",
                 *_record_footer(results, r)]
     out += ["### Live latency (`python -m benchmarks.serve live MODEL`)", ""]

@@ -211,6 +211,8 @@ def load(args, argv) -> int:
     with served(args.model, options) as (server, port, info):
         clip = one_second_clip(int(info["sample_rate"]), args.clip)
         processes = common.process_tree(server.pid)  # the server and its worker processes
+        # the processes that serve: the workers (not multiprocessing's resource tracker), or the server itself
+        workers = sum("resource_tracker" not in " ".join(p.cmdline()) for p in processes[1:]) or 1
         rss_start = common.tree_rss_mb(processes)
         asyncio.run(send_load(port, clip, args.warmup, args.concurrency, 60))
         rss_before = common.tree_rss_mb(processes)
@@ -236,7 +238,7 @@ def load(args, argv) -> int:
         "rss_before_mb": rss_before,
         "rss_after_mb": rss_after,
         "rss_growth_mb": rss_after - rss_before,
-        "server_processes": len(processes),
+        "worker_processes": workers,
     }
     print(f"spokenword serve load: {args.requests} requests x {len(clip)} B 1-s clip, {args.concurrency} clients "
           f"on the same machine; runtime {info.get('runtime')}; server options {json.dumps(options)}")
