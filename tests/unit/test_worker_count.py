@@ -56,3 +56,20 @@ def test_worker_sockets_share_one_port():
     finally:
         first.close()
         second.close()
+
+
+def test_a_container_cpu_quota_caps_the_usable_cpus(tmp_path):
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")  # docker run --cpus 1.5
+    assert workers.quota_cpus(v2) == 2
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert workers.quota_cpus(v2) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    assert workers.quota_cpus(v1) == 2
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")  # no quota
+    assert workers.quota_cpus(v1) is None
+    assert workers.quota_cpus(tmp_path / "none") is None

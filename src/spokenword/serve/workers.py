@@ -17,6 +17,7 @@ Stopping the parent (Ctrl-C, SIGTERM) stops the workers; a worker that dies stop
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -25,6 +26,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 from spokenword.inference.base import ModelError
 
@@ -41,11 +43,34 @@ class WorkersError(RuntimeError):
 
 
 def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity where the platform has one)."""
+    """CPUs this process may use: its affinity (where the platform has one), and no more than a container's CPU
+    quota allows (:func:`quota_cpus`)."""
     try:
-        return len(os.sched_getaffinity(0))
+        count = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    quota = quota_cpus()
+    return max(1, min(count, quota)) if quota else count
+
+
+def quota_cpus(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPUs a cgroup CPU quota allows (a container's ``--cpus``; v2 ``cpu.max``, else v1
+    ``cpu/cpu.cfs_quota_us``), rounded up; ``None`` without a quota. Read by hand: neither the standard
+    library nor psutil reports it, and a container with two CPUs of a large host would otherwise get a
+    worker (and a model's memory) per host CPU."""
+    try:
+        limit, period = (root / "cpu.max").read_text().split()[:2]
+        if limit != "max":
+            return max(1, math.ceil(int(limit) / int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return max(1, math.ceil(quota / period)) if quota > 0 and period > 0 else None
 
 
 def balanced() -> bool:
