@@ -241,17 +241,6 @@ def create_app(classifier, *, max_upload_bytes: int = 5_000_000, max_seconds: fl
     return app
 
 
-def setup_logging() -> None:
-    """Give the package logger (this module's and the loader's lines) a ``spokenword serve:`` handler, unless it has one."""
-    package = logging.getLogger("spokenword")
-    if not package.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("spokenword serve: %(message)s"))
-        package.addHandler(handler)
-        package.setLevel(logging.INFO)
-        package.propagate = False
-
-
 def served_app(model: str | None = None, *, also: Sequence[str] = (), runtime: str = "auto", max_seconds: float = 10.0,
                reject_below: float | None = None, max_upload_mb: float = 5.0, batch_ms: float | None = 2.0,
                max_batch: int = 16, live=True, teach: str | None = None, teach_token: str | None = None) -> tuple[FastAPI, str]:
@@ -326,7 +315,7 @@ def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "12
     if teach is not None:
         teach_module.check_host(host, token)  # before anything is loaded: a refusal is immediate
     count = workers_module.worker_count(workers, teaching=teach is not None)
-    setup_logging()
+    workers_module.setup_logging()
     if live and not any(importlib.util.find_spec(m) for m in ("websockets", "wsproto")):
         logger.warning("no WebSocket library (websockets or wsproto): the continuous mode will not connect; "
                        "pip install 'spokenword[serve]'")
@@ -336,7 +325,7 @@ def serve(model: str | None = None, *, also: Sequence[str] = (), host: str = "12
                "reject_below": reject_below, "max_upload_mb": max_upload_mb, "batch_ms": batch_ms,
                "max_batch": max_batch, "live": settings if live else False}
     if count > 1:
-        workers_module.run(count, host, port, options, server)
+        workers_module.run(count, host, port, served_app, options, server)
         return
     app, summary = served_app(**options, teach=teach, teach_token=token)
     print(f"spokenword serve: {summary} on http://{host}:{port}/  (API docs: /docs)", flush=True)

@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from spokenword.inference.base import ModelError
 
@@ -40,6 +41,18 @@ STOP_SECONDS = 10.0
 
 class WorkersError(RuntimeError):
     """A worker setting that cannot be served, or a worker that failed (one line)."""
+
+
+def setup_logging() -> None:
+    """Give the package logger (the server's and the loader's lines) a ``spokenword serve:`` handler, unless it
+    has one: in the server's process and in each worker."""
+    package = logging.getLogger("spokenword")
+    if not package.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("spokenword serve: %(message)s"))
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+        package.propagate = False
 
 
 def usable_cpus() -> int:
@@ -126,13 +139,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(index: int, host: str, port: int, options: dict, server: dict, messages, go) -> None:
-    """One worker process: load the model and build the app, report, wait for the others, then serve."""
-    from spokenword.serve import app as app_module
-
-    app_module.setup_logging()
+def _worker(index: int, host: str, port: int, build: Callable[..., tuple], options: dict, server: dict, messages, go) -> None:
+    """One worker process: load the model and build the app (``build(**options)``: ``(app, summary)``), report,
+    wait for the others, then serve."""
+    setup_logging()  # a fresh interpreter: the same log lines as one process gives
     try:
-        app, summary = app_module.served_app(**options)
+        app, summary = build(**options)
     except ModelError as err:
         messages.put(("error", index, "model", str(err)))
         sys.exit(2)
@@ -207,11 +219,13 @@ def _stop(processes: list) -> None:
             process.join()
 
 
-def run(count: int, host: str, port: int, options: dict, server: dict) -> None:
+def run(count: int, host: str, port: int, build: Callable[..., tuple], options: dict, server: dict) -> None:
     """Serve with ``count`` worker processes until interrupted (see the module docstring).
 
     Args:
-        options: the keyword arguments of :func:`spokenword.serve.app.served_app` (how each worker builds its app).
+        build: a module-level function (workers import it by name) that loads the model and builds the app,
+            ``build(**options) -> (app, summary)``: :func:`spokenword.serve.app.served_app`.
+        options: its keyword arguments.
         server: uvicorn.Config's keyword arguments other than the app, host and port.
 
     Raises :class:`~spokenword.inference.base.ModelError` (a worker could not load the model) or
@@ -221,7 +235,7 @@ def run(count: int, host: str, port: int, options: dict, server: dict) -> None:
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the parent's threads or state
     messages, go = context.Queue(), context.Event()
     processes = [context.Process(target=_worker, name=f"spokenword-serve-{i}",
-                                 args=(i, host, port, options, server, messages, go)) for i in range(count)]
+                                 args=(i, host, port, build, options, server, messages, go)) for i in range(count)]
     import threading
 
     main = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
@@ -232,11 +246,10 @@ def run(count: int, host: str, port: int, options: dict, server: dict) -> None:
         summary = _await_ready(processes, messages, count)
         go.set()
         print(f"spokenword serve: {summary} on http://{host}:{port}/ in {count} worker processes  (API docs: /docs)", flush=True)
-        multiprocessing.connection.wait([p.sentinel for p in processes])
-        stopped = [(i, p.exitcode) for i, p in enumerate(processes) if p.exitcode is not None]
-        if stopped:
-            i, code = stopped[0]
-            raise WorkersError(f"worker {i} stopped (exit code {code}); the server stopped with it")
+        ended = multiprocessing.connection.wait([p.sentinel for p in processes])
+        index = next(i for i, p in enumerate(processes) if p.sentinel in ended)
+        processes[index].join(STOP_SECONDS)  # its sentinel can fire a moment before its exit code is known
+        raise WorkersError(f"worker {index} stopped (exit code {processes[index].exitcode}); the server stopped with it")
     except _Stop:
         pass
     finally:
