@@ -145,3 +145,22 @@ def test_a_port_in_use_is_an_error():
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_script_without_a_main_guard_can_serve_with_workers(tmp_path):
+    """Workers are forked, not spawned: a spawned worker would run the caller's script again (and serve again)."""
+    port = workers.free_port("127.0.0.1", 0)
+    script = tmp_path / "serve_it.py"
+    script.write_text(f"from spokenword.serve import serve\nserve(port={port}, workers=2, live=False, log_level='warning')\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_ready(proc, port)
+        assert len(_workers_of(proc)) == 2
+        assert _post(port, _clip()) == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert "in 2 worker processes" in proc.stdout.read()
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -142,7 +142,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _worker(index: int, host: str, port: int, build: Callable[..., tuple], options: dict, server: dict, messages, go) -> None:
     """One worker process: load the model and build the app (``build(**options)``: ``(app, summary)``), report,
     wait for the others, then serve."""
-    setup_logging()  # a fresh interpreter: the same log lines as one process gives
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: SIGTERM ends a loading worker
+    setup_logging()
     try:
         app, summary = build(**options)
     except ModelError as err:
@@ -223,7 +224,7 @@ def run(count: int, host: str, port: int, build: Callable[..., tuple], options: 
     """Serve with ``count`` worker processes until interrupted (see the module docstring).
 
     Args:
-        build: a module-level function (workers import it by name) that loads the model and builds the app,
+        build: the function that loads the model and builds the app in each worker,
             ``build(**options) -> (app, summary)``: :func:`spokenword.serve.app.served_app`.
         options: its keyword arguments.
         server: uvicorn.Config's keyword arguments other than the app, host and port.
@@ -232,7 +233,9 @@ def run(count: int, host: str, port: int, build: Callable[..., tuple], options: 
     :class:`WorkersError` (the port is taken, a worker failed), each with a one-line message.
     """
     port = free_port(host, port)
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the parent's threads or state
+    # fork (workers run on Linux only): spawn would import the caller's main module again in each worker, so a
+    # script calling serve() without an `if __name__ == "__main__":` guard would start servers without end
+    context = multiprocessing.get_context("fork")
     messages, go = context.Queue(), context.Event()
     processes = [context.Process(target=_worker, name=f"spokenword-serve-{i}",
                                  args=(i, host, port, build, options, server, messages, go)) for i in range(count)]
