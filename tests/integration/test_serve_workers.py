@@ -3,6 +3,7 @@ errors, and no worker left behind however the server ends. Uses the bundled mode
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import os
@@ -67,15 +68,30 @@ def _post(port: int, body: bytes) -> int:
     return response.status
 
 
+@contextlib.contextmanager
+def _server(*args: str, command: list[str] | None = None, port: int | None = None, ready: bool = True):
+    """``(proc, port)`` of a server started with ``args`` (or ``command`` on ``port``), ready unless told not to
+    wait; killed at the end of the block if it still runs."""
+    if command is None:
+        proc, port = _start(*args)
+    else:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if ready:
+            _wait_ready(proc, port)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _gone(processes: list, timeout: float = 20.0) -> bool:
     _, alive = psutil.wait_procs(processes, timeout=timeout)
     return not alive
 
 
 def test_two_workers_share_the_port_and_stop_with_the_server():
-    proc, port = _start()
-    try:
-        _wait_ready(proc, port)
+    with _server() as (proc, port):
         pool = _workers_of(proc)
         assert len(pool) == 2
         before = [sum(p.cpu_times()[:2]) for p in pool]
@@ -89,36 +105,23 @@ def test_two_workers_share_the_port_and_stop_with_the_server():
         out = proc.stdout.read()
         assert "in 2 worker processes" in out and "the bundled model" in out
         assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_workers_stop_when_the_server_is_killed():
-    proc, port = _start()
-    try:
-        _wait_ready(proc, port)
+    with _server() as (proc, _):
         pool = _workers_of(proc)
         proc.kill()  # no chance to stop them itself
         assert _gone(pool), "a worker kept serving after the server was killed"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_a_dead_worker_stops_the_server_with_a_one_line_error():
-    proc, port = _start()
-    try:
-        _wait_ready(proc, port)
+    with _server() as (proc, _):
         pool = _workers_of(proc)
         os.kill(pool[0].pid, signal.SIGKILL)
         assert proc.wait(30) == 2
         assert _gone(pool)
         err = proc.stderr.read()
         assert "stopped (exit code -9); the server stopped with it" in err and "Traceback" not in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -126,14 +129,10 @@ def test_a_dead_worker_stops_the_server_with_a_one_line_error():
     (["--teach", "taught"], "--teach serves one process"),
 ])
 def test_errors_are_one_line(tmp_path, args, message):
-    proc, port = _start(*args)
-    try:
+    with _server(*args, ready=False) as (proc, _):
         assert proc.wait(120) == 2
         err = proc.stderr.read()
         assert message in err and "Traceback" not in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def test_a_port_in_use_is_an_error():
@@ -152,15 +151,10 @@ def test_a_script_without_a_main_guard_can_serve_with_workers(tmp_path):
     port = workers.free_port("127.0.0.1", 0)
     script = tmp_path / "serve_it.py"
     script.write_text(f"from spokenword.serve import serve\nserve(port={port}, workers=2, live=False, log_level='warning')\n")
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_ready(proc, port)
+    with _server(command=[sys.executable, str(script)], port=port) as (proc, _):
         assert len(_workers_of(proc)) == 2
         assert _post(port, _clip()) == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert "in 2 worker processes" in proc.stdout.read()
         assert "Traceback" not in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
