@@ -1,7 +1,7 @@
 """Several server processes on one port: ``spokenword serve --workers N``.
 
-One process answers about 550 ``/predict`` requests a second of the bundled model on 2 cores, because its
-event loop and its batches' Python code take turns on one interpreter lock. :func:`run` starts ``N`` worker
+One process cannot keep several cores busy: its event loop and its batches' Python code take turns on one
+interpreter lock. :func:`run` starts ``N`` worker
 processes instead, each with its own model and micro-batcher, each listening on the same port with
 ``SO_REUSEPORT``, so that the kernel spreads the connections over them. (One listening socket shared by the
 workers does not spread them: the first worker to wake accepts a burst of connections, and keep-alive clients
@@ -9,7 +9,7 @@ stay where they landed.) The kernel balances ``SO_REUSEPORT`` sockets on Linux o
 page teaches the model (which swaps one process's model), there is one process. Measured in
 docs/serving.md ("Worker processes").
 
-The parent loads nothing: it checks the port is free, starts the workers, waits until every one has loaded its
+The parent loads nothing: it checks the port is free, forks the workers, waits until every one has loaded its
 model (a failure is raised as that worker's one-line error), lets them listen together, and then watches them.
 Stopping the parent (Ctrl-C, SIGTERM) stops the workers; a worker that dies stops the server.
 """
